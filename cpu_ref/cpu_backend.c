@@ -1,0 +1,73 @@
+/* cpu_ref: the reference backend. Buffers are host memory; kernels are in cpu_kernels.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cpu_kernels.h"
+
+static ct_status ct__cpu_open(void **ctx, char *device, size_t device_len) {
+  *ctx = NULL;
+  snprintf(device, device_len, "host CPU (reference kernels, double accumulation)");
+  return CT_OK;
+}
+
+static ct_status ct__cpu_alloc(void *ctx, size_t bytes, void **buf) {
+  *buf = calloc(bytes ? bytes : 1, 1);
+  if (!*buf) return ct__fail(CT_ERR_NOMEM, "cpu: cannot allocate %zu bytes", bytes);
+  return CT_OK;
+}
+
+static void ct__cpu_release(void *ctx, void *buf) { free(buf); }
+
+static ct_status ct__cpu_upload(void *ctx, void *dst, const void *host, size_t bytes) {
+  memcpy(dst, host, bytes);
+  return CT_OK;
+}
+
+static ct_status ct__cpu_download(void *ctx, void *host, const void *src, size_t bytes) {
+  memcpy(host, src, bytes);
+  return CT_OK;
+}
+
+static ct_status ct__cpu_fill(void *ctx, void *buf, float value, int64_t n) {
+  float *f = buf;
+  for (int64_t i = 0; i < n; i++) f[i] = value;
+  return CT_OK;
+}
+
+static ct_status ct__cpu_sync(void *ctx) { return CT_OK; }
+
+static bool ct__cpu_supports(ct_op op, ct_direction dir) { return op >= 0 && op < CT_OP_COUNT; }
+
+const ct_backend ct__cpu_backend = {
+    .name = "cpu",
+    .open = ct__cpu_open,
+    .alloc = ct__cpu_alloc,
+    .release = ct__cpu_release,
+    .upload = ct__cpu_upload,
+    .download = ct__cpu_download,
+    .fill = ct__cpu_fill,
+    .sync = ct__cpu_sync,
+    .supports = ct__cpu_supports,
+    .forward =
+        {
+            [CT_OP_EMBEDDING] = ct__cpu_embedding_fwd,
+            [CT_OP_LINEAR] = ct__cpu_linear_fwd,
+            [CT_OP_SOFTMAX] = ct__cpu_softmax_fwd,
+            [CT_OP_CROSS_ENTROPY] = ct__cpu_xent_fwd,
+            [CT_OP_SOFTMAX_XENT] = ct__cpu_softmax_xent_fwd,
+            [CT_OP_COPY] = ct__cpu_copy_fwd,
+            [CT_OP_ADD] = ct__cpu_add_fwd,
+            [CT_OP_DISCARD] = ct__cpu_discard_fwd,
+        },
+    .reverse =
+        {
+            [CT_OP_EMBEDDING] = ct__cpu_embedding_rev,
+            [CT_OP_LINEAR] = ct__cpu_linear_rev,
+            [CT_OP_SOFTMAX] = ct__cpu_softmax_rev,
+            [CT_OP_CROSS_ENTROPY] = ct__cpu_xent_rev,
+            [CT_OP_SOFTMAX_XENT] = ct__cpu_softmax_xent_rev,
+            /* copy, add and discard reverse as add, copy and zero (see ops.c). */
+        },
+    .opt_state_per_elem = {[CT_OPT_SGD] = 0},
+    .update = {[CT_OPT_SGD] = ct__cpu_sgd_update},
+};

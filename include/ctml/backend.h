@@ -1,0 +1,47 @@
+/* Backends, chosen at run time by name: "cpu", "cuda", "opencl" or "auto"
+ * (the best present). A backend that is not built in or has no device is
+ * reported as CT_ERR_BACKEND_ABSENT with the reason, never as a crash. */
+#ifndef CTML_BACKEND_H
+#define CTML_BACKEND_H
+
+#include <stdbool.h>
+#include "ctml/status.h"
+#include "ctml/generators.h"
+#include "ctml/object.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ct_backend ct_backend;
+
+/* Finds a present backend by name; the handle lives as long as the process. */
+ct_status ct_backend_get(const char *name, const ct_backend **out);
+const char *ct_backend_name(const ct_backend *b);
+
+/* Every backend ctml knows of, present or not. */
+typedef struct ct_backend_info {
+  const char *name;
+  bool built;            /* compiled into this library */
+  bool present;          /* built and a usable device was found */
+  char device[128];      /* the device it runs on, when present */
+  char reason[256];      /* why it is absent, when not present */
+} ct_backend_info;
+int ct_backend_count(void);
+ct_status ct_backend_info_get(int i, ct_backend_info *out);
+
+/* Coverage of the generator list on a built backend (device not needed). */
+typedef enum ct_cell {
+  CT_CELL_MISSING = 0,     /* no kernel and not declared unsupported: a gap */
+  CT_CELL_IMPLEMENTED,     /* a kernel of its own */
+  CT_CELL_DERIVED,         /* reverse obtained from another generator's forward (copy/add/discard) */
+  CT_CELL_UNSUPPORTED      /* declared unsupported by the backend */
+} ct_cell;
+typedef enum ct_direction { CT_FORWARD = 0, CT_REVERSE = 1 } ct_direction;
+ct_status ct_backend_cell(int backend_index, ct_op op, ct_direction dir, ct_cell *out);
+const char *ct_cell_name(ct_cell c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

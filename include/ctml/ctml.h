@@ -1,0 +1,19 @@
+/* ctml: typed morphisms that compose, trained on interchangeable backends. */
+#ifndef CTML_H
+#define CTML_H
+
+#include "ctml/status.h"
+#include "ctml/object.h"
+#include "ctml/param.h"
+#include "ctml/generators.h"
+#include "ctml/morphism.h"
+#include "ctml/backend.h"
+#include "ctml/trace.h"
+#include "ctml/plan.h"
+#include "ctml/train.h"
+#include "ctml/data.h"
+#include "ctml/book.h"
+
+#define CTML_VERSION "0.1.0"
+
+#endif

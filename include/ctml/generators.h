@@ -1,0 +1,47 @@
+/* The list of generators, written once. Every backend fills one forward and one
+ * reverse kernel per entry (or declares the cell unsupported); the planner,
+ * the tracer and the coverage test iterate this same list.
+ *
+ * X(ENUM, name) */
+#ifndef CTML_GENERATORS_H
+#define CTML_GENERATORS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CT_GENERATORS(X)                     \
+  X(EMBEDDING, "embedding")                  \
+  X(LINEAR, "linear")                        \
+  X(SOFTMAX, "softmax")                      \
+  X(CROSS_ENTROPY, "cross_entropy")          \
+  X(SOFTMAX_XENT, "softmax_cross_entropy")   \
+  X(COPY, "copy")                            \
+  X(ADD, "add")                              \
+  X(DISCARD, "discard")
+
+typedef enum ct_op {
+#define CT__OP_ENUM(e, n) CT_OP_##e,
+  CT_GENERATORS(CT__OP_ENUM)
+#undef CT__OP_ENUM
+  CT_OP_COUNT
+} ct_op;
+
+/* Optimizers: update kernels on (state, params, grads). X(ENUM, name) */
+#define CT_OPTIMIZERS(X) \
+  X(SGD, "sgd")
+
+typedef enum ct_opt_kind {
+#define CT__OPT_ENUM(e, n) CT_OPT_##e,
+  CT_OPTIMIZERS(CT__OPT_ENUM)
+#undef CT__OPT_ENUM
+  CT_OPT_COUNT
+} ct_opt_kind;
+
+const char *ct_op_name(ct_op op);
+const char *ct_opt_name(ct_opt_kind k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,71 @@
+/* Morphisms as open graphs. A morphism dom -> cod is a small hypergraph of
+ * generator applications whose input boundary is dom (a list of objects, their
+ * tensor product) and whose output boundary is cod. Wires are linear: each
+ * value is produced once and consumed once, so fan-out is an explicit copy and
+ * dropping a value is an explicit discard.
+ *
+ * Every constructor returns a new morphism the caller frees; inputs are never
+ * modified or taken over. */
+#ifndef CTML_MORPHISM_H
+#define CTML_MORPHISM_H
+
+#include <stdbool.h>
+#include "ctml/object.h"
+#include "ctml/param.h"
+#include "ctml/generators.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ct_morphism ct_morphism;
+
+/* id on objs[0] (x) ... (x) objs[n-1]; n == 0 is the unit object I. */
+ct_status ct_identity(ct_morphism **out, const ct_object *objs, int n);
+
+/* g . f: glues f's outputs to g's inputs; cod f must equal dom g, object by object. */
+ct_status ct_compose(ct_morphism **out, const ct_morphism *g, const ct_morphism *f);
+/* f ; g (diagrammatic order): the same as ct_compose(out, g, f). */
+ct_status ct_then(ct_morphism **out, const ct_morphism *f, const ct_morphism *g);
+/* f (x) g: side by side; dom and cod are concatenated. */
+ct_status ct_tensor(ct_morphism **out, const ct_morphism *f, const ct_morphism *g);
+
+/* Generators. Each takes the object(s) it is applied to and checks role and shape. */
+/* TOKENS i32[n] -> HIDDEN f32[n,D]; table is PARAM [V,D]; ids outside [0,V) fail at run time. */
+ct_status ct_embedding(ct_morphism **out, const ct_object *tokens, ct_param *table);
+/* x . W + b over the last axis: HIDDEN f32[..,K] -> out_role f32[..,M], out_role HIDDEN or
+ * LOGITS; W is PARAM [K,M], b is PARAM [M] or NULL for no bias. */
+ct_status ct_linear(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
+                    ct_param *b);
+/* Row-wise, max-subtracted softmax: LOGITS f32[..,C] -> DIST f32[..,C]. */
+ct_status ct_softmax(ct_morphism **out, const ct_object *logits);
+/* DIST f32[n,C] (x) TOKENS i32[n] -> LOSS: mean over rows of -ln max(p[target], 1e-9). */
+ct_status ct_cross_entropy(ct_morphism **out, const ct_object *dist, const ct_object *targets);
+/* LOGITS f32[n,C] (x) TOKENS i32[n] -> LOSS: cross_entropy . (softmax (x) id), fused. */
+ct_status ct_softmax_cross_entropy(ct_morphism **out, const ct_object *logits,
+                                   const ct_object *targets);
+/* A -> A (x) A. Its reverse derivative is add. */
+ct_status ct_copy(ct_morphism **out, const ct_object *a);
+/* A (x) A -> A (f32 only). Its reverse derivative is copy. */
+ct_status ct_add(ct_morphism **out, const ct_object *a);
+/* A -> I. Its reverse derivative is zero. */
+ct_status ct_discard(ct_morphism **out, const ct_object *a);
+
+void ct_morphism_free(ct_morphism *m);
+
+int ct_morphism_dom_count(const ct_morphism *m);
+int ct_morphism_cod_count(const ct_morphism *m);
+/* The i-th object of dom / cod, or NULL when i is out of range. */
+const ct_object *ct_morphism_dom(const ct_morphism *m, int i);
+const ct_object *ct_morphism_cod(const ct_morphism *m, int i);
+int ct_morphism_node_count(const ct_morphism *m);
+/* Structural equality: same generators, same wiring, same parameters. Graphs
+ * are kept in a canonical numbering, so equal morphisms compare equal. */
+bool ct_morphism_equal(const ct_morphism *a, const ct_morphism *b);
+/* Human-readable listing of the graph into buf (always terminated). */
+ct_status ct_morphism_describe(const ct_morphism *m, char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,67 @@
+/* Compiling a morphism for a backend: the plan fixes a topological order,
+ * buffer lifetimes and reuse, and keeps every parameter resident on the
+ * backend. Running it touches the host only for the inputs and outputs asked
+ * for. A REVERSE plan also runs the reverse derivative, composed from the
+ * generators' lenses in reverse order. */
+#ifndef CTML_PLAN_H
+#define CTML_PLAN_H
+
+#include "ctml/backend.h"
+#include "ctml/morphism.h"
+#include "ctml/trace.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ct_plan ct_plan;
+
+typedef enum ct_plan_mode {
+  CT_PLAN_FORWARD = 0, /* forward only: buffers die at their last forward use */
+  CT_PLAN_REVERSE = 1  /* forward and reverse: residuals live until their reverse */
+} ct_plan_mode;
+
+ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                     ct_plan_mode mode);
+void ct_plan_free(ct_plan *p);
+
+/* Host <-> plan. n is the element count and must equal the object's; f32
+ * inputs must be finite. i indexes dom (inputs) or cod (outputs). */
+ct_status ct_plan_set_input(ct_plan *p, int i, const void *host, int64_t n);
+ct_status ct_plan_get_output(ct_plan *p, int i, void *host, int64_t n);
+
+ct_status ct_plan_forward(ct_plan *p);
+
+/* REVERSE plans: set the cotangent of output i (f32 outputs), run the reverse
+ * pass after a forward, then read the cotangents of inputs and parameters.
+ * Parameter gradients are zeroed by each ct_plan_reverse. */
+ct_status ct_plan_set_output_grad(ct_plan *p, int i, const float *host, int64_t n);
+ct_status ct_plan_reverse(ct_plan *p);
+ct_status ct_plan_get_input_grad(ct_plan *p, int i, float *host, int64_t n);
+ct_status ct_plan_get_param_grad(ct_plan *p, const ct_param *param, float *host, int64_t n);
+
+/* Resident parameters: load copies the host values in, store copies the
+ * plan's values out to the host parameters. */
+ct_status ct_plan_load_params(ct_plan *p);
+ct_status ct_plan_store_params(ct_plan *p);
+
+/* When tracing, every kernel launch appends an event to the plan's trace. */
+ct_status ct_plan_set_tracing(ct_plan *p, bool on);
+/* Copies the trace gathered so far into out (initialised here) and clears the plan's. */
+ct_status ct_plan_take_trace(ct_plan *p, ct_trace *out);
+
+typedef struct ct_plan_stats {
+  int nodes;            /* generator applications */
+  int steps;            /* kernel launches per run (forward, or forward + reverse) */
+  int values;           /* planned tensors (activations, cotangents, residuals) */
+  int buffers;          /* device buffers they share after reuse */
+  size_t planned_bytes; /* bytes of those buffers */
+  size_t naive_bytes;   /* bytes with one buffer per tensor */
+  size_t param_bytes;   /* resident parameters, gradients and optimizer state */
+} ct_plan_stats;
+ct_status ct_plan_stats_get(const ct_plan *p, ct_plan_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

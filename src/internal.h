@@ -1,0 +1,71 @@
+/* Internals shared by the core and the backends. */
+#ifndef CTML_INTERNAL_H
+#define CTML_INTERNAL_H
+
+#include "ctml/ctml.h"
+
+#if defined(__GNUC__)
+#define CT__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CT__PRINTF(a, b)
+#endif
+
+/* Records a message for ct_last_error() and returns s. */
+ct_status ct__fail(ct_status s, const char *fmt, ...) CT__PRINTF(2, 3);
+/* Propagates a failing status. */
+#define CT__TRY(expr)                 \
+  do {                                \
+    ct_status ct__s_ = (expr);        \
+    if (ct__s_ != CT_OK) return ct__s_; \
+  } while (0)
+
+#define CT__MAX_IO 4     /* inputs or outputs of one generator */
+#define CT__MAX_PARAMS 2 /* parameters of one generator */
+
+/* One generator application in an open graph. Value ids index the graph's values. */
+typedef struct ct__node {
+  ct_op op;
+  int n_in, n_out, n_params;
+  int in[CT__MAX_IO];
+  int out[CT__MAX_IO];
+  ct_param *params[CT__MAX_PARAMS];
+} ct__node;
+
+/* Open graph. Values are numbered canonically: dom first, then each node's
+ * outputs in node order; nodes are in a topological order. */
+struct ct_morphism {
+  int n_values;
+  ct_object *values;
+  int n_nodes;
+  ct__node *nodes;
+  int n_dom, n_cod;
+  int *dom; /* value ids */
+  int *cod;
+};
+
+/* Backend-independent facts about a generator: what its reverse needs saved
+ * (the lens residual), its scratch size, and its cost for the trace. */
+typedef struct ct__op_info {
+  unsigned char rev_needs_inputs;  /* reverse reads the forward inputs */
+  unsigned char rev_needs_outputs; /* reverse reads the forward outputs */
+  /* Structural generators reverse as another generator's forward kernel on
+   * the cotangents (copy -> add, add -> copy) or as zero (discard). */
+  int reverse_as;                  /* a ct_op, or -1 for a reverse kernel of its own */
+  unsigned char reverse_is_zero;
+  /* Bytes of extra residual the forward saves for the reverse (0: none). */
+  size_t (*saved_bytes)(const struct ct_morphism *m, const ct__node *n);
+  void (*cost)(const struct ct_morphism *m, const ct__node *n, ct_direction dir, double *flops,
+               double *bytes);
+} ct__op_info;
+
+const ct__op_info *ct__op(ct_op op);
+
+/* Rows and last-axis length of an object seen as a matrix. */
+int64_t ct__rows(const ct_object *o);
+int64_t ct__cols(const ct_object *o);
+
+/* Parameters are reference counted; morphisms and plans retain them. */
+void ct__param_retain(ct_param *p);
+float *ct__param_host(ct_param *p);
+
+#endif

@@ -1,0 +1,392 @@
+/* Open graphs: generators, identity, composition and tensor product. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+static ct_morphism *ct__graph_alloc(int n_values, int n_nodes, int n_dom, int n_cod) {
+  ct_morphism *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->n_values = n_values;
+  m->n_nodes = n_nodes;
+  m->n_dom = n_dom;
+  m->n_cod = n_cod;
+  m->values = calloc((size_t)n_values + 1, sizeof *m->values);
+  m->nodes = calloc((size_t)n_nodes + 1, sizeof *m->nodes);
+  m->dom = calloc((size_t)n_dom + 1, sizeof *m->dom);
+  m->cod = calloc((size_t)n_cod + 1, sizeof *m->cod);
+  if (!m->values || !m->nodes || !m->dom || !m->cod) {
+    ct_morphism_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void ct_morphism_free(ct_morphism *m) {
+  if (!m) return;
+  if (m->nodes)
+    for (int i = 0; i < m->n_nodes; i++)
+      for (int k = 0; k < m->nodes[i].n_params; k++) ct_param_free(m->nodes[i].params[k]);
+  free(m->values);
+  free(m->nodes);
+  free(m->dom);
+  free(m->cod);
+  free(m);
+}
+
+static ct_status ct__oom(const char *fn) {
+  return ct__fail(CT_ERR_NOMEM, "%s: out of host memory", fn);
+}
+
+/* Copies node src into dst with value ids passed through map, retaining parameters. */
+static void ct__node_copy(ct__node *dst, const ct__node *src, const int *map) {
+  *dst = *src;
+  for (int k = 0; k < src->n_in; k++) dst->in[k] = map[src->in[k]];
+  for (int k = 0; k < src->n_out; k++) dst->out[k] = map[src->out[k]];
+  for (int k = 0; k < src->n_params; k++) ct__param_retain(src->params[k]);
+}
+
+/* Writes "(A, B)" for a list of objects. */
+static const char *ct__list_str(const ct_morphism *m, const int *ids, int n, char *buf,
+                                size_t cap) {
+  size_t k = (size_t)snprintf(buf, cap, "(");
+  for (int i = 0; i < n && k < cap; i++) {
+    char o[96];
+    k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? ", " : "",
+                          ct_object_str(&m->values[ids[i]], o, sizeof o));
+  }
+  if (k < cap) snprintf(buf + k, cap - k, n ? ")" : "I)");
+  return buf;
+}
+
+static ct_status ct__generator(ct_morphism **out, ct_op op, const ct_object *ins, int n_in,
+                               const ct_object *outs, int n_out, ct_param *const *params,
+                               int n_params) {
+  ct_morphism *m = ct__graph_alloc(n_in + n_out, 1, n_in, n_out);
+  if (!m) return ct__oom(ct_op_name(op));
+  ct__node *nd = &m->nodes[0];
+  nd->op = op;
+  nd->n_in = n_in;
+  nd->n_out = n_out;
+  nd->n_params = n_params;
+  for (int i = 0; i < n_in; i++) {
+    m->values[i] = ins[i];
+    m->dom[i] = nd->in[i] = i;
+  }
+  for (int i = 0; i < n_out; i++) {
+    m->values[n_in + i] = outs[i];
+    m->cod[i] = nd->out[i] = n_in + i;
+  }
+  for (int k = 0; k < n_params; k++) {
+    nd->params[k] = params[k];
+    ct__param_retain(params[k]);
+  }
+  *out = m;
+  return CT_OK;
+}
+
+static ct_status ct__need_out(ct_morphism **out, const char *fn) {
+  if (!out) return ct__fail(CT_ERR_INVALID_ARG, "%s: out is NULL", fn);
+  *out = NULL;
+  return CT_OK;
+}
+
+static ct_status ct__need_object(const ct_object *o, const char *fn, const char *what) {
+  if (!o) return ct__fail(CT_ERR_INVALID_ARG, "%s: %s object is NULL", fn, what);
+  ct_object check;
+  if (ct_object_make(&check, o->dtype, o->role, o->rank, o->dims) != CT_OK ||
+      !ct_object_equal(&check, o))
+    return ct__fail(CT_ERR_SHAPE, "%s: %s object is not valid: %s", fn, what, ct_last_error());
+  return CT_OK;
+}
+
+static ct_status ct__need_role(const ct_object *o, ct_role role, const char *fn,
+                               const char *what) {
+  CT__TRY(ct__need_object(o, fn, what));
+  if (o->role != role) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: %s must be %s, got %s", fn, what, ct_role_name(role),
+                    ct_object_str(o, b, sizeof b));
+  }
+  if (o->rank < 1) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: %s must have rank >= 1, got %s", fn, what,
+                    ct_object_str(o, b, sizeof b));
+  }
+  return CT_OK;
+}
+
+static ct_status ct__need_param(const ct_param *p, int rank, const char *fn, const char *what) {
+  if (!p) return ct__fail(CT_ERR_INVALID_ARG, "%s: %s parameter is NULL", fn, what);
+  const ct_object *o = ct_param_object(p);
+  if (o->rank != rank) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: %s parameter '%s' must have rank %d, got %s", fn, what,
+                    ct_param_name(p), rank, ct_object_str(o, b, sizeof b));
+  }
+  return CT_OK;
+}
+
+ct_status ct_identity(ct_morphism **out, const ct_object *objs, int n) {
+  CT__TRY(ct__need_out(out, "ct_identity"));
+  if (n < 0 || (n > 0 && !objs))
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_identity: %d objects at %p", n, (const void *)objs);
+  for (int i = 0; i < n; i++) CT__TRY(ct__need_object(&objs[i], "ct_identity", "an"));
+  ct_morphism *m = ct__graph_alloc(n, 0, n, n);
+  if (!m) return ct__oom("ct_identity");
+  for (int i = 0; i < n; i++) {
+    m->values[i] = objs[i];
+    m->dom[i] = m->cod[i] = i;
+  }
+  *out = m;
+  return CT_OK;
+}
+
+ct_status ct_compose(ct_morphism **out, const ct_morphism *g, const ct_morphism *f) {
+  CT__TRY(ct__need_out(out, "ct_compose"));
+  if (!g || !f) return ct__fail(CT_ERR_INVALID_ARG, "ct_compose: %s is NULL", g ? "f" : "g");
+  bool match = f->n_cod == g->n_dom;
+  for (int i = 0; match && i < f->n_cod; i++)
+    match = ct_object_equal(&f->values[f->cod[i]], &g->values[g->dom[i]]);
+  if (!match) {
+    char a[512], b[512];
+    return ct__fail(CT_ERR_SHAPE, "ct_compose: cod f = %s does not match dom g = %s",
+                    ct__list_str(f, f->cod, f->n_cod, a, sizeof a),
+                    ct__list_str(g, g->dom, g->n_dom, b, sizeof b));
+  }
+  /* Values: all of f's, then g's non-boundary values; g's dom is glued to f's cod.
+   * Both are canonical, so the result is canonical too. */
+  int extra = g->n_values - g->n_dom;
+  ct_morphism *m = ct__graph_alloc(f->n_values + extra, f->n_nodes + g->n_nodes, f->n_dom,
+                                   g->n_cod);
+  int *gmap = malloc(((size_t)g->n_values + 1) * sizeof *gmap);
+  int *fmap = malloc(((size_t)f->n_values + 1) * sizeof *fmap);
+  if (!m || !gmap || !fmap) {
+    ct_morphism_free(m);
+    free(gmap);
+    free(fmap);
+    return ct__oom("ct_compose");
+  }
+  for (int v = 0; v < f->n_values; v++) {
+    fmap[v] = v;
+    m->values[v] = f->values[v];
+  }
+  for (int v = 0; v < g->n_values; v++) gmap[v] = -1;
+  for (int i = 0; i < g->n_dom; i++) gmap[g->dom[i]] = f->cod[i];
+  for (int v = 0, next = f->n_values; v < g->n_values; v++)
+    if (gmap[v] < 0) {
+      gmap[v] = next;
+      m->values[next++] = g->values[v];
+    }
+  for (int i = 0; i < f->n_nodes; i++) ct__node_copy(&m->nodes[i], &f->nodes[i], fmap);
+  for (int i = 0; i < g->n_nodes; i++)
+    ct__node_copy(&m->nodes[f->n_nodes + i], &g->nodes[i], gmap);
+  memcpy(m->dom, f->dom, (size_t)f->n_dom * sizeof *m->dom);
+  for (int i = 0; i < g->n_cod; i++) m->cod[i] = gmap[g->cod[i]];
+  free(gmap);
+  free(fmap);
+  *out = m;
+  return CT_OK;
+}
+
+ct_status ct_then(ct_morphism **out, const ct_morphism *f, const ct_morphism *g) {
+  return ct_compose(out, g, f);
+}
+
+ct_status ct_tensor(ct_morphism **out, const ct_morphism *f, const ct_morphism *g) {
+  CT__TRY(ct__need_out(out, "ct_tensor"));
+  if (!g || !f) return ct__fail(CT_ERR_INVALID_ARG, "ct_tensor: %s is NULL", f ? "g" : "f");
+  /* Canonical order: f.dom, g.dom, f's node outputs, g's node outputs. */
+  ct_morphism *m = ct__graph_alloc(f->n_values + g->n_values, f->n_nodes + g->n_nodes,
+                                   f->n_dom + g->n_dom, f->n_cod + g->n_cod);
+  int *fmap = malloc(((size_t)f->n_values + 1) * sizeof *fmap);
+  int *gmap = malloc(((size_t)g->n_values + 1) * sizeof *gmap);
+  if (!m || !fmap || !gmap) {
+    ct_morphism_free(m);
+    free(fmap);
+    free(gmap);
+    return ct__oom("ct_tensor");
+  }
+  for (int v = 0; v < f->n_values; v++)
+    fmap[v] = v < f->n_dom ? v : g->n_dom + v;
+  for (int v = 0; v < g->n_values; v++)
+    gmap[v] = v < g->n_dom ? f->n_dom + v : f->n_values + v;
+  for (int v = 0; v < f->n_values; v++) m->values[fmap[v]] = f->values[v];
+  for (int v = 0; v < g->n_values; v++) m->values[gmap[v]] = g->values[v];
+  for (int i = 0; i < f->n_nodes; i++) ct__node_copy(&m->nodes[i], &f->nodes[i], fmap);
+  for (int i = 0; i < g->n_nodes; i++)
+    ct__node_copy(&m->nodes[f->n_nodes + i], &g->nodes[i], gmap);
+  for (int i = 0; i < f->n_dom; i++) m->dom[i] = fmap[f->dom[i]];
+  for (int i = 0; i < g->n_dom; i++) m->dom[f->n_dom + i] = gmap[g->dom[i]];
+  for (int i = 0; i < f->n_cod; i++) m->cod[i] = fmap[f->cod[i]];
+  for (int i = 0; i < g->n_cod; i++) m->cod[f->n_cod + i] = gmap[g->cod[i]];
+  free(fmap);
+  free(gmap);
+  *out = m;
+  return CT_OK;
+}
+
+ct_status ct_embedding(ct_morphism **out, const ct_object *tokens, ct_param *table) {
+  static const char fn[] = "ct_embedding";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(tokens, CT_ROLE_TOKENS, fn, "input"));
+  CT__TRY(ct__need_param(table, 2, fn, "table"));
+  if (tokens->rank >= CT_MAX_RANK)
+    return ct__fail(CT_ERR_SHAPE, "%s: tokens of rank %d leave no room for the width axis", fn,
+                    tokens->rank);
+  int64_t dims[CT_MAX_RANK];
+  memcpy(dims, tokens->dims, sizeof dims);
+  dims[tokens->rank] = ct_param_object(table)->dims[1];
+  ct_object y;
+  CT__TRY(ct_object_make(&y, CT_F32, CT_ROLE_HIDDEN, tokens->rank + 1, dims));
+  return ct__generator(out, CT_OP_EMBEDDING, tokens, 1, &y, 1, &table, 1);
+}
+
+ct_status ct_linear(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
+                    ct_param *b) {
+  static const char fn[] = "ct_linear";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(x, CT_ROLE_HIDDEN, fn, "input"));
+  if (out_role != CT_ROLE_HIDDEN && out_role != CT_ROLE_LOGITS)
+    return ct__fail(CT_ERR_SHAPE, "%s: output role must be HIDDEN or LOGITS, not %s", fn,
+                    ct_role_name(out_role));
+  CT__TRY(ct__need_param(W, 2, fn, "weight"));
+  const ct_object *w = ct_param_object(W);
+  char bx[96], bw[96];
+  if (ct__cols(x) != w->dims[0])
+    return ct__fail(CT_ERR_SHAPE, "%s: input %s has width %lld but weight '%s' is %s (rows must "
+                    "equal the input width)", fn, ct_object_str(x, bx, sizeof bx),
+                    (long long)ct__cols(x), ct_param_name(W), ct_object_str(w, bw, sizeof bw));
+  if (b) {
+    CT__TRY(ct__need_param(b, 1, fn, "bias"));
+    if (ct_param_object(b)->dims[0] != w->dims[1])
+      return ct__fail(CT_ERR_SHAPE, "%s: bias '%s' has %lld entries but weight '%s' has %lld "
+                      "columns", fn, ct_param_name(b), (long long)ct_param_object(b)->dims[0],
+                      ct_param_name(W), (long long)w->dims[1]);
+  }
+  int64_t dims[CT_MAX_RANK];
+  memcpy(dims, x->dims, sizeof dims);
+  dims[x->rank - 1] = w->dims[1];
+  ct_object y;
+  CT__TRY(ct_object_make(&y, CT_F32, out_role, x->rank, dims));
+  ct_param *ps[2] = {W, b};
+  return ct__generator(out, CT_OP_LINEAR, x, 1, &y, 1, ps, b ? 2 : 1);
+}
+
+ct_status ct_softmax(ct_morphism **out, const ct_object *logits) {
+  CT__TRY(ct__need_out(out, "ct_softmax"));
+  CT__TRY(ct__need_role(logits, CT_ROLE_LOGITS, "ct_softmax", "input"));
+  ct_object y = *logits;
+  y.role = CT_ROLE_DIST;
+  return ct__generator(out, CT_OP_SOFTMAX, logits, 1, &y, 1, NULL, 0);
+}
+
+/* (rows over classes) (x) TOKENS[rows] -> LOSS; shared by both cross-entropies. */
+static ct_status ct__xent(ct_morphism **out, ct_op op, ct_role role, const ct_object *scores,
+                          const ct_object *targets, const char *fn) {
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(scores, role, fn, "first input"));
+  CT__TRY(ct__need_object(targets, fn, "targets"));
+  bool ok = targets->role == CT_ROLE_TOKENS && targets->rank == scores->rank - 1;
+  for (int i = 0; ok && i < targets->rank; i++) ok = targets->dims[i] == scores->dims[i];
+  if (!ok) {
+    char bs[96], bt[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: targets must be TOKENS with the leading shape of %s, "
+                    "got %s", fn, ct_object_str(scores, bs, sizeof bs),
+                    ct_object_str(targets, bt, sizeof bt));
+  }
+  ct_object ins[2] = {*scores, *targets}, loss;
+  CT__TRY(ct_object_loss(&loss));
+  return ct__generator(out, op, ins, 2, &loss, 1, NULL, 0);
+}
+
+ct_status ct_cross_entropy(ct_morphism **out, const ct_object *dist, const ct_object *targets) {
+  return ct__xent(out, CT_OP_CROSS_ENTROPY, CT_ROLE_DIST, dist, targets, "ct_cross_entropy");
+}
+
+ct_status ct_softmax_cross_entropy(ct_morphism **out, const ct_object *logits,
+                                   const ct_object *targets) {
+  return ct__xent(out, CT_OP_SOFTMAX_XENT, CT_ROLE_LOGITS, logits, targets,
+                  "ct_softmax_cross_entropy");
+}
+
+ct_status ct_copy(ct_morphism **out, const ct_object *a) {
+  CT__TRY(ct__need_out(out, "ct_copy"));
+  CT__TRY(ct__need_object(a, "ct_copy", "input"));
+  ct_object outs[2] = {*a, *a};
+  return ct__generator(out, CT_OP_COPY, a, 1, outs, 2, NULL, 0);
+}
+
+ct_status ct_add(ct_morphism **out, const ct_object *a) {
+  CT__TRY(ct__need_out(out, "ct_add"));
+  CT__TRY(ct__need_object(a, "ct_add", "input"));
+  if (a->dtype != CT_F32) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "ct_add: adds f32 objects, not %s", ct_object_str(a, b, sizeof b));
+  }
+  ct_object ins[2] = {*a, *a};
+  return ct__generator(out, CT_OP_ADD, ins, 2, a, 1, NULL, 0);
+}
+
+ct_status ct_discard(ct_morphism **out, const ct_object *a) {
+  CT__TRY(ct__need_out(out, "ct_discard"));
+  CT__TRY(ct__need_object(a, "ct_discard", "input"));
+  return ct__generator(out, CT_OP_DISCARD, a, 1, NULL, 0, NULL, 0);
+}
+
+int ct_morphism_dom_count(const ct_morphism *m) { return m ? m->n_dom : 0; }
+int ct_morphism_cod_count(const ct_morphism *m) { return m ? m->n_cod : 0; }
+int ct_morphism_node_count(const ct_morphism *m) { return m ? m->n_nodes : 0; }
+
+const ct_object *ct_morphism_dom(const ct_morphism *m, int i) {
+  return (m && i >= 0 && i < m->n_dom) ? &m->values[m->dom[i]] : NULL;
+}
+
+const ct_object *ct_morphism_cod(const ct_morphism *m, int i) {
+  return (m && i >= 0 && i < m->n_cod) ? &m->values[m->cod[i]] : NULL;
+}
+
+bool ct_morphism_equal(const ct_morphism *a, const ct_morphism *b) {
+  if (!a || !b) return false;
+  if (a->n_values != b->n_values || a->n_nodes != b->n_nodes || a->n_dom != b->n_dom ||
+      a->n_cod != b->n_cod)
+    return false;
+  for (int v = 0; v < a->n_values; v++)
+    if (!ct_object_equal(&a->values[v], &b->values[v])) return false;
+  if (memcmp(a->dom, b->dom, (size_t)a->n_dom * sizeof *a->dom) ||
+      memcmp(a->cod, b->cod, (size_t)a->n_cod * sizeof *a->cod))
+    return false;
+  for (int i = 0; i < a->n_nodes; i++) {
+    const ct__node *x = &a->nodes[i], *y = &b->nodes[i];
+    if (x->op != y->op || x->n_in != y->n_in || x->n_out != y->n_out ||
+        x->n_params != y->n_params)
+      return false;
+    for (int k = 0; k < x->n_in; k++)
+      if (x->in[k] != y->in[k]) return false;
+    for (int k = 0; k < x->n_out; k++)
+      if (x->out[k] != y->out[k]) return false;
+    for (int k = 0; k < x->n_params; k++)
+      if (x->params[k] != y->params[k]) return false;
+  }
+  return true;
+}
+
+ct_status ct_morphism_describe(const ct_morphism *m, char *buf, size_t n) {
+  if (!m || !buf || n == 0)
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_morphism_describe: NULL morphism or empty buffer");
+  char a[512], b[512];
+  size_t k = (size_t)snprintf(buf, n, "%s -> %s\n", ct__list_str(m, m->dom, m->n_dom, a, sizeof a),
+                              ct__list_str(m, m->cod, m->n_cod, b, sizeof b));
+  for (int i = 0; i < m->n_nodes && k < n; i++) {
+    const ct__node *nd = &m->nodes[i];
+    k += (size_t)snprintf(buf + k, n - k, "  %s%s -> ", ct_op_name(nd->op),
+                          ct__list_str(m, nd->in, nd->n_in, a, sizeof a));
+    if (k < n)
+      k += (size_t)snprintf(buf + k, n - k, "%s", ct__list_str(m, nd->out, nd->n_out, a, sizeof a));
+    for (int p = 0; p < nd->n_params && k < n; p++)
+      k += (size_t)snprintf(buf + k, n - k, "%s%s", p ? ", " : " with ",
+                            ct_param_name(nd->params[p]));
+    if (k < n) k += (size_t)snprintf(buf + k, n - k, "\n");
+  }
+  return CT_OK;
+}

@@ -1,0 +1,89 @@
+/* Backend-independent facts about each generator in CT_GENERATORS. */
+#include "internal.h"
+
+static size_t ct__no_saved(const ct_morphism *m, const ct__node *n) { return 0; }
+
+/* The fused softmax-cross-entropy saves its probabilities for the reverse. */
+static size_t ct__xent_saved(const ct_morphism *m, const ct__node *n) {
+  return ct_object_bytes(&m->values[n->in[0]]);
+}
+
+#define CT__IN(k) (&m->values[n->in[k]])
+#define CT__OUT(k) (&m->values[n->out[k]])
+
+static void ct__cost_embedding(const ct_morphism *m, const ct__node *n, ct_direction d,
+                               double *flops, double *bytes) {
+  double rows = (double)ct_object_numel(CT__IN(0)), width = (double)ct__cols(CT__OUT(0));
+  *flops = d == CT_FORWARD ? 0 : rows * width;
+  *bytes = rows * 4 + rows * width * 4 * (d == CT_FORWARD ? 2 : 3);
+}
+
+static void ct__cost_linear(const ct_morphism *m, const ct__node *n, ct_direction d,
+                            double *flops, double *bytes) {
+  double rows = (double)ct__rows(CT__IN(0)), k = (double)ct__cols(CT__IN(0)),
+         cols = (double)ct__cols(CT__OUT(0));
+  double mm = 2 * rows * k * cols, io = 4 * (rows * k + k * cols + rows * cols + cols);
+  *flops = d == CT_FORWARD ? mm + rows * cols : 2 * mm + rows * cols;
+  *bytes = d == CT_FORWARD ? io : 2 * io;
+}
+
+static void ct__cost_rowwise(const ct_morphism *m, const ct__node *n, ct_direction d,
+                             double *flops, double *bytes) {
+  double e = (double)ct_object_numel(CT__IN(0));
+  *flops = (d == CT_FORWARD ? 5 : 4) * e;
+  *bytes = (d == CT_FORWARD ? 2 : 3) * e * 4;
+}
+
+static void ct__cost_xent(const ct_morphism *m, const ct__node *n, ct_direction d,
+                          double *flops, double *bytes) {
+  double rows = (double)ct__rows(CT__IN(0)), e = (double)ct_object_numel(CT__IN(0));
+  *flops = d == CT_FORWARD ? 2 * rows : e;
+  *bytes = d == CT_FORWARD ? rows * 8 : e * 4 + rows * 8;
+}
+
+static void ct__cost_fused(const ct_morphism *m, const ct__node *n, ct_direction d,
+                           double *flops, double *bytes) {
+  double rows = (double)ct__rows(CT__IN(0)), e = (double)ct_object_numel(CT__IN(0));
+  *flops = d == CT_FORWARD ? 5 * e + 2 * rows : 2 * e;
+  *bytes = (d == CT_FORWARD ? 2 * e : 2 * e) * 4 + rows * 4;
+}
+
+static void ct__cost_elementwise(const ct_morphism *m, const ct__node *n, ct_direction d,
+                                 double *flops, double *bytes) {
+  const ct_object *o = n->n_in ? CT__IN(0) : CT__OUT(0);
+  double e = (double)ct_object_numel(o);
+  *flops = n->op == CT_OP_ADD ? e : 0;
+  *bytes = (n->op == CT_OP_DISCARD ? 0 : 3) * e * 4;
+}
+
+static const ct__op_info ct__ops[CT_OP_COUNT] = {
+    [CT_OP_EMBEDDING] = {1, 0, -1, 0, ct__no_saved, ct__cost_embedding},
+    [CT_OP_LINEAR] = {1, 0, -1, 0, ct__no_saved, ct__cost_linear},
+    [CT_OP_SOFTMAX] = {0, 1, -1, 0, ct__no_saved, ct__cost_rowwise},
+    [CT_OP_CROSS_ENTROPY] = {1, 0, -1, 0, ct__no_saved, ct__cost_xent},
+    [CT_OP_SOFTMAX_XENT] = {1, 0, -1, 0, ct__xent_saved,
+                            ct__cost_fused},
+    [CT_OP_COPY] = {0, 0, CT_OP_ADD, 0, ct__no_saved, ct__cost_elementwise},
+    [CT_OP_ADD] = {0, 0, CT_OP_COPY, 0, ct__no_saved, ct__cost_elementwise},
+    [CT_OP_DISCARD] = {0, 0, -1, 1, ct__no_saved, ct__cost_elementwise},
+};
+
+const ct__op_info *ct__op(ct_op op) { return &ct__ops[op]; }
+
+const char *ct_op_name(ct_op op) {
+  static const char *const names[] = {
+#define CT__OP_NAME(e, n) n,
+      CT_GENERATORS(CT__OP_NAME)
+#undef CT__OP_NAME
+  };
+  return (op >= 0 && op < CT_OP_COUNT) ? names[op] : "?op";
+}
+
+const char *ct_opt_name(ct_opt_kind k) {
+  static const char *const names[] = {
+#define CT__OPT_NAME(e, n) n,
+      CT_OPTIMIZERS(CT__OPT_NAME)
+#undef CT__OPT_NAME
+  };
+  return (k >= 0 && k < CT_OPT_COUNT) ? names[k] : "?optimizer";
+}

@@ -1,0 +1,96 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+struct ct_param {
+  char name[64];
+  ct_object obj;
+  float *data;
+  int refs;
+};
+
+ct_status ct_param_new(ct_param **out, const char *name, int rank, const int64_t *dims) {
+  if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_new: out is NULL");
+  *out = NULL;
+  if (!name || !name[0]) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_new: a parameter needs a name");
+  if (strlen(name) >= sizeof((ct_param *)0)->name)
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_param_new: name '%.20s...' is longer than 63 characters", name);
+  if (rank < 1)
+    return ct__fail(CT_ERR_SHAPE, "ct_param_new: parameter '%s' needs rank >= 1, got %d", name, rank);
+  ct_object o;
+  ct_status s = ct_object_make(&o, CT_F32, CT_ROLE_PARAM, rank, dims);
+  if (s != CT_OK) return ct__fail(s, "ct_param_new: parameter '%s': %s", name, ct_last_error());
+  ct_param *p = calloc(1, sizeof *p);
+  if (!p) return ct__fail(CT_ERR_NOMEM, "ct_param_new: out of host memory for '%s'", name);
+  p->data = calloc((size_t)ct_object_numel(&o), sizeof(float));
+  if (!p->data) {
+    free(p);
+    return ct__fail(CT_ERR_NOMEM, "ct_param_new: out of host memory for '%s' (%zu bytes)", name,
+                    ct_object_bytes(&o));
+  }
+  strcpy(p->name, name);
+  p->obj = o;
+  p->refs = 1;
+  *out = p;
+  return CT_OK;
+}
+
+void ct__param_retain(ct_param *p) {
+  if (p) p->refs++;
+}
+
+void ct_param_free(ct_param *p) {
+  if (!p || --p->refs > 0) return;
+  free(p->data);
+  free(p);
+}
+
+const ct_object *ct_param_object(const ct_param *p) { return p ? &p->obj : NULL; }
+const char *ct_param_name(const ct_param *p) { return p ? p->name : "(null)"; }
+int64_t ct_param_numel(const ct_param *p) { return p ? ct_object_numel(&p->obj) : 0; }
+float *ct__param_host(ct_param *p) { return p->data; }
+
+static ct_status ct__param_count(const ct_param *p, int64_t n, const char *fn) {
+  if (!p) return ct__fail(CT_ERR_INVALID_ARG, "%s: parameter is NULL", fn);
+  if (n != ct_object_numel(&p->obj)) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: parameter '%s' (%s) has %lld elements, not %lld", fn,
+                    p->name, ct_object_str(&p->obj, b, sizeof b),
+                    (long long)ct_object_numel(&p->obj), (long long)n);
+  }
+  return CT_OK;
+}
+
+ct_status ct_param_set(ct_param *p, const float *values, int64_t n) {
+  CT__TRY(ct__param_count(p, n, "ct_param_set"));
+  if (!values) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_set: values is NULL");
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(values[i]))
+      return ct__fail(CT_ERR_NONFINITE, "ct_param_set: parameter '%s' element %lld is %g",
+                      p->name, (long long)i, (double)values[i]);
+  memcpy(p->data, values, (size_t)n * sizeof(float));
+  return CT_OK;
+}
+
+ct_status ct_param_get(const ct_param *p, float *values, int64_t n) {
+  CT__TRY(ct__param_count(p, n, "ct_param_get"));
+  if (!values) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_get: values is NULL");
+  memcpy(values, p->data, (size_t)n * sizeof(float));
+  return CT_OK;
+}
+
+ct_status ct_param_init_book(ct_param *p, int seed) {
+  if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_init_book: parameter is NULL");
+  if (p->obj.rank > 2)
+    return ct__fail(CT_ERR_SHAPE, "ct_param_init_book: parameter '%s' has rank %d; the book's "
+                    "initialiser is for rank 1 or 2", p->name, p->obj.rank);
+  if (seed < 0) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_init_book: seed %d is negative", seed);
+  int64_t rows = ct__rows(&p->obj), cols = ct__cols(&p->obj);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) {
+      int64_t k = ((r * cols + c) * 37 + (int64_t)seed * 101) % 1000;
+      p->data[r * cols + c] = ((float)k / 1000.0f - 0.5f) * 0.2f;
+    }
+  return CT_OK;
+}

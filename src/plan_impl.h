@@ -1,0 +1,36 @@
+/* The compiled plan, shared by plan.c and train.c. */
+#ifndef CTML_PLAN_IMPL_H
+#define CTML_PLAN_IMPL_H
+
+#include "backend_impl.h"
+
+struct ct_plan {
+  const ct_backend *be;
+  void *ctx;
+  ct_morphism *m; /* a private copy of the compiled morphism */
+  ct_plan_mode mode;
+  int *order;     /* topological order of node indices */
+  /* Tensor t lives in buffer slot tensor_slot[t]. Tensors: values [0, V),
+   * cotangents [V, 2V) (-1 slot where none), saved residuals [2V, 2V + N). */
+  int n_tensors;
+  int *tensor_slot;
+  int n_slots;
+  void **slot_buf;
+  size_t *slot_bytes;
+  /* Distinct parameters, their resident values, gradients and optimizer state. */
+  int n_params;
+  ct_param **params;
+  void **param_buf, **param_grad;
+  int *node_param; /* node i's k-th parameter is params[node_param[i*CT__MAX_PARAMS + k]] */
+  bool forward_valid;   /* outputs hold the forward of the current inputs */
+  bool residuals_valid; /* the reverse may run: residuals are intact */
+  bool tracing;
+  ct_trace trace;
+  ct_plan_stats stats;
+};
+
+/* The buffer of value v, of v's cotangent (NULL where none), of node i's residual. */
+void *ct__plan_value(const ct_plan *p, int v);
+void *ct__plan_grad(const ct_plan *p, int v);
+
+#endif

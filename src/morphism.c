@@ -149,10 +149,22 @@ ct_status ct_compose(ct_morphism **out, const ct_morphism *g, const ct_morphism 
   for (int i = 0; match && i < f->n_cod; i++)
     match = ct_object_equal(&f->values[f->cod[i]], &g->values[g->dom[i]]);
   if (!match) {
-    char a[512], b[512];
-    return ct__fail(CT_ERR_SHAPE, "ct_compose: cod f = %s does not match dom g = %s",
+    char a[512], b[512], why[256] = "";
+    if (f->n_cod != g->n_dom) {
+      snprintf(why, sizeof why, "%d object(s) against %d", f->n_cod, g->n_dom);
+    } else {
+      for (int i = 0; i < f->n_cod; i++)
+        if (!ct_object_equal(&f->values[f->cod[i]], &g->values[g->dom[i]])) {
+          char x[96], y[96];
+          snprintf(why, sizeof why, "object %d: %s is not %s", i,
+                   ct_object_str(&f->values[f->cod[i]], x, sizeof x),
+                   ct_object_str(&g->values[g->dom[i]], y, sizeof y));
+          break;
+        }
+    }
+    return ct__fail(CT_ERR_SHAPE, "ct_compose: cod f = %s does not match dom g = %s (%s)",
                     ct__list_str(f, f->cod, f->n_cod, a, sizeof a),
-                    ct__list_str(g, g->dom, g->n_dom, b, sizeof b));
+                    ct__list_str(g, g->dom, g->n_dom, b, sizeof b), why);
   }
   /* Values: all of f's, then g's non-boundary values; g's dom is glued to f's cod.
    * Both are canonical, so the result is canonical too. */

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Configures, builds everything and runs the whole test suite (ctest over the cmocka suites).
+# BUILD_DIR picks the build folder (default: build). Extra arguments go to ctest,
+# e.g. tools/test.sh -R laws. A selection that matches no test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build "$build" -j"$(nproc)"
+ctest --test-dir "$build" --output-on-failure --no-tests=error -j"$(nproc)" "$@"

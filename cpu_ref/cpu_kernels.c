@@ -7,6 +7,9 @@
 /* Probabilities below this are clamped in the cross-entropies: -ln max(p, 1e-9). */
 #define CT__P_FLOOR 1e-9
 
+/* max(x, floor) that lets NaN through (fmax would hide it), so a NaN loss is reported. */
+static double ct__clamp_below(double x, double floor) { return x < floor ? floor : x; }
+
 /* C[M,N] = beta*C + op(A) . op(B) (+ bias[N]); op(A) is M x K, op(B) is K x N.
  * A is stored M x K, or K x M when ta; B is K x N, or N x K when tb. */
 static void ct__gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
@@ -121,7 +124,7 @@ ct_status ct__cpu_xent_fwd(void *ctx, const ct__kargs *a) {
   const int32_t *t = a->in[1];
   CT__TRY(ct__check_ids(t, rows, c, "target id"));
   double sum = 0.0;
-  for (int64_t i = 0; i < rows; i++) sum -= log(fmax((double)p[i * c + t[i]], CT__P_FLOOR));
+  for (int64_t i = 0; i < rows; i++) sum -= log(ct__clamp_below((double)p[i * c + t[i]], CT__P_FLOOR));
   *(float *)a->out[0] = (float)(sum / (double)rows);
   return CT_OK;
 }
@@ -151,7 +154,7 @@ ct_status ct__cpu_softmax_xent_fwd(void *ctx, const ct__kargs *a) {
   double sum = 0.0;
   for (int64_t i = 0; i < rows; i++) {
     double lse = ct__softmax_row(&x[i * c], &probs[i * c], c);
-    sum -= fmax((double)x[i * c + t[i]] - lse, log(CT__P_FLOOR));
+    sum -= ct__clamp_below((double)x[i * c + t[i]] - lse, log(CT__P_FLOOR));
   }
   *(float *)a->out[0] = (float)(sum / (double)rows);
   return CT_OK;

@@ -3,8 +3,10 @@
 
 ct_status ct_window_pairs(const int32_t *tokens, int64_t n, int32_t vocab, int32_t *inputs,
                           int32_t *targets, int64_t cap, int64_t *pairs) {
-  if (!tokens || !inputs || !targets || !pairs)
-    return ct__fail(CT_ERR_INVALID_ARG, "ct_window_pairs: NULL argument");
+  CT__NEED(tokens, "ct_window_pairs");
+  CT__NEED(inputs, "ct_window_pairs");
+  CT__NEED(targets, "ct_window_pairs");
+  CT__NEED(pairs, "ct_window_pairs");
   if (n < 2)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_window_pairs: a sequence of %lld tokens has no "
                     "next-token pair (need at least 2)", (long long)n);

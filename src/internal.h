@@ -19,6 +19,12 @@ ct_status ct__fail(ct_status s, const char *fmt, ...) CT__PRINTF(2, 3);
     if (ct__s_ != CT_OK) return ct__s_; \
   } while (0)
 
+/* Fails with CT_ERR_INVALID_ARG naming the NULL argument as the header names it. */
+#define CT__NEED(arg, fn)                                                           \
+  do {                                                                              \
+    if (!(arg)) return ct__fail(CT_ERR_INVALID_ARG, "%s: argument '%s' is NULL", fn, #arg); \
+  } while (0)
+
 #define CT__MAX_IO 4     /* inputs or outputs of one generator */
 #define CT__MAX_PARAMS 2 /* parameters of one generator */
 

@@ -129,8 +129,8 @@ static ct_status ct__need_param(const ct_param *p, int rank, const char *fn, con
 
 ct_status ct_identity(ct_morphism **out, const ct_object *objs, int n) {
   CT__TRY(ct__need_out(out, "ct_identity"));
-  if (n < 0 || (n > 0 && !objs))
-    return ct__fail(CT_ERR_INVALID_ARG, "ct_identity: %d objects at %p", n, (const void *)objs);
+  if (n < 0) return ct__fail(CT_ERR_INVALID_ARG, "ct_identity: object count %d is negative", n);
+  if (n > 0) CT__NEED(objs, "ct_identity");
   for (int i = 0; i < n; i++) CT__TRY(ct__need_object(&objs[i], "ct_identity", "an"));
   ct_morphism *m = ct__graph_alloc(n, 0, n, n);
   if (!m) return ct__oom("ct_identity");

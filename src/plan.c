@@ -431,8 +431,9 @@ static int ct__find_param(const ct_plan *p, const ct_param *param) {
 }
 
 ct_status ct_plan_get_param_grad(ct_plan *p, const ct_param *param, float *host, int64_t n) {
-  if (!p || !param || !host)
-    return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_get_param_grad: NULL argument");
+  CT__NEED(p, "ct_plan_get_param_grad");
+  CT__NEED(param, "ct_plan_get_param_grad");
+  CT__NEED(host, "ct_plan_get_param_grad");
   int k = ct__find_param(p, param);
   if (k < 0)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_get_param_grad: parameter '%s' is not used by "
@@ -610,13 +611,15 @@ ct_status ct_plan_set_tracing(ct_plan *p, bool on) {
 }
 
 ct_status ct_plan_take_trace(ct_plan *p, ct_trace *out) {
-  if (!p || !out) return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_take_trace: NULL argument");
+  CT__NEED(p, "ct_plan_take_trace");
+  CT__NEED(out, "ct_plan_take_trace");
   *out = p->trace;
   return ct_trace_init(&p->trace);
 }
 
 ct_status ct_plan_stats_get(const ct_plan *p, ct_plan_stats *out) {
-  if (!p || !out) return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_stats_get: NULL argument");
+  CT__NEED(p, "ct_plan_stats_get");
+  CT__NEED(out, "ct_plan_stats_get");
   *out = p->stats;
   return CT_OK;
 }

@@ -1,14 +1,18 @@
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "internal.h"
 
 static _Thread_local char ct__message[1024];
 
+/* Formats into a scratch buffer first: callers may pass ct_last_error() as an argument. */
 ct_status ct__fail(ct_status s, const char *fmt, ...) {
+  char tmp[sizeof ct__message];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(ct__message, sizeof ct__message, fmt, ap);
+  vsnprintf(tmp, sizeof tmp, fmt, ap);
   va_end(ap);
+  memcpy(ct__message, tmp, sizeof tmp);
   return s;
 }
 

@@ -21,14 +21,17 @@ static ct_status ct__trace_reserve(ct_trace *t, size_t n) {
 }
 
 ct_status ct_trace_append(ct_trace *t, const ct_trace_event *e) {
-  if (!t || !e) return ct__fail(CT_ERR_INVALID_ARG, "ct_trace_append: NULL argument");
+  CT__NEED(t, "ct_trace_append");
+  CT__NEED(e, "ct_trace_append");
   CT__TRY(ct__trace_reserve(t, t->count + 1));
   t->events[t->count++] = *e;
   return CT_OK;
 }
 
 ct_status ct_trace_concat(ct_trace *out, const ct_trace *a, const ct_trace *b) {
-  if (!out || !a || !b) return ct__fail(CT_ERR_INVALID_ARG, "ct_trace_concat: NULL argument");
+  CT__NEED(out, "ct_trace_concat");
+  CT__NEED(a, "ct_trace_concat");
+  CT__NEED(b, "ct_trace_concat");
   if (out == a || out == b)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_trace_concat: out must not alias an operand");
   ct_trace_init(out);
@@ -63,7 +66,8 @@ void ct_trace_totals(const ct_trace *t, double *flops, double *bytes, double *se
 }
 
 ct_status ct_trace_print(FILE *f, const ct_trace *t) {
-  if (!f || !t) return ct__fail(CT_ERR_INVALID_ARG, "ct_trace_print: NULL argument");
+  CT__NEED(f, "ct_trace_print");
+  CT__NEED(t, "ct_trace_print");
   fprintf(f, "%-30s %12s %12s %10s  %s\n", "op", "flops", "bytes", "us", "inputs");
   for (size_t i = 0; i < t->count; i++) {
     const ct_trace_event *e = &t->events[i];

@@ -116,7 +116,8 @@ ct_status ct_trainer_step(ct_trainer *t, int n_steps) {
 }
 
 ct_status ct_trainer_eval(ct_trainer *t, float *loss) {
-  if (!t || !loss) return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_eval: NULL argument");
+  CT__NEED(t, "ct_trainer_eval");
+  CT__NEED(loss, "ct_trainer_eval");
   CT__TRY(ct_plan_forward(t->plan));
   return ct__read_loss(t, loss, "ct_trainer_eval");
 }

@@ -74,6 +74,29 @@ static inline double ct_tol_ratio(const float *a, const float *b, int64_t n) {
   return worst;
 }
 
+/* Morphism builders that fail the test on error. */
+static inline ct_morphism *mk_then(const ct_morphism *f, const ct_morphism *g) {
+  ct_morphism *r = NULL;
+  CT_ASSERT_OK(ct_then(&r, f, g));
+  return r;
+}
+
+static inline ct_morphism *mk_compose(const ct_morphism *g, const ct_morphism *f) {
+  return mk_then(f, g);
+}
+
+static inline ct_morphism *mk_tensor(const ct_morphism *f, const ct_morphism *g) {
+  ct_morphism *r = NULL;
+  CT_ASSERT_OK(ct_tensor(&r, f, g));
+  return r;
+}
+
+static inline ct_morphism *mk_identity1(const ct_object *o) {
+  ct_morphism *r = NULL;
+  CT_ASSERT_OK(ct_identity(&r, o, 1));
+  return r;
+}
+
 /* Runs a group of tests. CTML_TEST_FILTER (a glob over test names) selects
  * tests; a filter that matches no test of the group is a failure. */
 static inline int ct_test_run(const char *group, const struct CMUnitTest *tests, size_t n,

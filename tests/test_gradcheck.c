@@ -318,24 +318,6 @@ static ct_param *new_param(const char *name, int rank, int64_t d0, int64_t d1) {
   return p;
 }
 
-static ct_morphism *then(const ct_morphism *f, const ct_morphism *g) {
-  ct_morphism *r = NULL;
-  CT_ASSERT_OK(ct_then(&r, f, g));
-  return r;
-}
-
-static ct_morphism *tensor(const ct_morphism *f, const ct_morphism *g) {
-  ct_morphism *r = NULL;
-  CT_ASSERT_OK(ct_tensor(&r, f, g));
-  return r;
-}
-
-static ct_morphism *identity1(const ct_object *o) {
-  ct_morphism *r = NULL;
-  CT_ASSERT_OK(ct_identity(&r, o, 1));
-  return r;
-}
-
 static ct_morphism *linear(const ct_object *x, ct_role role, ct_param *W, ct_param *b) {
   ct_morphism *r = NULL;
   CT_ASSERT_OK(ct_linear(&r, x, role, W, b));
@@ -518,12 +500,12 @@ static void test_weight_tying(void **state) {
            *b2 = new_param("b2", 1, 7, 0), *S = new_param("S", 2, 5, 5),
            *bs = new_param("bs", 1, 5, 0);
   ct_morphism *l1 = linear(&x, CT_ROLE_HIDDEN, W, b1), *l2 = linear(&x, CT_ROLE_LOGITS, W, b2);
-  ct_morphism *side = tensor(l1, l2);
+  ct_morphism *side = mk_tensor(l1, l2);
   gc_case c1 = {"tied W: linear (x) linear", side, {W, b1, b2}, {0}, fwd_tied_side_by_side,
                 {3, 5, 7, 0}, 71};
   gradcheck(&c1);
   ct_morphism *s1 = linear(&x, CT_ROLE_HIDDEN, S, bs), *s2 = linear(&x, CT_ROLE_LOGITS, S, NULL);
-  ct_morphism *chain = then(s1, s2);
+  ct_morphism *chain = mk_then(s1, s2);
   gc_case c2 = {"tied S: linear ; linear", chain, {S, bs}, {0}, fwd_tied_chain, {3, 5, 5, 0},
                 72};
   gradcheck(&c2);
@@ -555,8 +537,8 @@ static void test_composite_embed_linear_xent(void **state) {
   ct_morphism *emb = NULL, *sxe = NULL;
   CT_ASSERT_OK(ct_embedding(&emb, &tk, E));
   CT_ASSERT_OK(ct_softmax_cross_entropy(&sxe, &lg, &tk));
-  ct_morphism *lin = linear(&hid, CT_ROLE_LOGITS, W, b), *idt = identity1(&tk);
-  ct_morphism *predict = then(emb, lin), *pair = tensor(predict, idt), *loss = then(pair, sxe);
+  ct_morphism *lin = linear(&hid, CT_ROLE_LOGITS, W, b), *idt = mk_identity1(&tk);
+  ct_morphism *predict = mk_then(emb, lin), *pair = mk_tensor(predict, idt), *loss = mk_then(pair, sxe);
   static const int32_t ids[6] = {4, 1, 4, 0, 6, 2}, targets[6] = {1, 4, 0, 0, 5, 3};
   gc_case c = {"embedding;linear;softmax_xent", loss, {E, W, b}, {ids, targets},
                fwd_embed_linear_xent, {n, D, V, V}, 81};
@@ -593,10 +575,10 @@ static void test_composite_residual(void **state) {
   CT_ASSERT_OK(ct_add(&ad, &x));
   CT_ASSERT_OK(ct_softmax(&sm, &lg));
   CT_ASSERT_OK(ct_discard(&dc, &x));
-  ct_morphism *lr = linear(&x, CT_ROLE_HIDDEN, R, br), *idx = identity1(&x),
+  ct_morphism *lr = linear(&x, CT_ROLE_HIDDEN, R, br), *idx = mk_identity1(&x),
               *lw = linear(&x, CT_ROLE_LOGITS, W, b);
-  ct_morphism *branch = tensor(lr, idx), *m1 = then(cp, branch), *m2 = then(m1, ad),
-              *m3 = then(m2, lw), *m4 = then(m3, sm), *block = tensor(m4, dc);
+  ct_morphism *branch = mk_tensor(lr, idx), *m1 = mk_then(cp, branch), *m2 = mk_then(m1, ad),
+              *m3 = mk_then(m2, lw), *m4 = mk_then(m3, sm), *block = mk_tensor(m4, dc);
   assert_int_equal(ct_morphism_dom_count(block), 2);
   assert_int_equal(ct_morphism_cod_count(block), 1);
   gc_case c = {"copy;(linear(x)id);add;linear;softmax (x) discard", block, {R, br, W, b}, {0},

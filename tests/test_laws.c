@@ -7,24 +7,6 @@ static const ct_backend *cpu;
 
 static int setup(void **state) { return ct_backend_get("cpu", &cpu) == CT_OK ? 0 : -1; }
 
-static ct_morphism *then(const ct_morphism *f, const ct_morphism *g) {
-  ct_morphism *r = NULL;
-  CT_ASSERT_OK(ct_then(&r, f, g));
-  return r;
-}
-
-static ct_morphism *tensor(const ct_morphism *f, const ct_morphism *g) {
-  ct_morphism *r = NULL;
-  CT_ASSERT_OK(ct_tensor(&r, f, g));
-  return r;
-}
-
-static ct_morphism *identity1(const ct_object *o) {
-  ct_morphism *r = NULL;
-  CT_ASSERT_OK(ct_identity(&r, o, 1));
-  return r;
-}
-
 static ct_param *random_param(const char *name, int rank, int64_t d0, int64_t d1, uint64_t seed) {
   int64_t d[2] = {d0, d1};
   ct_param *p = NULL;
@@ -46,7 +28,7 @@ static void assert_close(const float *a, const float *b, int64_t n, const char *
 static void test_identity_acts_as_identity(void **state) {
   ct_object x;
   CT_ASSERT_OK(ct_object_matrix(&x, CT_ROLE_HIDDEN, 3, 7));
-  ct_morphism *id = identity1(&x);
+  ct_morphism *id = mk_identity1(&x);
   ct_plan *p;
   CT_ASSERT_OK(ct_compile(&p, id, cpu, CT_PLAN_REVERSE));
   float in[21], out[21], g[21], back[21];
@@ -76,8 +58,8 @@ static void test_softmax_then_xent_equals_fused(void **state) {
   CT_ASSERT_OK(ct_softmax(&sm, &lg));
   CT_ASSERT_OK(ct_cross_entropy(&xe, &ds, &tk));
   CT_ASSERT_OK(ct_softmax_cross_entropy(&fused, &lg, &tk));
-  idt = identity1(&tk);
-  ct_morphism *sm_id = tensor(sm, idt), *composite = then(sm_id, xe);
+  idt = mk_identity1(&tk);
+  ct_morphism *sm_id = mk_tensor(sm, idt), *composite = mk_then(sm_id, xe);
   float logits[66], dl_a[66], dl_b[66], loss_a, loss_b, one = 1.0f;
   int32_t targets[6];
   ct_rng r = {2};
@@ -126,7 +108,7 @@ static void test_composed_equals_direct(void **state) {
   CT_ASSERT_OK(ct_embedding(&em, &tk, E));
   CT_ASSERT_OK(ct_linear(&li, &h, CT_ROLE_LOGITS, W, b));
   CT_ASSERT_OK(ct_softmax(&sm, &lg));
-  ct_morphism *el = then(em, li), *pred = then(el, sm);
+  ct_morphism *el = mk_then(em, li), *pred = mk_then(el, sm);
   int32_t ids[5] = {0, 12, 7, 7, 3};
   float hid[30], logits[65], direct[65], composed[65];
   run_forward(pred, ids, n, composed, n * V);
@@ -176,8 +158,8 @@ static void test_reverse_is_functorial(void **state) {
   CT_ASSERT_OK(ct_linear(&f, &x, CT_ROLE_HIDDEN, W1, b1));
   CT_ASSERT_OK(ct_linear(&g1, &h, CT_ROLE_LOGITS, W2, NULL));
   CT_ASSERT_OK(ct_softmax(&g2, &lg));
-  g = then(g1, g2);
-  gf = then(f, g);
+  g = mk_then(g1, g2);
+  gf = mk_then(f, g);
   float xin[28], w[20], y[36], z[20], z2[20], dy[36], dx_whole[28], dx_parts[28];
   float gW1a[63], gb1a[9], gW2a[45], gW1b[63], gb1b[9], gW2b[45];
   ct_rng r = {9};
@@ -270,10 +252,10 @@ static void test_residual_from_copy_and_add(void **state) {
   CT_ASSERT_OK(ct_copy(&cp, &h));
   CT_ASSERT_OK(ct_add(&ad, &h));
   CT_ASSERT_OK(ct_linear(&f, &h, CT_ROLE_HIDDEN, W, NULL));
-  id = identity1(&h);
-  side = tensor(id, f);
-  ct_morphism *t = then(cp, side);
-  res = then(t, ad);
+  id = mk_identity1(&h);
+  side = mk_tensor(id, f);
+  ct_morphism *t = mk_then(cp, side);
+  res = mk_then(t, ad);
   float x[12], w[12], y[12], dx[12], fy[12], fdx[12], gW[16], gW_f[16];
   ct_rng r = {12};
   ct_rng_fill(&r, x, n * d, -1, 1);
@@ -301,13 +283,13 @@ static void test_buffer_reuse_changes_nothing(void **state) {
   ct_object h;
   CT_ASSERT_OK(ct_object_matrix(&h, CT_ROLE_HIDDEN, n, d));
   ct_param *W[LAYERS];
-  ct_morphism *layer[LAYERS], *chain = identity1(&h);
+  ct_morphism *layer[LAYERS], *chain = mk_identity1(&h);
   for (int i = 0; i < LAYERS; i++) {
     char name[16];
     snprintf(name, sizeof name, "W%d", i);
     W[i] = random_param(name, 2, d, d, 100 + (uint64_t)i);
     CT_ASSERT_OK(ct_linear(&layer[i], &h, CT_ROLE_HIDDEN, W[i], NULL));
-    ct_morphism *next = then(chain, layer[i]);
+    ct_morphism *next = mk_then(chain, layer[i]);
     ct_morphism_free(chain);
     chain = next;
   }
@@ -373,10 +355,10 @@ static ct_morphism *next_token_loss(int64_t n, int64_t v, int64_t d, ct_param *E
   CT_ASSERT_OK(ct_embedding(&em, &tk, E));
   CT_ASSERT_OK(ct_linear(&li, &h, CT_ROLE_LOGITS, W, b));
   CT_ASSERT_OK(ct_softmax_cross_entropy(&xe, &lg, &tk));
-  el = then(em, li);
-  idt = identity1(&tk);
-  par = tensor(el, idt);
-  loss = then(par, xe);
+  el = mk_then(em, li);
+  idt = mk_identity1(&tk);
+  par = mk_tensor(el, idt);
+  loss = mk_then(par, xe);
   ct_morphism *all[] = {em, li, xe, el, idt, par};
   for (int i = 0; i < 6; i++) ct_morphism_free(all[i]);
   return loss;

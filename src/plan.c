@@ -133,7 +133,7 @@ static ct_status ct__assign_slots(ct_plan *p, const ct__life *life) {
 static ct_status ct__plan_lifetimes(ct_plan *p) {
   const ct_morphism *m = p->m;
   int V = m->n_values, N = m->n_nodes;
-  bool rev = p->mode == CT_PLAN_REVERSE;
+  bool rev = p->reverse;
   ct__life *life = calloc((size_t)p->n_tensors + 1, sizeof *life);
   if (!life) return ct__fail(CT_ERR_NOMEM, "ct_compile: out of host memory");
   for (int t = 0; t < p->n_tensors; t++) life[t].last = -1;
@@ -174,7 +174,12 @@ static ct_status ct__plan_lifetimes(ct_plan *p) {
       l->last = rev ? rs : s;
     }
   }
-  /* Boundary tensors are read and written by the user at any time: pinned. */
+  /* Boundary tensors are read and written by the user at any time: pinned.
+   * A KEEP plan pins every tensor. */
+  for (int t = 0; p->keep && t < p->n_tensors; t++) {
+    life[t].def = -1;
+    life[t].last = CT__FOREVER;
+  }
   for (int i = 0; i < m->n_dom + m->n_cod; i++) {
     int v = i < m->n_dom ? m->dom[i] : m->cod[i - m->n_dom];
     life[v].def = -1;
@@ -220,13 +225,14 @@ static ct_status ct__copy_morphism(const ct_morphism *src, ct_morphism **out) {
 }
 
 ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
-                     ct_plan_mode mode) {
+                     int mode) {
   if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: out is NULL");
   *out = NULL;
   if (!m || !backend)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: %s is NULL", m ? "backend" : "morphism");
-  if (mode != CT_PLAN_FORWARD && mode != CT_PLAN_REVERSE)
-    return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: unknown plan mode %d", (int)mode);
+  if (mode & ~(CT_PLAN_REVERSE | CT_PLAN_KEEP))
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: unknown plan mode %d", mode);
+  bool reverse = (mode & CT_PLAN_REVERSE) != 0;
   CT__TRY(ct__check_linear(m));
   for (int i = 0; i < m->n_nodes; i++) {
     ct_op op = m->nodes[i].op;
@@ -235,7 +241,7 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
     bool rev = info->reverse_is_zero ||
                (info->reverse_as >= 0 ? backend->forward[info->reverse_as] != NULL
                                       : backend->reverse[op] && backend->supports(op, CT_REVERSE));
-    if (!fwd || (mode == CT_PLAN_REVERSE && !rev))
+    if (!fwd || (reverse && !rev))
       return ct__fail(CT_ERR_UNSUPPORTED, "ct_compile: backend '%s' does not support %s %s (node %d)",
                       backend->name, ct_op_name(op), fwd ? "reverse" : "forward", i);
   }
@@ -243,7 +249,8 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
   if (!p) return ct__fail(CT_ERR_NOMEM, "ct_compile: out of host memory");
   p->be = backend;
   p->ctx = ct__backend_ctx(backend);
-  p->mode = mode;
+  p->reverse = reverse;
+  p->keep = (mode & CT_PLAN_KEEP) != 0;
   ct_trace_init(&p->trace);
   ct_status s = ct__copy_morphism(m, &p->m);
   if (s != CT_OK) {
@@ -270,7 +277,7 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
     for (int k = 0; k < p->m->nodes[i].n_params; k++)
       p->node_param[i * CT__MAX_PARAMS + k] = ct__param_index(p, p->m->nodes[i].params[k]);
   p->stats.nodes = N;
-  p->stats.steps = mode == CT_PLAN_REVERSE ? 2 * N : N;
+  p->stats.steps = reverse ? 2 * N : N;
   p->stats.buffers = p->n_slots;
   /* Device memory: slots, then parameters (and their gradients) resident. */
   p->slot_buf = calloc((size_t)p->n_slots + 1, sizeof *p->slot_buf);
@@ -292,7 +299,7 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
     size_t bytes = ct_object_bytes(ct_param_object(p->params[i]));
     s = backend->alloc(p->ctx, bytes, &p->param_buf[i]);
     p->stats.param_bytes += bytes;
-    if (s == CT_OK && mode == CT_PLAN_REVERSE) {
+    if (s == CT_OK && reverse) {
       s = backend->alloc(p->ctx, bytes, &p->param_grad[i]);
       p->stats.param_bytes += bytes;
     }
@@ -344,7 +351,7 @@ static void *ct__tensor_buf(const ct_plan *p, int t) {
 
 void *ct__plan_value(const ct_plan *p, int v) { return ct__tensor_buf(p, v); }
 void *ct__plan_grad(const ct_plan *p, int v) {
-  return p->mode == CT_PLAN_REVERSE ? ct__tensor_buf(p, p->m->n_values + v) : NULL;
+  return p->reverse ? ct__tensor_buf(p, p->m->n_values + v) : NULL;
 }
 
 /* Checks boundary index i and element count n against the boundary object. */
@@ -400,7 +407,7 @@ ct_status ct_plan_set_output_grad(ct_plan *p, int i, const float *host, int64_t 
   int v;
   CT__TRY(ct__boundary(p, true, i, n, host, "ct_plan_set_output_grad", &v));
   const ct_object *o = &p->m->values[v];
-  if (p->mode != CT_PLAN_REVERSE)
+  if (!p->reverse)
     return ct__fail(CT_ERR_STATE, "ct_plan_set_output_grad: the plan was compiled forward-only");
   if (o->dtype != CT_F32) {
     char b[96];
@@ -415,9 +422,9 @@ ct_status ct_plan_get_input_grad(ct_plan *p, int i, float *host, int64_t n) {
   int v;
   CT__TRY(ct__boundary(p, false, i, n, host, "ct_plan_get_input_grad", &v));
   const ct_object *o = &p->m->values[v];
-  if (p->mode != CT_PLAN_REVERSE || o->dtype != CT_F32) {
+  if (!p->reverse || o->dtype != CT_F32) {
     char b[96];
-    return ct__fail(p->mode != CT_PLAN_REVERSE ? CT_ERR_STATE : CT_ERR_SHAPE,
+    return ct__fail(!p->reverse ? CT_ERR_STATE : CT_ERR_SHAPE,
                     "ct_plan_get_input_grad: input %d (%s) has no cotangent in this plan", i,
                     ct_object_str(o, b, sizeof b));
   }
@@ -438,7 +445,7 @@ ct_status ct_plan_get_param_grad(ct_plan *p, const ct_param *param, float *host,
   if (k < 0)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_get_param_grad: parameter '%s' is not used by "
                     "this plan", ct_param_name(param));
-  if (p->mode != CT_PLAN_REVERSE)
+  if (!p->reverse)
     return ct__fail(CT_ERR_STATE, "ct_plan_get_param_grad: the plan was compiled forward-only");
   if (n != ct_param_numel(param))
     return ct__fail(CT_ERR_SHAPE, "ct_plan_get_param_grad: parameter '%s' has %lld elements, "
@@ -591,7 +598,7 @@ static ct_status ct__reverse_node(ct_plan *p, int i) {
 
 ct_status ct_plan_reverse(ct_plan *p) {
   if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_reverse: plan is NULL");
-  if (p->mode != CT_PLAN_REVERSE)
+  if (!p->reverse)
     return ct__fail(CT_ERR_STATE, "ct_plan_reverse: the plan was compiled forward-only");
   if (!p->residuals_valid)
     return ct__fail(CT_ERR_STATE, "ct_plan_reverse: run ct_plan_forward first (the reverse "

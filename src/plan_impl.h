@@ -8,7 +8,8 @@ struct ct_plan {
   const ct_backend *be;
   void *ctx;
   ct_morphism *m; /* a private copy of the compiled morphism */
-  ct_plan_mode mode;
+  bool reverse; /* compiled with CT_PLAN_REVERSE */
+  bool keep;    /* compiled with CT_PLAN_KEEP: no reuse, intermediates readable */
   int *order;     /* topological order of node indices */
   /* Tensor t lives in buffer slot tensor_slot[t]. Tensors: values [0, V),
    * cotangents [V, 2V) (-1 slot where none), saved residuals [2V, 2V + N). */

@@ -12,6 +12,7 @@
 #include "ctml/plan.h"
 #include "ctml/train.h"
 #include "ctml/data.h"
+#include "ctml/check.h"
 #include "ctml/book.h"
 
 #define CTML_VERSION "0.1.0"

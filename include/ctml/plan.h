@@ -18,11 +18,13 @@ typedef struct ct_plan ct_plan;
 
 typedef enum ct_plan_mode {
   CT_PLAN_FORWARD = 0, /* forward only: buffers die at their last forward use */
-  CT_PLAN_REVERSE = 1  /* forward and reverse: residuals live until their reverse */
+  CT_PLAN_REVERSE = 1, /* forward and reverse: residuals live until their reverse */
+  CT_PLAN_KEEP = 2     /* flag, or-ed in: no buffer reuse, every intermediate stays
+                          readable after the run (node-by-node checking) */
 } ct_plan_mode;
 
-ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
-                     ct_plan_mode mode);
+/* mode: CT_PLAN_FORWARD or CT_PLAN_REVERSE, optionally | CT_PLAN_KEEP. */
+ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend, int mode);
 void ct_plan_free(ct_plan *p);
 
 /* Host <-> plan. n is the element count and must equal the object's; f32

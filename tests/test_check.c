@@ -8,7 +8,12 @@ typedef struct fixture {
   ct_param *E, *W, *b;
   ct_morphism *loss;
   int32_t ids[9], targets[9];
+  /* device backends, decided here; absent ones are skipped inside the test bodies */
+  const ct_backend *device[2];
+  char absent_reason[2][300];
 } fixture;
+
+static const char *const device_names[2] = {"cuda", "opencl"};
 
 enum { N = 9, V = 11, D = 6 };
 
@@ -36,6 +41,9 @@ static int setup(void **state) {
     f->ids[i] = ct_rng_int(&r, V);
     f->targets[i] = ct_rng_int(&r, V);
   }
+  for (int d = 0; d < 2; d++)
+    if (ct_backend_get(device_names[d], &f->device[d]) != CT_OK)
+      snprintf(f->absent_reason[d], sizeof f->absent_reason[d], "%s", ct_last_error());
   *state = f;
   return 0;
 }
@@ -144,6 +152,21 @@ static void test_keep_plans_reuse_nothing(void **state) {
   ct_plan_free(p);
 }
 
+/* The naturality square on a device backend: the whole training step, node by node. */
+static void naturality_on(fixture *f, int d) {
+  if (!f->device[d]) {
+    print_message("    skipped: %s\n", f->absent_reason[d]);
+    skip();
+  }
+  ct_check_report r;
+  run_check(f, f->device[d], &r);
+  assert_int_equal(r.first_divergent, -1);
+  ct_check_report_free(&r);
+}
+
+static void test_naturality_cuda(void **state) { naturality_on(*state, 0); }
+static void test_naturality_opencl(void **state) { naturality_on(*state, 1); }
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cpu_agrees_with_itself),
@@ -151,6 +174,8 @@ int main(void) {
       cmocka_unit_test(test_wrong_reverse_is_named),
       cmocka_unit_test(test_nan_fails),
       cmocka_unit_test(test_keep_plans_reuse_nothing),
+      cmocka_unit_test(test_naturality_cuda),
+      cmocka_unit_test(test_naturality_opencl),
   };
   return CT_RUN_TESTS("check", tests, setup, teardown);
 }

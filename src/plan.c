@@ -38,11 +38,9 @@ static ct_status ct__check_linear(const ct_morphism *m) {
 
 /* Kahn's algorithm over the value dependencies; ties keep node order. */
 static ct_status ct__toposort(const ct_morphism *m, int *order) {
-  int *producer = malloc(((size_t)m->n_values + 1) * sizeof *producer);
   char *ready = calloc((size_t)m->n_values + 1, 1);
   char *done = calloc((size_t)m->n_nodes + 1, 1);
-  if (!producer || !ready || !done) {
-    free(producer);
+  if (!ready || !done) {
     free(ready);
     free(done);
     return ct__fail(CT_ERR_NOMEM, "ct_compile: out of host memory");
@@ -62,7 +60,6 @@ static ct_status ct__toposort(const ct_morphism *m, int *order) {
     order[placed++] = pick;
     for (int k = 0; k < m->nodes[pick].n_out; k++) ready[m->nodes[pick].out[k]] = 1;
   }
-  free(producer);
   free(ready);
   free(done);
   if (placed != m->n_nodes)

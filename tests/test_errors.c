@@ -30,12 +30,6 @@ typedef struct model {
   ct_morphism *loss;
 } model;
 
-static ct_morphism *compose(const ct_morphism *g, const ct_morphism *f) {
-  ct_morphism *r = NULL;
-  CT_ASSERT_OK(ct_compose(&r, g, f));
-  return r;
-}
-
 static void free_morphisms(ct_morphism *const *ms, size_t n) {
   for (size_t i = 0; i < n; i++) ct_morphism_free(ms[i]);
 }
@@ -63,12 +57,12 @@ static model model_new(bool fused, uint64_t seed) {
   ct_morphism *emb = NULL, *lin = NULL, *soft = NULL, *head = NULL, *id = NULL;
   CT_ASSERT_OK(ct_embedding(&emb, &tok, m.E));
   CT_ASSERT_OK(ct_linear(&lin, &hid, CT_ROLE_LOGITS, m.W, NULL));
-  ct_morphism *net = compose(lin, emb); /* TOKENS -> LOGITS */
+  ct_morphism *net = mk_compose(lin, emb); /* TOKENS -> LOGITS */
   if (fused) {
     CT_ASSERT_OK(ct_softmax_cross_entropy(&head, &logits, &tok));
   } else {
     CT_ASSERT_OK(ct_softmax(&soft, &logits));
-    ct_morphism *probs = compose(soft, net); /* TOKENS -> DIST */
+    ct_morphism *probs = mk_compose(soft, net); /* TOKENS -> DIST */
     ct_morphism_free(net);
     net = probs;
     CT_ASSERT_OK(ct_cross_entropy(&head, &dist, &tok));
@@ -76,7 +70,7 @@ static model model_new(bool fused, uint64_t seed) {
   ct_morphism *pair = NULL;
   CT_ASSERT_OK(ct_identity(&id, &tok, 1));
   CT_ASSERT_OK(ct_tensor(&pair, net, id));
-  m.loss = compose(head, pair);
+  m.loss = mk_compose(head, pair);
   FREE_MORPHISMS(emb, lin, soft, head, id, net, pair);
   return m;
 }
@@ -532,7 +526,7 @@ static void test_trainer_needs_one_loss(void **state) {
   CT_ASSERT_OK(ct_object_matrix(&hid, CT_ROLE_HIDDEN, N, D));
   CT_ASSERT_OK(ct_embedding(&emb, &tok, md.E));
   CT_ASSERT_OK(ct_linear(&lin, &hid, CT_ROLE_LOGITS, md.W, NULL));
-  net = compose(lin, emb);
+  net = mk_compose(lin, emb);
   CT_EXPECT(ct_trainer_new(&t, net, cpu(), &opt), CT_ERR_SHAPE, "ct_trainer_new", "LOSS",
             "1 object(s)", "LOGITS f32[4,5]");
   assert_null(t);

@@ -24,8 +24,7 @@ static int fail(const char *what, ct_status s) {
   return 1;
 }
 
-static void print_json(const char *backend, const ct_book_result *r) {
-  (void)backend;
+static void print_json(const ct_book_result *r) {
   printf("{\"p_next_given_I\": [");
   for (int i = 0; i < CT_BOOK_VOCAB; i++) printf("%s%.9g", i ? ", " : "", (double)r->p_next_given_I[i]);
   printf("], \"loss_love\": %.9g, \"loss_before\": %.9g, \"loss_after\": %.9g, "
@@ -88,7 +87,7 @@ static int cmd_demo(int argc, char **argv) {
   s = ct_book_run(be, &r, trace ? &tr : NULL);
   if (s != CT_OK) return fail("demo", s);
   if (json)
-    print_json(ct_backend_name(be), &r);
+    print_json(&r);
   else
     print_text(ct_backend_name(be), &r);
   if (trace) {

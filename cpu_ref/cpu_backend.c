@@ -28,6 +28,18 @@ static ct_status ct__cpu_download(void *ctx, void *host, const void *src, size_t
   return CT_OK;
 }
 
+static ct_status ct__cpu_upload_at(void *ctx, void *dst, size_t offset, const void *host,
+                                   size_t bytes) {
+  memcpy((char *)dst + offset, host, bytes);
+  return CT_OK;
+}
+
+static ct_status ct__cpu_download_at(void *ctx, void *host, const void *src, size_t offset,
+                                     size_t bytes) {
+  memcpy(host, (const char *)src + offset, bytes);
+  return CT_OK;
+}
+
 static ct_status ct__cpu_fill(void *ctx, void *buf, float value, int64_t n) {
   float *f = buf;
   for (int64_t i = 0; i < n; i++) f[i] = value;
@@ -35,6 +47,15 @@ static ct_status ct__cpu_fill(void *ctx, void *buf, float value, int64_t n) {
 }
 
 static ct_status ct__cpu_sync(void *ctx) { return CT_OK; }
+
+static int ct__cpu_list_devices(ct_device_info *out, int max) {
+  if (max > 0) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "host CPU (reference kernels, double accumulation)");
+    out->usable = out->selected = true;
+  }
+  return 1;
+}
 
 static bool ct__cpu_supports(ct_op op, ct_direction dir) { return op >= 0 && op < CT_OP_COUNT; }
 
@@ -45,6 +66,8 @@ const ct_backend ct__cpu_backend = {
     .release = ct__cpu_release,
     .upload = ct__cpu_upload,
     .download = ct__cpu_download,
+    .upload_at = ct__cpu_upload_at,
+    .download_at = ct__cpu_download_at,
     .fill = ct__cpu_fill,
     .sync = ct__cpu_sync,
     .supports = ct__cpu_supports,
@@ -70,4 +93,5 @@ const ct_backend ct__cpu_backend = {
         },
     .opt_state_per_elem = {[CT_OPT_SGD] = 0},
     .update = {[CT_OPT_SGD] = ct__cpu_sgd_update},
+    .list_devices = ct__cpu_list_devices,
 };

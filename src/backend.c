@@ -16,8 +16,18 @@ typedef struct ct__registry_entry {
 
 /* "auto" takes the first present entry: GPUs before the CPU reference. */
 static ct__registry_entry ct__registry[] = {
-    {.name = "cuda", .not_built = "the CUDA backend is not built into this ctml (no cuda/ backend in this version)"},
-    {.name = "opencl", .not_built = "the OpenCL backend is not built into this ctml (no opencl/ backend in this version)"},
+#ifdef CTML_WITH_CUDA
+    {.name = "cuda", .table = &ct__cuda_backend},
+#else
+    {.name = "cuda", .not_built = "the CUDA backend is not built into this ctml (configured "
+                                  "without a CUDA toolkit, or with -DCTML_CUDA=OFF)"},
+#endif
+#ifdef CTML_WITH_OPENCL
+    {.name = "opencl", .table = &ct__opencl_backend},
+#else
+    {.name = "opencl", .not_built = "the OpenCL backend is not built into this ctml (configured "
+                                    "without OpenCL headers/loader, or with -DCTML_OPENCL=OFF)"},
+#endif
     {.name = "cpu", .table = &ct__cpu_backend},
 };
 #define CT__NBACKENDS ((int)(sizeof ct__registry / sizeof ct__registry[0]))
@@ -71,6 +81,40 @@ ct_status ct_backend_get(const char *name, const ct_backend **out) {
   if (any) return ct__fail(CT_ERR_BACKEND_ABSENT, "no backend is present");
   return ct__fail(CT_ERR_INVALID_ARG, "unknown backend '%s' (known: cuda, opencl, cpu, auto)",
                   name);
+}
+
+ct_status ct_backend_devices(int i, ct_device_info *out, int max, int *count) {
+  CT__NEED(count, "ct_backend_devices");
+  *count = 0;
+  if (max > 0) CT__NEED(out, "ct_backend_devices");
+  if (i < 0 || i >= CT__NBACKENDS)
+    return ct__fail(CT_ERR_RANGE, "ct_backend_devices: index %d is outside [0, %d)", i,
+                    CT__NBACKENDS);
+  const ct_backend *b = ct__registry[i].table;
+  if (b && b->list_devices) *count = b->list_devices(out, max < 0 ? 0 : max);
+  return CT_OK;
+}
+
+ct_status ct_backend_set_option(const char *backend, const char *key, const char *value) {
+  CT__NEED(backend, "ct_backend_set_option");
+  CT__NEED(key, "ct_backend_set_option");
+  CT__NEED(value, "ct_backend_set_option");
+  for (int i = 0; i < CT__NBACKENDS; i++) {
+    ct__registry_entry *e = &ct__registry[i];
+    if (strcmp(backend, e->name)) continue;
+    if (!e->table)
+      return ct__fail(CT_ERR_BACKEND_ABSENT, "ct_backend_set_option: backend '%s' is absent: %s",
+                      backend, e->not_built);
+    if (!e->table->set_option)
+      return ct__fail(CT_ERR_INVALID_ARG, "ct_backend_set_option: backend '%s' has no option '%s'",
+                      backend, key);
+    if (e->opened && e->open_status != CT_OK)
+      return ct__fail(CT_ERR_BACKEND_ABSENT, "ct_backend_set_option: backend '%s' is absent: %s",
+                      backend, e->reason);
+    return e->table->set_option(e->opened ? e->ctx : NULL, key, value);
+  }
+  return ct__fail(CT_ERR_INVALID_ARG, "ct_backend_set_option: unknown backend '%s' (known: cuda, "
+                  "opencl, cpu)", backend);
 }
 
 const char *ct_backend_name(const ct_backend *b) { return b ? b->name : "(null)"; }

@@ -22,6 +22,10 @@ typedef struct ct__kargs {
   void *dout[CT__MAX_IO];
   void *din[CT__MAX_IO];
   void *dparam[CT__MAX_PARAMS];
+  /* The plan node this launch belongs to: device kernels record it with any
+   * error they detect (a token id out of range) so sync() can name it. */
+  int node;
+  ct_op op;
 } ct__kargs;
 
 typedef ct_status (*ct__kernel)(void *ctx, const ct__kargs *a);
@@ -39,7 +43,16 @@ struct ct_backend {
   void (*release)(void *ctx, void *buf);
   ct_status (*upload)(void *ctx, void *dst, const void *host, size_t bytes);
   ct_status (*download)(void *ctx, void *host, const void *src, size_t bytes);
+  /* The same at a byte offset into the buffer. */
+  ct_status (*upload_at)(void *ctx, void *dst, size_t offset, const void *host, size_t bytes);
+  ct_status (*download_at)(void *ctx, void *host, const void *src, size_t offset, size_t bytes);
   ct_status (*fill)(void *ctx, void *buf, float value, int64_t n);
+  /* Waits for queued work. Reports, once, the first error a kernel detected on
+   * the device since the last sync (CT_ERR_RANGE for an id out of range, with
+   * "node N (op): token id V at position P is outside [0, L)") and clears it.
+   * After such an error, update kernels leave parameters untouched until the
+   * error has been reported. Host-side backends detect errors in the kernel call
+   * itself and return CT_OK here. */
   ct_status (*sync)(void *ctx);
   /* Declared capability; a cell whose kernel is NULL must answer false here. */
   bool (*supports)(ct_op op, ct_direction dir);
@@ -48,11 +61,32 @@ struct ct_backend {
   /* Optimizer state floats per parameter element. */
   int opt_state_per_elem[CT_OPT_COUNT];
   ct__update_kernel update[CT_OPT_COUNT];
+
+  /* Optional (NULL: not offered). */
+  /* Records every launch between begin and end into a graph replayed by
+   * graph_launch; nothing runs while recording. */
+  ct_status (*capture_begin)(void *ctx);
+  ct_status (*capture_end)(void *ctx, void **graph);
+  ct_status (*graph_launch)(void *ctx, void *graph);
+  void (*graph_free)(void *ctx, void *graph);
+  /* A named setting ("tf32": "on"/"off"; device selection keys). ctx is NULL
+   * before the backend is opened, so selection can be stored for open(). */
+  ct_status (*set_option)(void *ctx, const char *key, const char *value);
+  /* Fills up to max entries describing every device this backend can see
+   * (usable or not, with the reason); returns how many exist. Callable before
+   * open(). */
+  int (*list_devices)(ct_device_info *out, int max);
 };
 
 /* The opened device context of a present backend. */
 void *ct__backend_ctx(const ct_backend *b);
 
 extern const ct_backend ct__cpu_backend;
+#ifdef CTML_WITH_CUDA
+extern const ct_backend ct__cuda_backend;
+#endif
+#ifdef CTML_WITH_OPENCL
+extern const ct_backend ct__opencl_backend;
+#endif
 
 #endif

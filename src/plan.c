@@ -200,6 +200,59 @@ static ct_status ct__plan_lifetimes(ct_plan *p) {
 
 /* ---- compile ------------------------------------------------------------ */
 
+#define CT__GUARD_BYTES 4096
+/* Guard words are a NaN: a kernel that reads past an end gets NaN results. */
+#define CT__GUARD_WORD 0x7fa5a5a5u
+
+/* A zeroed device buffer of bytes (a multiple of 4), followed in GUARD plans by
+ * a guard region of CT__GUARD_WORD. */
+static ct_status ct__alloc_buffer(ct_plan *p, size_t bytes, void **buf) {
+  size_t total = bytes + (p->guard ? CT__GUARD_BYTES : 0);
+  CT__TRY(p->be->alloc(p->ctx, total, buf));
+  CT__TRY(p->be->fill(p->ctx, *buf, 0.0f, (int64_t)(bytes / sizeof(float))));
+  if (!p->guard) return CT_OK;
+  uint32_t words[CT__GUARD_BYTES / 4];
+  for (size_t k = 0; k < CT__GUARD_BYTES / 4; k++) words[k] = CT__GUARD_WORD;
+  return p->be->upload_at(p->ctx, *buf, bytes, words, CT__GUARD_BYTES);
+}
+
+/* CT_OK when the guard after buffer buf (of bytes) is intact. */
+static ct_status ct__check_guard(ct_plan *p, void *buf, size_t bytes, const char *what) {
+  uint32_t words[CT__GUARD_BYTES / 4];
+  CT__TRY(p->be->download_at(p->ctx, words, buf, bytes, CT__GUARD_BYTES));
+  for (size_t k = 0; k < CT__GUARD_BYTES / 4; k++)
+    if (words[k] != CT__GUARD_WORD)
+      return ct__fail(CT_ERR_DEVICE, "ct_plan_check_guards: %s was written past its end: byte %zu "
+                      "after its %zu bytes holds 0x%08x", what, 4 * k, bytes, words[k]);
+  return CT_OK;
+}
+
+ct_status ct_plan_check_guards(ct_plan *p) {
+  CT__NEED(p, "ct_plan_check_guards");
+  if (!p->guard)
+    return ct__fail(CT_ERR_STATE, "ct_plan_check_guards: the plan was compiled without CT_PLAN_GUARD");
+  CT__TRY(p->be->sync(p->ctx));
+  char what[160];
+  for (int i = 0; i < p->n_slots; i++) {
+    int t = 0;
+    while (t < p->n_tensors && p->tensor_slot[t] != i) t++;
+    int V = p->m->n_values;
+    const char *kind = t < V ? "value" : t < 2 * V ? "cotangent of value" : "residual of node";
+    snprintf(what, sizeof what, "buffer %d (first holding the %s %d)", i, kind,
+             t < V ? t : t < 2 * V ? t - V : t - 2 * V);
+    CT__TRY(ct__check_guard(p, p->slot_buf[i], p->slot_bytes[i], what));
+  }
+  for (int i = 0; i < p->n_params; i++) {
+    size_t bytes = ct_object_bytes(ct_param_object(p->params[i]));
+    snprintf(what, sizeof what, "parameter '%s'", ct_param_name(p->params[i]));
+    CT__TRY(ct__check_guard(p, p->param_buf[i], bytes, what));
+    if (!p->param_grad[i]) continue;
+    snprintf(what, sizeof what, "gradient of parameter '%s'", ct_param_name(p->params[i]));
+    CT__TRY(ct__check_guard(p, p->param_grad[i], bytes, what));
+  }
+  return CT_OK;
+}
+
 static int ct__param_index(ct_plan *p, ct_param *prm) {
   for (int i = 0; i < p->n_params; i++)
     if (p->params[i] == prm) return i;
@@ -227,7 +280,7 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
   *out = NULL;
   if (!m || !backend)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: %s is NULL", m ? "backend" : "morphism");
-  if (mode & ~(CT_PLAN_REVERSE | CT_PLAN_KEEP))
+  if (mode & ~(CT_PLAN_REVERSE | CT_PLAN_KEEP | CT_PLAN_GUARD))
     return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: unknown plan mode %d", mode);
   bool reverse = (mode & CT_PLAN_REVERSE) != 0;
   CT__TRY(ct__check_linear(m));
@@ -248,6 +301,7 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
   p->ctx = ct__backend_ctx(backend);
   p->reverse = reverse;
   p->keep = (mode & CT_PLAN_KEEP) != 0;
+  p->guard = (mode & CT_PLAN_GUARD) != 0;
   ct_trace_init(&p->trace);
   ct_status s = ct__copy_morphism(m, &p->m);
   if (s != CT_OK) {
@@ -287,24 +341,20 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
   size_t total = 0;
   for (int i = 0; i < p->n_slots; i++) total += p->slot_bytes[i];
   p->stats.planned_bytes = total;
-  for (int i = 0; i < p->n_slots && s == CT_OK; i++) {
-    s = backend->alloc(p->ctx, p->slot_bytes[i], &p->slot_buf[i]);
-    if (s == CT_OK) s = backend->fill(p->ctx, p->slot_buf[i], 0.0f,
-                                      (int64_t)(p->slot_bytes[i] / sizeof(float)));
-  }
+  for (int i = 0; i < p->n_params; i++)
+    p->stats.param_bytes += ct_object_bytes(ct_param_object(p->params[i])) * (reverse ? 2 : 1);
+  for (int i = 0; i < p->n_slots && s == CT_OK; i++)
+    s = ct__alloc_buffer(p, p->slot_bytes[i], &p->slot_buf[i]);
   for (int i = 0; i < p->n_params && s == CT_OK; i++) {
     size_t bytes = ct_object_bytes(ct_param_object(p->params[i]));
-    s = backend->alloc(p->ctx, bytes, &p->param_buf[i]);
-    p->stats.param_bytes += bytes;
-    if (s == CT_OK && reverse) {
-      s = backend->alloc(p->ctx, bytes, &p->param_grad[i]);
-      p->stats.param_bytes += bytes;
-    }
+    s = ct__alloc_buffer(p, bytes, &p->param_buf[i]);
+    if (s == CT_OK && reverse) s = ct__alloc_buffer(p, bytes, &p->param_grad[i]);
   }
   if (s != CT_OK) {
     ct_status e = ct__fail(s, "ct_compile: cannot allocate the plan on '%s' (%zu bytes of "
-                           "buffers, %zu bytes of parameters): %s", backend->name, total,
-                           p->stats.param_bytes, ct_last_error());
+                           "buffers in %d slots, %zu bytes of parameters and gradients): %s",
+                           backend->name, total, p->n_slots, p->stats.param_bytes,
+                           ct_last_error());
     ct_plan_free(p);
     return e;
   }
@@ -462,6 +512,7 @@ ct_status ct_plan_load_params(ct_plan *p) {
 
 ct_status ct_plan_store_params(ct_plan *p) {
   if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_store_params: plan is NULL");
+  CT__TRY(p->be->sync(p->ctx));
   /* Download everything first and check it, so a failure leaves the host untouched. */
   size_t total = 0;
   for (int i = 0; i < p->n_params; i++) total += ct_object_bytes(ct_param_object(p->params[i]));
@@ -547,10 +598,11 @@ static void ct__kargs_fill(const ct_plan *p, int i, ct__kargs *a) {
     a->dparam[k] = p->param_grad[j];
   }
   a->saved = ct__tensor_buf(p, 2 * p->m->n_values + i);
+  a->node = i;
+  a->op = nd->op;
 }
 
-ct_status ct_plan_forward(ct_plan *p) {
-  if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_forward: plan is NULL");
+ct_status ct__plan_forward_queue(ct_plan *p) {
   p->forward_valid = p->residuals_valid = false;
   for (int s = 0; s < p->m->n_nodes; s++) {
     int i = p->order[s];
@@ -560,6 +612,14 @@ ct_status ct_plan_forward(ct_plan *p) {
   }
   p->forward_valid = p->residuals_valid = true;
   return CT_OK;
+}
+
+ct_status ct_plan_forward(ct_plan *p) {
+  if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_forward: plan is NULL");
+  CT__TRY(ct__plan_forward_queue(p));
+  ct_status s = p->be->sync(p->ctx);
+  if (s != CT_OK) p->forward_valid = p->residuals_valid = false;
+  return s;
 }
 
 /* The reverse of one node. Structural generators reverse as another
@@ -578,6 +638,8 @@ static ct_status ct__reverse_node(ct_plan *p, int i) {
     if (!a.din[0]) return CT_OK; /* no cotangents for i32 values */
     ct__kargs d;
     memset(&d, 0, sizeof d);
+    d.node = i;
+    d.op = info->reverse_as;
     d.n_in = nd->n_out;
     d.n_out = nd->n_in;
     for (int k = 0; k < nd->n_out; k++) {

@@ -10,6 +10,7 @@ struct ct_plan {
   ct_morphism *m; /* a private copy of the compiled morphism */
   bool reverse; /* compiled with CT_PLAN_REVERSE */
   bool keep;    /* compiled with CT_PLAN_KEEP: no reuse, intermediates readable */
+  bool guard;   /* compiled with CT_PLAN_GUARD: guard regions after every buffer */
   int *order;     /* topological order of node indices */
   /* Tensor t lives in buffer slot tensor_slot[t]. Tensors: values [0, V),
    * cotangents [V, 2V) (-1 slot where none), saved residuals [2V, 2V + N). */
@@ -33,5 +34,7 @@ struct ct_plan {
 /* The buffer of value v, of v's cotangent (NULL where none), of node i's residual. */
 void *ct__plan_value(const ct_plan *p, int v);
 void *ct__plan_grad(const ct_plan *p, int v);
+/* Queues the forward pass without waiting (device errors surface at the next sync). */
+ct_status ct__plan_forward_queue(ct_plan *p);
 
 #endif

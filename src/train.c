@@ -9,6 +9,8 @@ struct ct_trainer {
   void **state; /* optimizer state per parameter (NULL for stateless optimizers) */
   long steps;
   int loss_value;
+  bool use_graph;
+  void *graph; /* one recorded step, when use_graph */
 };
 
 ct_status ct_optimizer_sgd(ct_optimizer *out, float lr) {
@@ -23,6 +25,7 @@ ct_status ct_optimizer_sgd(ct_optimizer *out, float lr) {
 
 void ct_trainer_free(ct_trainer *t) {
   if (!t) return;
+  if (t->graph) t->plan->be->graph_free(t->plan->ctx, t->graph);
   for (int i = 0; t->state && t->plan && i < t->plan->n_params; i++)
     if (t->state[i]) t->plan->be->release(t->plan->ctx, t->state[i]);
   free(t->state);
@@ -87,10 +90,57 @@ ct_status ct_trainer_set_input(ct_trainer *t, int i, const void *host, int64_t n
 
 static ct_status ct__read_loss(ct_trainer *t, float *loss, const char *fn) {
   ct_plan *p = t->plan;
+  CT__TRY(p->be->sync(p->ctx));
   CT__TRY(p->be->download(p->ctx, loss, ct__plan_value(p, t->loss_value), sizeof *loss));
   if (!isfinite(*loss))
     return ct__fail(CT_ERR_NONFINITE, "%s: the loss is %g after %ld step(s); host parameters are "
                     "unchanged", fn, (double)*loss, t->steps);
+  return CT_OK;
+}
+
+/* Queues one step: forward, reverse, update. Nothing waits for the device. The
+ * update's step argument is the step being queued (a recorded graph replays the
+ * value of the step it was recorded in; SGD does not read it). */
+static ct_status ct__queue_step(ct_trainer *t) {
+  ct_plan *p = t->plan;
+  CT__TRY(ct__plan_forward_queue(p));
+  CT__TRY(ct_plan_reverse(p));
+  for (int i = 0; i < p->n_params; i++)
+    CT__TRY(p->be->update[t->opt.kind](p->ctx, &t->opt, t->steps + 1, p->param_buf[i],
+                                       p->param_grad[i], t->state[i],
+                                       ct_param_numel(p->params[i])));
+  return CT_OK;
+}
+
+static ct_status ct__record_step(ct_trainer *t) {
+  ct_plan *p = t->plan;
+  CT__TRY(p->be->capture_begin(p->ctx));
+  ct_status s = ct__queue_step(t);
+  void *graph = NULL;
+  ct_status e = p->be->capture_end(p->ctx, &graph);
+  if (s != CT_OK) {
+    if (graph) p->be->graph_free(p->ctx, graph);
+    return s;
+  }
+  if (e != CT_OK) return e;
+  t->graph = graph;
+  return CT_OK;
+}
+
+ct_status ct_trainer_set_graph(ct_trainer *t, bool on) {
+  if (!t) return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_set_graph: trainer is NULL");
+  ct_plan *p = t->plan;
+  if (on && !p->be->capture_begin)
+    return ct__fail(CT_ERR_UNSUPPORTED, "ct_trainer_set_graph: backend '%s' has no step graphs",
+                    p->be->name);
+  if (on && p->tracing)
+    return ct__fail(CT_ERR_STATE, "ct_trainer_set_graph: the plan is tracing; a recorded graph "
+                    "cannot time its kernels one by one");
+  if (!on && t->graph) {
+    p->be->graph_free(p->ctx, t->graph);
+    t->graph = NULL;
+  }
+  t->use_graph = on;
   return CT_OK;
 }
 
@@ -99,14 +149,18 @@ ct_status ct_trainer_step(ct_trainer *t, int n_steps) {
   if (n_steps < 1)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_step: step count %d must be >= 1", n_steps);
   ct_plan *p = t->plan;
+  if (t->use_graph && p->tracing)
+    return ct__fail(CT_ERR_STATE, "ct_trainer_step: step graphs are on and the plan is tracing");
+  if (t->use_graph && !t->graph) CT__TRY(ct__record_step(t));
   for (int k = 0; k < n_steps; k++) {
-    CT__TRY(ct_plan_forward(p));
-    CT__TRY(ct_plan_reverse(p));
+    if (t->graph) {
+      CT__TRY(p->be->graph_launch(p->ctx, t->graph));
+      p->forward_valid = p->residuals_valid = true;
+    } else {
+      CT__TRY(ct__queue_step(t));
+    }
+    p->residuals_valid = false;
     t->steps++;
-    for (int i = 0; i < p->n_params; i++)
-      CT__TRY(p->be->update[t->opt.kind](p->ctx, &t->opt, t->steps, p->param_buf[i],
-                                         p->param_grad[i], t->state[i],
-                                         ct_param_numel(p->params[i])));
   }
   /* The outputs now hold the pre-update forward; parameters have moved on. */
   float loss;

@@ -30,6 +30,25 @@ typedef struct ct_backend_info {
 int ct_backend_count(void);
 ct_status ct_backend_info_get(int i, ct_backend_info *out);
 
+/* One device a backend can see (an OpenCL platform/device pair, a CUDA GPU). */
+typedef struct ct_device_info {
+  char name[192];        /* e.g. "platform 0 'Portable Computing Language' device 0 'cpu-...' (CPU)" */
+  bool usable;
+  bool selected;         /* the device the backend runs on (or would, when opened) */
+  char reason[192];      /* why it is not usable, when not */
+} ct_device_info;
+/* Lists the devices of backend i (see ct_backend_count) into out[0..max);
+ * *count is how many exist (may exceed max). A backend not built lists none. */
+ct_status ct_backend_devices(int i, ct_device_info *out, int max, int *count);
+
+/* Sets a backend option by backend name, before or after first use:
+ *   cuda:   "tf32" = "on"/"off" (matrix products in TF32; default off, fp32)
+ *           "device" = index (before first use; also CTML_CUDA_DEVICE)
+ *   opencl: "platform", "device" = index or name substring (before first use;
+ *           also CTML_OPENCL_PLATFORM / CTML_OPENCL_DEVICE)
+ * An unknown key, a bad value or a selection after first use is an error. */
+ct_status ct_backend_set_option(const char *backend, const char *key, const char *value);
+
 /* Coverage of the generator list on a built backend (device not needed). */
 typedef enum ct_cell {
   CT_CELL_MISSING = 0,     /* no kernel and not declared unsupported: a gap */

@@ -19,11 +19,13 @@ typedef struct ct_plan ct_plan;
 typedef enum ct_plan_mode {
   CT_PLAN_FORWARD = 0, /* forward only: buffers die at their last forward use */
   CT_PLAN_REVERSE = 1, /* forward and reverse: residuals live until their reverse */
-  CT_PLAN_KEEP = 2     /* flag, or-ed in: no buffer reuse, every intermediate stays
+  CT_PLAN_KEEP = 2,    /* flag, or-ed in: no buffer reuse, every intermediate stays
                           readable after the run (node-by-node checking) */
+  CT_PLAN_GUARD = 4    /* flag, or-ed in: every buffer is followed by a guard region
+                          of known bytes; ct_plan_check_guards finds writes past an end */
 } ct_plan_mode;
 
-/* mode: CT_PLAN_FORWARD or CT_PLAN_REVERSE, optionally | CT_PLAN_KEEP. */
+/* mode: CT_PLAN_FORWARD or CT_PLAN_REVERSE, optionally | CT_PLAN_KEEP | CT_PLAN_GUARD. */
 ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend, int mode);
 void ct_plan_free(ct_plan *p);
 
@@ -32,6 +34,8 @@ void ct_plan_free(ct_plan *p);
 ct_status ct_plan_set_input(ct_plan *p, int i, const void *host, int64_t n);
 ct_status ct_plan_get_output(ct_plan *p, int i, void *host, int64_t n);
 
+/* Runs the forward pass and waits for it, so an error detected on the device
+ * (a token id out of range) is returned here, naming the node. */
 ct_status ct_plan_forward(ct_plan *p);
 
 /* REVERSE plans: set the cotangent of output i (f32 outputs), run the reverse
@@ -46,6 +50,10 @@ ct_status ct_plan_get_param_grad(ct_plan *p, const ct_param *param, float *host,
  * plan's values out to the host parameters. */
 ct_status ct_plan_load_params(ct_plan *p);
 ct_status ct_plan_store_params(ct_plan *p);
+
+/* GUARD plans: CT_ERR_DEVICE naming the first buffer whose guard region was
+ * written (and the byte offset past its end); CT_OK when all are intact. */
+ct_status ct_plan_check_guards(ct_plan *p);
 
 /* When tracing, every kernel launch appends an event to the plan's trace. */
 ct_status ct_plan_set_tracing(ct_plan *p, bool on);

@@ -32,6 +32,11 @@ ct_status ct_trainer_set_input(ct_trainer *t, int i, const void *host, int64_t n
 /* Runs n_steps training steps on the current batch. The loss after the last
  * step's forward is checked: a NaN/Inf loss stops with CT_ERR_NONFINITE. */
 ct_status ct_trainer_step(ct_trainer *t, int n_steps);
+/* On backends that offer it (cuda), records one whole step (forward, reverse,
+ * update) once as a device graph and replays it for every later step; on
+ * others CT_ERR_UNSUPPORTED. Turning it off drops the graph. Not combinable
+ * with plan tracing. */
+ct_status ct_trainer_set_graph(ct_trainer *t, bool on);
 /* Loss of the current parameters on the current batch (a forward run). */
 ct_status ct_trainer_eval(ct_trainer *t, float *loss);
 /* Copies the trained parameters back to the host parameter objects. */

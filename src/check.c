@@ -46,6 +46,21 @@ static ct_status ct__add_entry(ct_check_report *r, const char *label, int node, 
   return CT_OK;
 }
 
+/* A failing entry that is not a numeric comparison (a broken guard region). */
+static ct_status ct__add_failure(ct_check_report *r, const char *label, const char *detail) {
+  ct_check_entry *grown = realloc(r->entries, ((size_t)r->count + 1) * sizeof *grown);
+  if (!grown) return ct__fail(CT_ERR_NOMEM, "ct_check: out of host memory");
+  r->entries = grown;
+  ct_check_entry *e = &r->entries[r->count];
+  memset(e, 0, sizeof *e);
+  snprintf(e->label, sizeof e->label, "%s", label);
+  snprintf(e->detail, sizeof e->detail, "%s", detail);
+  e->node = -1;
+  if (r->first_divergent < 0) r->first_divergent = r->count;
+  r->count++;
+  return CT_OK;
+}
+
 /* Downloads n floats of buffer buf from each side and compares them. */
 static ct_status ct__compare(ct_check_report *r, ct__side *s, void *const bufs[2], int64_t n,
                              const char *label, int node, ct_direction dir) {
@@ -116,6 +131,16 @@ static ct_status ct__check_run(const ct_morphism *m, ct__side *s, const void *co
     snprintf(label, sizeof label, "param %s gradient", ct_param_name(s[0].plan->params[i]));
     st = ct__compare(r, s, bufs, ct_param_numel(s[0].plan->params[i]), label, -1, CT_REVERSE);
   }
+  /* Guard regions: a write past the end of any buffer is a failure of its own. */
+  for (int k = 0; k < 2 && st == CT_OK; k++) {
+    ct_status g = ct_plan_check_guards(s[k].plan);
+    if (g == CT_ERR_DEVICE) {
+      snprintf(label, sizeof label, "guards on %s", s[k].plan->be->name);
+      st = ct__add_failure(r, label, ct_last_error());
+    } else {
+      st = g;
+    }
+  }
   free(cot);
   return st;
 }
@@ -136,7 +161,7 @@ ct_status ct_check(const ct_morphism *m, const ct_backend *a, const ct_backend *
   const ct_backend *be[2] = {a, b};
   ct_status st = CT_OK;
   for (int k = 0; k < 2 && st == CT_OK; k++)
-    st = ct_compile(&s[k].plan, m, be[k], CT_PLAN_REVERSE | CT_PLAN_KEEP);
+    st = ct_compile(&s[k].plan, m, be[k], CT_PLAN_REVERSE | CT_PLAN_KEEP | CT_PLAN_GUARD);
   if (st == CT_OK) st = ct__check_run(m, s, inputs, seed, report);
   for (int k = 0; k < 2; k++) {
     free(s[k].host);
@@ -154,6 +179,10 @@ ct_status ct_check_report_print(FILE *f, const ct_check_report *r, const char *n
           name_a ? name_a : "a", name_b ? name_b : "b");
   for (int i = 0; i < r->count; i++) {
     const ct_check_entry *e = &r->entries[i];
+    if (e->detail[0]) {
+      fprintf(f, "%-50s %s\n", e->label, e->detail);
+      continue;
+    }
     fprintf(f, "%-50s %10lld %12.3g %10.3g  %s\n", e->label, (long long)e->elements, e->max_abs,
             e->max_ratio, e->pass ? "ok" : e->nonfinite ? "NaN/Inf" : "DIVERGES");
   }

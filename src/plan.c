@@ -227,6 +227,29 @@ static ct_status ct__check_guard(ct_plan *p, void *buf, size_t bytes, const char
   return CT_OK;
 }
 
+/* Names buffer slot i by the first tensor it holds: "buffer 3 (value 3, LOGITS f32[9,11],
+ * output of node 1 linear)". */
+static void ct__describe_slot(const ct_plan *p, int i, char *out, size_t len) {
+  int V = p->m->n_values, t = 0;
+  while (t < p->n_tensors && p->tensor_slot[t] != i) t++;
+  if (t >= 2 * V) {
+    int n = t - 2 * V;
+    snprintf(out, len, "buffer %d (residual of node %d %s)", i, n, ct_op_name(p->m->nodes[n].op));
+    return;
+  }
+  int v = t < V ? t : t - V, producer = -1;
+  for (int n = 0; n < p->m->n_nodes && producer < 0; n++)
+    for (int k = 0; k < p->m->nodes[n].n_out; k++)
+      if (p->m->nodes[n].out[k] == v) producer = n;
+  char b[96];
+  char from[64] = "an input";
+  if (producer >= 0)
+    snprintf(from, sizeof from, "output of node %d %s", producer,
+             ct_op_name(p->m->nodes[producer].op));
+  snprintf(out, len, "buffer %d (%s %d, %s, %s)", i, t < V ? "value" : "cotangent of value", v,
+           ct_object_str(&p->m->values[v], b, sizeof b), from);
+}
+
 ct_status ct_plan_check_guards(ct_plan *p) {
   CT__NEED(p, "ct_plan_check_guards");
   if (!p->guard)
@@ -234,12 +257,7 @@ ct_status ct_plan_check_guards(ct_plan *p) {
   CT__TRY(p->be->sync(p->ctx));
   char what[160];
   for (int i = 0; i < p->n_slots; i++) {
-    int t = 0;
-    while (t < p->n_tensors && p->tensor_slot[t] != i) t++;
-    int V = p->m->n_values;
-    const char *kind = t < V ? "value" : t < 2 * V ? "cotangent of value" : "residual of node";
-    snprintf(what, sizeof what, "buffer %d (first holding the %s %d)", i, kind,
-             t < V ? t : t < 2 * V ? t - V : t - 2 * V);
+    ct__describe_slot(p, i, what, sizeof what);
     CT__TRY(ct__check_guard(p, p->slot_buf[i], p->slot_bytes[i], what));
   }
   for (int i = 0; i < p->n_params; i++) {

@@ -67,7 +67,7 @@ static void run_check(fixture *f, const ct_backend *a, ct_check_report *r) {
   FILE *mem = fmemopen(buf, sizeof buf, "w");
   CT_ASSERT_OK(ct_check_report_print(mem, r, a->name, "cpu"));
   fclose(mem);
-  print_message("%s", buf);
+  fputs(buf, stdout); /* cmocka's print_message truncates long reports */
 }
 
 static void test_cpu_agrees_with_itself(void **state) {
@@ -105,6 +105,13 @@ static ct_status xent_rev_nan(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
+/* Right values, plus one float written past the end of the output. */
+static ct_status linear_fwd_overrun(void *ctx, const ct__kargs *a) {
+  CT__TRY(ct__cpu_backend.forward[CT_OP_LINEAR](ctx, a));
+  ((float *)a->out[0])[ct_object_numel(a->out_obj[0]) + 2] = 0.0f;
+  return CT_OK;
+}
+
 static void expect_first_divergence(fixture *f, const ct_backend *faulty, const char *label,
                                     bool nonfinite) {
   ct_check_report r;
@@ -137,6 +144,19 @@ static void test_nan_fails(void **state) {
   faulty.name = "nan-xent-reverse";
   faulty.reverse[CT_OP_SOFTMAX_XENT] = xent_rev_nan;
   expect_first_divergence(*state, &faulty, "softmax_cross_entropy reverse", true);
+}
+
+static void test_overrun_hits_guard(void **state) {
+  ct_backend faulty = ct__cpu_backend;
+  faulty.name = "overrun-linear-forward";
+  faulty.forward[CT_OP_LINEAR] = linear_fwd_overrun;
+  ct_check_report r;
+  run_check(*state, &faulty, &r);
+  assert_true(r.first_divergent >= 0);
+  const ct_check_entry *e = &r.entries[r.first_divergent];
+  assert_string_equal(e->label, "guards on overrun-linear-forward");
+  assert_non_null(strstr(e->detail, "written past its end: byte 8 after"));
+  ct_check_report_free(&r);
 }
 
 static void test_keep_plans_reuse_nothing(void **state) {
@@ -173,6 +193,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_forward_is_named),
       cmocka_unit_test(test_wrong_reverse_is_named),
       cmocka_unit_test(test_nan_fails),
+      cmocka_unit_test(test_overrun_hits_guard),
       cmocka_unit_test(test_keep_plans_reuse_nothing),
       cmocka_unit_test(test_naturality_cuda),
       cmocka_unit_test(test_naturality_opencl),

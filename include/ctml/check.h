@@ -2,7 +2,9 @@
  * between backends. The same morphism is compiled on both (with every
  * intermediate kept), run on the same inputs and output cotangents, and every
  * node's forward results, every node's input cotangents and every parameter
- * gradient are compared. The report names the first result that diverges. */
+ * gradient are compared. Every buffer on both sides has a guard region after
+ * it; a write past an end is reported as a failing entry. The report names the
+ * first result that diverges. */
 #ifndef CTML_CHECK_H
 #define CTML_CHECK_H
 
@@ -22,6 +24,7 @@ typedef struct ct_check_entry {
   double max_ratio;  /* largest |a - b| / (1e-5 + 1e-4 |b|): <= 1 is within tolerance */
   bool nonfinite;    /* a NaN or Inf on either side: always a failure */
   bool pass;
+  char detail[256];  /* a failure that is not a comparison (a written guard region) */
 } ct_check_entry;
 
 typedef struct ct_check_report {

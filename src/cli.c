@@ -12,7 +12,7 @@ static void usage(FILE *f) {
           "  demo [--backend NAME] [--json] [--trace]\n"
           "                 the book's walkthrough: a one-token next-token model on\n"
           "                 \"I love Rust .\", trained with 80 gradient-descent steps\n"
-          "  devices        every backend, whether it is present, and why not\n"
+          "  devices        every backend and device found, whether it is usable, and why not\n"
           "  help           this text\n"
           "  version        the version\n"
           "\n"
@@ -110,7 +110,15 @@ static int cmd_devices(int argc, char **argv) {
       printf("%-7s present  %s\n", info.name, info.device);
     else
       printf("%-7s absent   %s\n", info.name, info.reason);
+    ct_device_info dev[16];
+    int n = 0;
+    if (ct_backend_devices(i, dev, 16, &n) != CT_OK) continue;
+    for (int k = 0; k < n && k < 16; k++)
+      printf("        %s %s%s%s\n", dev[k].selected ? "*" : dev[k].usable ? "-" : "x", dev[k].name,
+             dev[k].usable ? "" : ": unusable, ", dev[k].usable ? "" : dev[k].reason);
+    if (n > 16) printf("        ... and %d more\n", n - 16);
   }
+  printf("(* the device a backend runs on, - another usable device, x unusable)\n");
   return 0;
 }
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what ctml needs to build and test on Debian/Ubuntu: a C compiler,
-# CMake, pkg-config and cmocka. Packages already present are left alone.
+# CMake, pkg-config, cmocka, and OpenCL (headers, the ICD loader and PoCL, an
+# OpenCL implementation on the CPU). Packages already present are left alone.
+# The CUDA backend is built when the CUDA toolkit (nvcc, cuBLAS) is installed;
+# it is not a Debian package here.
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libcmocka-dev)
+pkgs=(gcc make cmake pkg-config libcmocka-dev ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

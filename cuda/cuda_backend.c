@@ -1,0 +1,576 @@
+/* cuda: the CUDA backend. Host side on the CUDA runtime API and cuBLAS; the
+ * kernels are in cuda_kernels.cu. One stream per context carries every launch,
+ * copy, fill and cuBLAS call, in order; nothing between a plan's launches waits
+ * or allocates, so a training step can be recorded as a CUDA graph. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include "backend_impl.h"
+#include "cuda_kernels.h"
+
+/* cuBLAS workspace, given at open so that no cuBLAS call allocates (inside a
+ * graph capture it must not). */
+#define CT__CUDA_WORKSPACE ((size_t)32 << 20)
+/* Length of the ones vector of the bias gradient (rows are summed in chunks of it). */
+#define CT__CUDA_ONES ((int64_t)1 << 18)
+
+typedef struct ct__cuda_ctx {
+  int device;
+  cudaStream_t stream;
+  cublasHandle_t blas;
+  void *workspace;
+  ct__cu_errrec *err; /* device-detected id errors, reported by sync */
+  float *ones;        /* CT__CUDA_ONES ones */
+  double *partials;   /* CT__CU_PARTIALS partial sums of a loss */
+} ct__cuda_ctx;
+
+/* Settings made before open (ctx NULL) and the device that open chose. */
+static int ct__cuda_device_option = -1; /* -1: CTML_CUDA_DEVICE, else 0 */
+static bool ct__cuda_tf32 = false;
+static int ct__cuda_open_device = -1;
+
+/* ---- errors ------------------------------------------------------------------- */
+
+/* Fails naming the runtime call; clears the thread's last error so a later
+ * launch check does not report this one again. */
+static ct_status ct__cuda_fail(cudaError_t e, const char *call) {
+  (void)cudaGetLastError();
+  return ct__fail(e == cudaErrorMemoryAllocation ? CT_ERR_NOMEM : CT_ERR_DEVICE, "cuda: %s: %s: %s",
+                  call, cudaGetErrorName(e), cudaGetErrorString(e));
+}
+
+static ct_status ct__cublas_fail(cublasStatus_t st, const char *call) {
+  (void)cudaGetLastError();
+  return ct__fail(st == CUBLAS_STATUS_ALLOC_FAILED ? CT_ERR_NOMEM : CT_ERR_DEVICE,
+                  "cuda: %s: %s: %s", call, cublasGetStatusName(st), cublasGetStatusString(st));
+}
+
+/* CT__CU(cudaFoo, (args)): calls cudaFoo(args) (or a kernel launch function)
+ * and returns the failure naming it. CT__BLAS is the same for cuBLAS. */
+#define CT__CU(fn, args)                                               \
+  do {                                                                 \
+    cudaError_t ct__e_ = fn args;                                      \
+    if (ct__e_ != cudaSuccess) return ct__cuda_fail(ct__e_, #fn);      \
+  } while (0)
+#define CT__BLAS(fn, args)                                                   \
+  do {                                                                       \
+    cublasStatus_t ct__b_ = fn args;                                         \
+    if (ct__b_ != CUBLAS_STATUS_SUCCESS) return ct__cublas_fail(ct__b_, #fn); \
+  } while (0)
+
+/* ---- device selection ------------------------------------------------------------ */
+
+/* Parses a device index: decimal digits only. */
+static bool ct__cuda_parse_index(const char *s, int *out) {
+  long v = 0;
+  if (!s || !*s) return false;
+  for (const char *p = s; *p; p++) {
+    if (*p < '0' || *p > '9' || v > 1000000) return false;
+    v = v * 10 + (*p - '0');
+  }
+  *out = (int)v;
+  return true;
+}
+
+/* The device to open: the "device" option, else CTML_CUDA_DEVICE, else 0;
+ * -1 when CTML_CUDA_DEVICE is not an index. *how names the source. */
+static int ct__cuda_wanted(const char **how) {
+  *how = "the default";
+  if (ct__cuda_device_option >= 0) {
+    *how = "option 'device'";
+    return ct__cuda_device_option;
+  }
+  const char *env = getenv("CTML_CUDA_DEVICE");
+  int dev = 0;
+  if (!env || !*env) return 0;
+  *how = "CTML_CUDA_DEVICE";
+  return ct__cuda_parse_index(env, &dev) ? dev : -1;
+}
+
+/* ---- open ------------------------------------------------------------------------ */
+
+/* TF32 rounds the inputs of each product to 10 mantissa bits: about 1e-3
+ * relative error per product. Off (full fp32) unless the "tf32" option is on. */
+static ct_status ct__cuda_math(ct__cuda_ctx *c, bool tf32) {
+  CT__BLAS(cublasSetMathMode, (c->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  return CT_OK;
+}
+
+/* Frees whatever part of c was created. */
+static void ct__cuda_destroy(ct__cuda_ctx *c) {
+  if (c->stream) (void)cudaStreamSynchronize(c->stream);
+  if (c->blas) (void)cublasDestroy(c->blas);
+  (void)cudaFree(c->ones);
+  (void)cudaFree(c->partials);
+  (void)cudaFree(c->err);
+  (void)cudaFree(c->workspace);
+  if (c->stream) (void)cudaStreamDestroy(c->stream);
+  (void)cudaGetLastError();
+  free(c);
+}
+
+/* Stream, cuBLAS handle (stream, workspace, math mode), error record, scratch. */
+static ct_status ct__cuda_init(ct__cuda_ctx *c) {
+  CT__CU(cudaSetDevice, (c->device));
+  CT__CU(cudaStreamCreateWithFlags, (&c->stream, cudaStreamNonBlocking));
+  CT__BLAS(cublasCreate, (&c->blas));
+  /* cublasSetStream resets the workspace: set the workspace after it. */
+  CT__BLAS(cublasSetStream, (c->blas, c->stream));
+  CT__CU(cudaMalloc, (&c->workspace, CT__CUDA_WORKSPACE));
+  CT__BLAS(cublasSetWorkspace, (c->blas, c->workspace, CT__CUDA_WORKSPACE));
+  CT__TRY(ct__cuda_math(c, ct__cuda_tf32));
+  CT__CU(cudaMalloc, ((void **)&c->err, sizeof *c->err));
+  CT__CU(cudaMalloc, ((void **)&c->partials, CT__CU_PARTIALS * sizeof(double)));
+  CT__CU(cudaMalloc, ((void **)&c->ones, (size_t)CT__CUDA_ONES * sizeof(float)));
+  CT__CU(ct__cu_preload, ());
+  CT__CU(cudaMemsetAsync, (c->err, 0, sizeof *c->err, c->stream));
+  CT__CU(ct__cu_fill, (c->ones, 1.0f, CT__CUDA_ONES, c->stream));
+  CT__CU(cudaStreamSynchronize, (c->stream));
+  return CT_OK;
+}
+
+/* "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB, CUDA driver 13.0)" */
+static ct_status ct__cuda_describe(const ct__cuda_ctx *c, char *out, size_t len) {
+  struct cudaDeviceProp prop;
+  int driver = 0;
+  CT__CU(cudaGetDeviceProperties, (&prop, c->device));
+  CT__CU(cudaDriverGetVersion, (&driver));
+  snprintf(out, len, "%.100s (sm_%d%d, %.1f GiB, CUDA driver %d.%d)", prop.name, prop.major,
+           prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), driver / 1000,
+           (driver % 1000) / 10);
+  return CT_OK;
+}
+
+/* Picks the device, creates the context, describes the device; any failure
+ * makes the backend absent with the reason. */
+static ct_status ct__cuda_open(void **ctx, char *device, size_t device_len) {
+  *ctx = NULL;
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return ct__fail(CT_ERR_BACKEND_ABSENT, "no usable CUDA device: CUDA runtime error %d (%s): %s",
+                    (int)e, cudaGetErrorName(e), cudaGetErrorString(e));
+  }
+  if (count < 1)
+    return ct__fail(CT_ERR_BACKEND_ABSENT, "no usable CUDA device: the CUDA runtime sees none");
+  const char *how;
+  int dev = ct__cuda_wanted(&how);
+  if (dev < 0)
+    return ct__fail(CT_ERR_BACKEND_ABSENT, "no usable CUDA device: CTML_CUDA_DEVICE='%s' is not "
+                    "a device index", getenv("CTML_CUDA_DEVICE"));
+  if (dev >= count)
+    return ct__fail(CT_ERR_BACKEND_ABSENT, "no usable CUDA device: device %d was selected by %s, "
+                    "but the CUDA runtime sees %d device(s)", dev, how, count);
+  ct__cuda_ctx *c = calloc(1, sizeof *c);
+  if (!c) return ct__fail(CT_ERR_BACKEND_ABSENT, "no usable CUDA device: out of host memory");
+  c->device = dev;
+  ct_status s = ct__cuda_init(c);
+  if (s == CT_OK) s = ct__cuda_describe(c, device, device_len);
+  if (s != CT_OK) {
+    ct__cuda_destroy(c);
+    return ct__fail(CT_ERR_BACKEND_ABSENT, "no usable CUDA device: device %d: %s", dev,
+                    ct_last_error());
+  }
+  ct__cuda_open_device = dev;
+  *ctx = c;
+  return CT_OK;
+}
+
+/* ---- memory ------------------------------------------------------------------------ */
+
+/* cudaMalloc; out of memory names the request and what the device has free. */
+static ct_status ct__cuda_alloc(void *ctx, size_t bytes, void **buf) {
+  ct__cuda_ctx *c = ctx;
+  *buf = NULL;
+  CT__CU(cudaSetDevice, (c->device));
+  cudaError_t e = cudaMalloc(buf, bytes ? bytes : 4);
+  if (e == cudaSuccess) return CT_OK;
+  *buf = NULL;
+  if (e != cudaErrorMemoryAllocation) return ct__cuda_fail(e, "cudaMalloc");
+  (void)cudaGetLastError();
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
+  return ct__fail(CT_ERR_NOMEM, "cuda: cannot allocate %zu bytes (%zu bytes free of %zu)", bytes,
+                  free_bytes, total_bytes);
+}
+
+/* Frees a buffer (cudaFree waits for work that may still use it). */
+static void ct__cuda_release(void *ctx, void *buf) {
+  ct__cuda_ctx *c = ctx;
+  if (!buf) return;
+  (void)cudaSetDevice(c->device);
+  (void)cudaFree(buf);
+  (void)cudaGetLastError();
+}
+
+/* Copies in stream order and waits: the host buffer may go once this returns. */
+static ct_status ct__cuda_upload_at(void *ctx, void *dst, size_t offset, const void *host,
+                                    size_t bytes) {
+  ct__cuda_ctx *c = ctx;
+  if (bytes == 0) return CT_OK;
+  CT__CU(cudaSetDevice, (c->device));
+  CT__CU(cudaMemcpyAsync, ((char *)dst + offset, host, bytes, cudaMemcpyHostToDevice, c->stream));
+  CT__CU(cudaStreamSynchronize, (c->stream));
+  return CT_OK;
+}
+
+/* Uploads at offset 0. */
+static ct_status ct__cuda_upload(void *ctx, void *dst, const void *host, size_t bytes) {
+  return ct__cuda_upload_at(ctx, dst, 0, host, bytes);
+}
+
+/* Copies after all queued work, and waits. */
+static ct_status ct__cuda_download_at(void *ctx, void *host, const void *src, size_t offset,
+                                      size_t bytes) {
+  ct__cuda_ctx *c = ctx;
+  if (bytes == 0) return CT_OK;
+  CT__CU(cudaSetDevice, (c->device));
+  CT__CU(cudaMemcpyAsync, (host, (const char *)src + offset, bytes, cudaMemcpyDeviceToHost,
+                           c->stream));
+  CT__CU(cudaStreamSynchronize, (c->stream));
+  return CT_OK;
+}
+
+/* Downloads from offset 0. */
+static ct_status ct__cuda_download(void *ctx, void *host, const void *src, size_t bytes) {
+  return ct__cuda_download_at(ctx, host, src, 0, bytes);
+}
+
+/* Queued, never waited for (it may be recorded into a graph). */
+static ct_status ct__cuda_fill(void *ctx, void *buf, float value, int64_t n) {
+  ct__cuda_ctx *c = ctx;
+  if (n <= 0) return CT_OK;
+  if (value == 0.0f)
+    CT__CU(cudaMemsetAsync, (buf, 0, (size_t)n * sizeof(float), c->stream));
+  else
+    CT__CU(ct__cu_fill, (buf, value, n, c->stream));
+  return CT_OK;
+}
+
+/* Waits for the stream, then reports (once) the id error a kernel recorded. */
+static ct_status ct__cuda_sync(void *ctx) {
+  ct__cuda_ctx *c = ctx;
+  ct__cu_errrec r;
+  CT__CU(cudaSetDevice, (c->device));
+  CT__CU(cudaMemcpyAsync, (&r, c->err, sizeof r, cudaMemcpyDeviceToHost, c->stream));
+  CT__CU(cudaStreamSynchronize, (c->stream));
+  if (!r.flag) return CT_OK;
+  CT__CU(cudaMemsetAsync, (c->err, 0, sizeof *c->err, c->stream));
+  CT__CU(cudaStreamSynchronize, (c->stream));
+  unsigned long long key = ~r.nkey;
+  long long position = (long long)(key >> 32);
+  int value = (int)(int32_t)(uint32_t)(key & 0xffffffffull);
+  return ct__fail(CT_ERR_RANGE, "node %d (%s): %s %d at position %lld is outside [0, %lld)",
+                  r.node, ct_op_name((ct_op)r.op), r.kind ? "target id" : "token id", value,
+                  position, r.limit);
+}
+
+/* ---- generators ------------------------------------------------------------------------ */
+
+/* y = rows of the table picked by the ids; bad ids are recorded on the device. */
+static ct_status ct__cuda_embedding_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t n = ct_object_numel(a->in_obj[0]), vocab = a->param_obj[0]->dims[0],
+          width = a->param_obj[0]->dims[1];
+  CT__CU(ct__cu_embedding_fwd, (a->in[0], a->param[0], a->out[0], n, vocab, width, c->err,
+                                a->node, (int)a->op, c->stream));
+  return CT_OK;
+}
+
+/* dtable += scatter of dy by id (deterministic, in position order). */
+static ct_status ct__cuda_embedding_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t n = ct_object_numel(a->in_obj[0]), vocab = a->param_obj[0]->dims[0],
+          width = a->param_obj[0]->dims[1];
+  if (!a->dparam[0]) return CT_OK;
+  CT__CU(ct__cu_embedding_rev, (a->in[0], a->dout[0], a->dparam[0], n, vocab, width, c->stream));
+  return CT_OK;
+}
+
+/* cuBLAS takes int dimensions. */
+static ct_status ct__cuda_gemm_dims(int64_t rows, int64_t k, int64_t m) {
+  if (rows > INT_MAX || k > INT_MAX || m > INT_MAX)
+    return ct__fail(CT_ERR_UNSUPPORTED, "cuda: linear [%lld,%lld]x[%lld,%lld]: a dimension "
+                    "exceeds cuBLAS's int range", (long long)rows, (long long)k, (long long)k,
+                    (long long)m);
+  return CT_OK;
+}
+
+/* y[rows,m] = x[rows,k] W[k,m] (+ b[m]). cuBLAS is column-major: a row-major
+ * R x C matrix with contiguous rows is, to cuBLAS, its C x R transpose with
+ * leading dimension C. So x is x^T (k x rows, ld k), W is W^T (m x k, ld m) and
+ * y is y^T (m x rows, ld m); the same holds for dx, dW and dy below. */
+static ct_status ct__cuda_linear_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]), m = ct__cols(a->out_obj[0]);
+  const float one = 1.0f, zero = 0.0f;
+  bool bias = a->n_params > 1 && a->param[1];
+  CT__TRY(ct__cuda_gemm_dims(rows, k, m));
+  /* With a bias, y starts as b on every row and the product is added (beta 1). */
+  if (bias) CT__CU(ct__cu_bias_rows, (a->param[1], a->out[0], rows, m, c->stream));
+  /* y = x W  <=>  y^T (m x rows) = W^T (m x k, ld m) . x^T (k x rows, ld k): no transposes. */
+  CT__BLAS(cublasSgemm, (c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)m, (int)rows, (int)k, &one,
+                         a->param[0], (int)m, a->in[0], (int)k, bias ? &one : &zero, a->out[0],
+                         (int)m));
+  return CT_OK;
+}
+
+/* dx = dy W^T (overwritten), dW += x^T dy, db += column sums of dy. */
+static ct_status ct__cuda_linear_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]), m = ct__cols(a->out_obj[0]);
+  const float one = 1.0f, zero = 0.0f;
+  const float *dy = a->dout[0];
+  CT__TRY(ct__cuda_gemm_dims(rows, k, m));
+  /* dx = dy W^T  <=>  dx^T (k x rows, ld k) = W (k x m) . dy^T (m x rows, ld m), where W
+   * is the stored m x k matrix (ld m) transposed: op(A) = T, op(B) = N. Overwrites dx. */
+  if (a->din[0])
+    CT__BLAS(cublasSgemm, (c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)k, (int)rows, (int)m, &one,
+                           a->param[0], (int)m, dy, (int)m, &zero, a->din[0], (int)k));
+  /* dW += x^T dy  <=>  dW^T (m x k, ld m) += dy^T (m x rows, ld m) . x (rows x k), where x
+   * is the stored k x rows matrix (ld k) transposed: op(A) = N, op(B) = T, beta 1. */
+  if (a->dparam[0])
+    CT__BLAS(cublasSgemm, (c->blas, CUBLAS_OP_N, CUBLAS_OP_T, (int)m, (int)k, (int)rows, &one, dy,
+                           (int)m, a->in[0], (int)k, &one, a->dparam[0], (int)m));
+  /* db += column sums of dy  <=>  db (m) += dy^T (m x rows, ld m) . ones, over chunks
+   * of rows in order (deterministic). */
+  if (a->n_params > 1 && a->dparam[1])
+    for (int64_t r0 = 0; r0 < rows; r0 += CT__CUDA_ONES) {
+      int64_t nr = rows - r0 < CT__CUDA_ONES ? rows - r0 : CT__CUDA_ONES;
+      CT__BLAS(cublasSgemv, (c->blas, CUBLAS_OP_N, (int)m, (int)nr, &one, dy + r0 * m, (int)m,
+                             c->ones, 1, &one, a->dparam[1], 1));
+    }
+  return CT_OK;
+}
+
+/* Row-wise softmax of the input. */
+static ct_status ct__cuda_softmax_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_softmax_fwd, (a->in[0], a->out[0], ct__rows(a->in_obj[0]),
+                              ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* dx from the forward output y and dy. */
+static ct_status ct__cuda_softmax_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  if (!a->din[0]) return CT_OK;
+  CT__CU(ct__cu_softmax_rev, (a->out[0], a->dout[0], a->din[0], ct__rows(a->in_obj[0]),
+                              ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* Mean clamped -log-probability of the targets; bad targets are recorded. */
+static ct_status ct__cuda_xent_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_xent_fwd, (a->in[0], a->in[1], a->out[0], c->partials, ct__rows(a->in_obj[0]),
+                           ct__cols(a->in_obj[0]), c->err, a->node, (int)a->op, c->stream));
+  return CT_OK;
+}
+
+/* dp from the probabilities, targets and the device-resident loss cotangent. */
+static ct_status ct__cuda_xent_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  if (!a->din[0]) return CT_OK;
+  CT__CU(ct__cu_xent_rev, (a->in[0], a->in[1], a->dout[0], a->din[0], ct__rows(a->in_obj[0]),
+                           ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* Probabilities into the residual and the mean loss; bad targets are recorded. */
+static ct_status ct__cuda_softmax_xent_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_softmax_xent_fwd, (a->in[0], a->in[1], a->saved, a->out[0], c->partials,
+                                   ct__rows(a->in_obj[0]), ct__cols(a->in_obj[0]), c->err,
+                                   a->node, (int)a->op, c->stream));
+  return CT_OK;
+}
+
+/* dx from the saved probabilities and the device-resident loss cotangent. */
+static ct_status ct__cuda_softmax_xent_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  if (!a->din[0]) return CT_OK;
+  CT__CU(ct__cu_softmax_xent_rev, (a->saved, a->in[1], a->dout[0], a->din[0],
+                                   ct__rows(a->in_obj[0]), ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* Copies the input to every output that is wanted (device to device, queued). */
+static ct_status ct__cuda_copy_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  size_t bytes = ct_object_bytes(a->in_obj[0]);
+  for (int k = 0; k < a->n_out; k++)
+    if (a->out[k])
+      CT__CU(cudaMemcpyAsync, (a->out[k], a->in[0], bytes, cudaMemcpyDeviceToDevice, c->stream));
+  return CT_OK;
+}
+
+/* z = x + y (also the reverse of copy, on cotangents). */
+static ct_status ct__cuda_add_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  if (!a->out[0]) return CT_OK;
+  CT__CU(ct__cu_add, (a->in[0], a->in[1], a->out[0], ct_object_numel(a->out_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* Nothing to compute. */
+static ct_status ct__cuda_discard_fwd(void *ctx, const ct__kargs *a) { return CT_OK; }
+
+/* p -= lr * g; the kernel does nothing while an id error is pending. */
+static ct_status ct__cuda_sgd(void *ctx, const ct_optimizer *opt, long step, void *param,
+                              const void *grad, void *state, int64_t n) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_sgd, (param, grad, opt->lr, n, c->err, c->stream));
+  return CT_OK;
+}
+
+/* Every generator, both directions (copy/add/discard reverses are derived). */
+static bool ct__cuda_supports(ct_op op, ct_direction dir) { return op >= 0 && op < CT_OP_COUNT; }
+
+/* ---- graphs ---------------------------------------------------------------------------- */
+
+/* Starts recording the stream's work (this thread only). */
+static ct_status ct__cuda_capture_begin(void *ctx) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(cudaSetDevice, (c->device));
+  CT__CU(cudaStreamBeginCapture, (c->stream, cudaStreamCaptureModeThreadLocal));
+  return CT_OK;
+}
+
+/* Ends the capture and instantiates it; the captured graph itself is not kept. */
+static ct_status ct__cuda_capture_end(void *ctx, void **graph) {
+  ct__cuda_ctx *c = ctx;
+  cudaGraph_t g = NULL;
+  cudaGraphExec_t exec = NULL;
+  *graph = NULL;
+  CT__CU(cudaStreamEndCapture, (c->stream, &g));
+  cudaError_t e = cudaGraphInstantiateWithFlags(&exec, g, 0);
+  (void)cudaGraphDestroy(g);
+  if (e != cudaSuccess) return ct__cuda_fail(e, "cudaGraphInstantiateWithFlags");
+  *graph = exec;
+  return CT_OK;
+}
+
+/* Queues one replay of a recorded graph (no wait). */
+static ct_status ct__cuda_graph_launch(void *ctx, void *graph) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(cudaGraphLaunch, ((cudaGraphExec_t)graph, c->stream));
+  return CT_OK;
+}
+
+/* Destroys an instantiated graph. */
+static void ct__cuda_graph_free(void *ctx, void *graph) {
+  if (!graph) return;
+  (void)cudaGraphExecDestroy((cudaGraphExec_t)graph);
+  (void)cudaGetLastError();
+}
+
+/* ---- options and devices ------------------------------------------------------------- */
+
+/* "tf32" = on/off at any time; "device" = index before the backend is opened. */
+static ct_status ct__cuda_set_option(void *ctx, const char *key, const char *value) {
+  ct__cuda_ctx *c = ctx;
+  if (!strcmp(key, "tf32")) {
+    bool on = !strcmp(value, "on");
+    if (!on && strcmp(value, "off"))
+      return ct__fail(CT_ERR_INVALID_ARG, "cuda: option 'tf32' takes 'on' or 'off', not '%s'",
+                      value);
+    if (c) CT__TRY(ct__cuda_math(c, on));
+    ct__cuda_tf32 = on;
+    return CT_OK;
+  }
+  if (!strcmp(key, "device")) {
+    int dev;
+    if (c)
+      return ct__fail(CT_ERR_STATE, "cuda: option 'device': select the CUDA device before first "
+                      "use (device %d is open)", c->device);
+    if (!ct__cuda_parse_index(value, &dev))
+      return ct__fail(CT_ERR_INVALID_ARG, "cuda: option 'device' takes a device index (0, 1, ...), "
+                      "not '%s'", value);
+    ct__cuda_device_option = dev;
+    return CT_OK;
+  }
+  return ct__fail(CT_ERR_INVALID_ARG, "cuda: unknown option '%s' (known: tf32, device)", key);
+}
+
+/* One entry: "device 0 'NVIDIA H100 80GB HBM3' (sm_90, 79.1 GiB)". */
+static void ct__cuda_device_entry(int i, int selected, ct_device_info *d) {
+  struct cudaDeviceProp prop;
+  int mode = cudaComputeModeDefault;
+  memset(d, 0, sizeof *d);
+  d->selected = i == selected;
+  cudaError_t e = cudaGetDeviceProperties(&prop, i);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    snprintf(d->name, sizeof d->name, "device %d", i);
+    snprintf(d->reason, sizeof d->reason, "cudaGetDeviceProperties: %s: %s", cudaGetErrorName(e),
+             cudaGetErrorString(e));
+    return;
+  }
+  snprintf(d->name, sizeof d->name, "device %d '%.100s' (sm_%d%d, %.1f GiB)", i, prop.name,
+           prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+  if (cudaDeviceGetAttribute(&mode, cudaDevAttrComputeMode, i) != cudaSuccess)
+    (void)cudaGetLastError();
+  d->usable = mode != cudaComputeModeProhibited;
+  if (!d->usable) snprintf(d->reason, sizeof d->reason, "its compute mode is 'prohibited'");
+}
+
+/* Every device the runtime sees; none when the runtime has no driver or device
+ * (the backend's reason then says why). */
+static int ct__cuda_list_devices(ct_device_info *out, int max) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  const char *how;
+  int selected = ct__cuda_open_device >= 0 ? ct__cuda_open_device : ct__cuda_wanted(&how);
+  for (int i = 0; i < count && i < max; i++) ct__cuda_device_entry(i, selected, &out[i]);
+  return count;
+}
+
+const ct_backend ct__cuda_backend = {
+    .name = "cuda",
+    .open = ct__cuda_open,
+    .alloc = ct__cuda_alloc,
+    .release = ct__cuda_release,
+    .upload = ct__cuda_upload,
+    .download = ct__cuda_download,
+    .upload_at = ct__cuda_upload_at,
+    .download_at = ct__cuda_download_at,
+    .fill = ct__cuda_fill,
+    .sync = ct__cuda_sync,
+    .supports = ct__cuda_supports,
+    .forward =
+        {
+            [CT_OP_EMBEDDING] = ct__cuda_embedding_fwd,
+            [CT_OP_LINEAR] = ct__cuda_linear_fwd,
+            [CT_OP_SOFTMAX] = ct__cuda_softmax_fwd,
+            [CT_OP_CROSS_ENTROPY] = ct__cuda_xent_fwd,
+            [CT_OP_SOFTMAX_XENT] = ct__cuda_softmax_xent_fwd,
+            [CT_OP_COPY] = ct__cuda_copy_fwd,
+            [CT_OP_ADD] = ct__cuda_add_fwd,
+            [CT_OP_DISCARD] = ct__cuda_discard_fwd,
+        },
+    .reverse =
+        {
+            [CT_OP_EMBEDDING] = ct__cuda_embedding_rev,
+            [CT_OP_LINEAR] = ct__cuda_linear_rev,
+            [CT_OP_SOFTMAX] = ct__cuda_softmax_rev,
+            [CT_OP_CROSS_ENTROPY] = ct__cuda_xent_rev,
+            [CT_OP_SOFTMAX_XENT] = ct__cuda_softmax_xent_rev,
+            /* copy, add and discard reverse as add, copy and zero (see ops.c). */
+        },
+    .opt_state_per_elem = {[CT_OPT_SGD] = 0},
+    .update = {[CT_OPT_SGD] = ct__cuda_sgd},
+    .capture_begin = ct__cuda_capture_begin,
+    .capture_end = ct__cuda_capture_end,
+    .graph_launch = ct__cuda_graph_launch,
+    .graph_free = ct__cuda_graph_free,
+    .set_option = ct__cuda_set_option,
+    .list_devices = ct__cuda_list_devices,
+};

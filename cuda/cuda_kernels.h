@@ -1,0 +1,80 @@
+/* CUDA kernels of the cuda backend, behind plain C launch functions. Every
+ * function queues its work on the given stream, launches nothing when there is
+ * nothing to do, and returns cudaGetLastError() (cudaSuccess when nothing was
+ * launched). Matrices are row-major; sizes are element counts. */
+#ifndef CTML_CUDA_KERNELS_H
+#define CTML_CUDA_KERNELS_H
+
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The first id out of range found on the device since the record was last
+ * cleared (all zero bytes = no error). flag holds node + 1 of the launch that
+ * found it; later launches of other nodes leave the record alone. Within that
+ * launch the lowest position wins: nkey is the maximum of
+ * ~((position << 32) | (uint32_t)value) over the bad ids (positions beyond
+ * 2^32 - 2 are reported as 4294967295). */
+typedef struct ct__cu_errrec {
+  int flag;
+  int node, op, kind; /* kind 0: token id, 1: target id */
+  long long limit;
+  unsigned long long nkey;
+} ct__cu_errrec;
+
+/* Blocks (and per-block partial sums) used by the loss reductions. */
+#define CT__CU_PARTIALS 1024
+
+/* x[0..n) = value. */
+cudaError_t ct__cu_fill(float *x, float value, int64_t n, cudaStream_t s);
+/* z = x + y over n elements. */
+cudaError_t ct__cu_add(const float *x, const float *y, float *z, int64_t n, cudaStream_t s);
+/* p -= lr * g over n elements, unless the error record holds an error. */
+cudaError_t ct__cu_sgd(float *p, const float *g, float lr, int64_t n, const ct__cu_errrec *err,
+                       cudaStream_t s);
+/* y[n, width] = table[ids[i], :]; an id outside [0, vocab) is recorded (kind 0)
+ * and its row of y is zeroed. */
+cudaError_t ct__cu_embedding_fwd(const int32_t *ids, const float *table, float *y, int64_t n,
+                                 int64_t vocab, int64_t width, ct__cu_errrec *err, int node,
+                                 int op, cudaStream_t s);
+/* dtable[ids[i], :] += dy[i, :] in increasing i (deterministic); ids outside
+ * [0, vocab) are skipped. */
+cudaError_t ct__cu_embedding_rev(const int32_t *ids, const float *dy, float *dtable, int64_t n,
+                                 int64_t vocab, int64_t width, cudaStream_t s);
+/* Every row of y[rows, m] = b[m]. */
+cudaError_t ct__cu_bias_rows(const float *b, float *y, int64_t rows, int64_t m, cudaStream_t s);
+/* y = softmax of each row of x[rows, c], max-subtracted. */
+cudaError_t ct__cu_softmax_fwd(const float *x, float *y, int64_t rows, int64_t c, cudaStream_t s);
+/* dx = y * (dy - rowsum(dy * y)). */
+cudaError_t ct__cu_softmax_rev(const float *y, const float *dy, float *dx, int64_t rows, int64_t c,
+                               cudaStream_t s);
+/* loss[0] = mean over rows of -ln max(p[i, t[i]], 1e-9); a target outside
+ * [0, c) is recorded (kind 1) and its row skipped. partials holds
+ * CT__CU_PARTIALS doubles of scratch. */
+cudaError_t ct__cu_xent_fwd(const float *p, const int32_t *t, float *loss, double *partials,
+                            int64_t rows, int64_t c, ct__cu_errrec *err, int node, int op,
+                            cudaStream_t s);
+/* dp = 0 except dp[i, t[i]] = -dloss[0] / rows / p[i, t[i]] where that
+ * probability is above 1e-9; dloss is a device pointer. */
+cudaError_t ct__cu_xent_rev(const float *p, const int32_t *t, const float *dloss, float *dp,
+                            int64_t rows, int64_t c, cudaStream_t s);
+/* probs = softmax(x); loss[0] = mean over rows of -max(x[i, t[i]] - lse_i, ln 1e-9);
+ * targets are checked as in ct__cu_xent_fwd. */
+cudaError_t ct__cu_softmax_xent_fwd(const float *x, const int32_t *t, float *probs, float *loss,
+                                    double *partials, int64_t rows, int64_t c,
+                                    ct__cu_errrec *err, int node, int op, cudaStream_t s);
+/* dx = dloss[0] / rows * (probs - onehot(t)); zero on rows whose target
+ * probability is at most 1e-9 or whose target is out of range. */
+cudaError_t ct__cu_softmax_xent_rev(const float *probs, const int32_t *t, const float *dloss,
+                                    float *dx, int64_t rows, int64_t c, cudaStream_t s);
+
+/* Loads every kernel (none may first load inside a graph capture on older drivers). */
+cudaError_t ct__cu_preload(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,733 @@
+/* opencl: the OpenCL backend. One context, one in-order command queue and one
+ * program (the .cl files in kernels/, embedded at build time, built through the
+ * binary cache in ocl_cache.c). Kernels are queued without waiting; transfers
+ * are blocking; sync() waits and reports the first id error a kernel recorded
+ * in the device error record. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ocl_internal.h"
+
+/* Work-groups of 1-D and reduction kernels stay at or below this size (and the
+ * kernel's own CL_KERNEL_WORK_GROUP_SIZE). */
+#define CT__WG_CAP 256
+/* Rows per partial sum in the bias gradient. */
+#define CT__COLSUM_CHUNK 64
+/* Ints in the error record (see kernels/common.cl). */
+#define CT__REC_INTS 16
+
+static const char *const ct__ocl_kernel_names[CT__K_COUNT] = {
+#define CT__OCL_KNAME(e, n) n,
+    CT__OCL_KERNELS(CT__OCL_KNAME)
+#undef CT__OCL_KNAME
+};
+
+static cl_device_id ct__ocl_open_device;
+
+cl_device_id ct__ocl_opened_device(void) { return ct__ocl_open_device; }
+
+/* ---- launching ---------------------------------------------------------------- */
+
+/* Kernel arguments set in order; the first failure is kept for the launch. */
+typedef struct ct__args {
+  ct__ocl *c;
+  ct__ocl_kernel_id k;
+  cl_uint next;
+  cl_int err;
+  cl_uint bad;
+} ct__args;
+
+static ct__args ct__args_of(ct__ocl *c, ct__ocl_kernel_id k) {
+  ct__args a = {c, k, 0, CL_SUCCESS, 0};
+  return a;
+}
+
+static void ct__arg(ct__args *a, size_t size, const void *value) {
+  if (a->err == CL_SUCCESS) {
+    a->err = clSetKernelArg(a->c->kernel[a->k], a->next, size, value);
+    a->bad = a->next;
+  }
+  a->next++;
+}
+static void ct__arg_mem(ct__args *a, const void *buf) {
+  cl_mem m = (cl_mem)buf;
+  ct__arg(a, sizeof m, &m);
+}
+static void ct__arg_long(ct__args *a, int64_t v) {
+  cl_long x = v;
+  ct__arg(a, sizeof x, &x);
+}
+static void ct__arg_int(ct__args *a, int v) {
+  cl_int x = v;
+  ct__arg(a, sizeof x, &x);
+}
+static void ct__arg_float(ct__args *a, float v) {
+  cl_float x = v;
+  ct__arg(a, sizeof x, &x);
+}
+static void ct__arg_local(ct__args *a, size_t bytes) { ct__arg(a, bytes, NULL); }
+
+/* Queues the kernel over items[d] work-items per dimension in work-groups of
+ * local[d]; the global size is rounded up to whole groups (kernels check bounds). */
+static ct_status ct__run(const ct__args *a, cl_uint dims, const size_t *items, const size_t *local) {
+  const char *name = ct__ocl_kernel_names[a->k];
+  char call[96];
+  if (a->err != CL_SUCCESS) {
+    snprintf(call, sizeof call, "clSetKernelArg(%s, argument %u)", name, a->bad);
+    return ct__ocl_fail(call, a->err);
+  }
+  size_t global[3];
+  for (cl_uint d = 0; d < dims; d++) {
+    if (items[d] == 0) return CT_OK; /* nothing to do */
+    global[d] = (items[d] + local[d] - 1) / local[d] * local[d];
+  }
+  cl_int err = clEnqueueNDRangeKernel(a->c->queue, a->c->kernel[a->k], dims, NULL, global, local,
+                                      0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    snprintf(call, sizeof call, "clEnqueueNDRangeKernel(%s)", name);
+    return ct__ocl_fail(call, err);
+  }
+  return CT_OK;
+}
+
+/* A 1-D work-group size for kernel k: the largest multiple of the preferred
+ * multiple within the kernel's limit and CT__WG_CAP. */
+static size_t ct__local1d(const ct__ocl *c, ct__ocl_kernel_id k) {
+  size_t lim = c->kernel_wg[k] < CT__WG_CAP ? c->kernel_wg[k] : CT__WG_CAP;
+  size_t m = c->wg_multiple;
+  if (m == 0 || m > lim) return lim ? lim : 1;
+  return lim / m * m;
+}
+
+static ct_status ct__run1d(const ct__args *a, int64_t n) {
+  size_t items = (size_t)n, local = ct__local1d(a->c, a->k);
+  return ct__run(a, 1, &items, &local);
+}
+
+/* A 2-D work-group (x, y) within kernel k's limit and cap: x covers up to nx
+ * (a power of two up to 64), y takes the rest up to ny. */
+static void ct__local2d_cap(const ct__ocl *c, ct__ocl_kernel_id k, size_t nx, size_t ny,
+                            size_t cap, size_t local[2]) {
+  size_t lim = c->kernel_wg[k] < cap ? c->kernel_wg[k] : cap;
+  size_t x = 1, y = 1;
+  while (x * 2 <= lim && x < nx && x < 64) x *= 2;
+  while (x * y * 2 <= lim && y < ny) y *= 2;
+  local[0] = x;
+  local[1] = y;
+}
+
+static void ct__local2d(const ct__ocl *c, ct__ocl_kernel_id k, size_t nx, size_t ny,
+                        size_t local[2]) {
+  ct__local2d_cap(c, k, nx, ny, CT__WG_CAP, local);
+}
+
+/* A power-of-two work-group size for a reduction kernel over up to items
+ * elements: within the kernel's limit, CT__WG_CAP, and the local memory left
+ * for bytes_per_item per work-item. */
+static size_t ct__pow2_group(const ct__ocl *c, ct__ocl_kernel_id k, int64_t items,
+                             size_t bytes_per_item) {
+  size_t lim = c->kernel_wg[k] < CT__WG_CAP ? c->kernel_wg[k] : CT__WG_CAP;
+  cl_ulong room = c->local_mem > c->kernel_local[k] ? c->local_mem - c->kernel_local[k] : 0;
+  size_t g = 1;
+  while (g * 2 <= lim && (cl_ulong)(g * 2 * bytes_per_item) <= room && (int64_t)g < items) g *= 2;
+  return g;
+}
+
+/* Launches kernel k as one work-group per row (group size g). */
+static ct_status ct__run_rows(const ct__args *a, int64_t rows, size_t g) {
+  size_t items = (size_t)rows * g;
+  return ct__run(a, 1, &items, &g);
+}
+
+/* Makes c->scratch at least bytes large. */
+static ct_status ct__scratch(ct__ocl *c, size_t bytes) {
+  if (bytes < 4) bytes = 4; /* always a valid buffer to bind */
+  if (bytes <= c->scratch_bytes) return CT_OK;
+  if (bytes > c->max_alloc)
+    return ct__fail(CT_ERR_NOMEM, "opencl: scratch of %zu bytes is above the device's largest "
+                    "allocation (CL_DEVICE_MAX_MEM_ALLOC_SIZE %llu bytes)", bytes,
+                    (unsigned long long)c->max_alloc);
+  cl_int err = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(c->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+  if (err != CL_SUCCESS) return ct__ocl_fail("clCreateBuffer(scratch)", err);
+  /* Queued kernels that use the old buffer keep it alive until they finish. */
+  if (c->scratch) clReleaseMemObject(c->scratch);
+  c->scratch = m;
+  c->scratch_bytes = bytes;
+  return CT_OK;
+}
+
+/* ---- memory ------------------------------------------------------------------- */
+
+static ct_status ct__ocl_alloc(void *ctx, size_t bytes, void **buf) {
+  ct__ocl *c = ctx;
+  *buf = NULL;
+  if (bytes > c->max_alloc)
+    return ct__fail(CT_ERR_NOMEM, "opencl: cannot allocate %zu bytes: the device's largest single "
+                    "allocation is %llu bytes (CL_DEVICE_MAX_MEM_ALLOC_SIZE)", bytes,
+                    (unsigned long long)c->max_alloc);
+  size_t size = bytes < 4 ? 4 : bytes; /* a zero-byte request still gets a valid buffer */
+  cl_int err = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(c->context, CL_MEM_READ_WRITE, size, NULL, &err);
+  if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
+      err == CL_OUT_OF_HOST_MEMORY)
+    return ct__fail(CT_ERR_NOMEM, "opencl: clCreateBuffer of %zu bytes: %s (%d)", size,
+                    ct__ocl_error_name(err), (int)err);
+  if (err != CL_SUCCESS) return ct__ocl_fail("clCreateBuffer", err);
+  *buf = m;
+  return CT_OK;
+}
+
+static void ct__ocl_release(void *ctx, void *buf) {
+  if (buf) clReleaseMemObject((cl_mem)buf);
+}
+
+static ct_status ct__ocl_upload_at(void *ctx, void *dst, size_t offset, const void *host,
+                                   size_t bytes) {
+  ct__ocl *c = ctx;
+  if (bytes == 0) return CT_OK;
+  CT__OCL_TRY("clEnqueueWriteBuffer", clEnqueueWriteBuffer(c->queue, (cl_mem)dst, CL_TRUE, offset,
+                                                           bytes, host, 0, NULL, NULL));
+  return CT_OK;
+}
+
+static ct_status ct__ocl_upload(void *ctx, void *dst, const void *host, size_t bytes) {
+  return ct__ocl_upload_at(ctx, dst, 0, host, bytes);
+}
+
+/* A blocking read on the in-order queue: it follows all queued work. */
+static ct_status ct__ocl_download_at(void *ctx, void *host, const void *src, size_t offset,
+                                     size_t bytes) {
+  ct__ocl *c = ctx;
+  if (bytes == 0) return CT_OK;
+  CT__OCL_TRY("clEnqueueReadBuffer", clEnqueueReadBuffer(c->queue, (cl_mem)src, CL_TRUE, offset,
+                                                         bytes, host, 0, NULL, NULL));
+  return CT_OK;
+}
+
+static ct_status ct__ocl_download(void *ctx, void *host, const void *src, size_t bytes) {
+  return ct__ocl_download_at(ctx, host, src, 0, bytes);
+}
+
+static ct_status ct__ocl_fill(void *ctx, void *buf, float value, int64_t n) {
+  ct__ocl *c = ctx;
+  if (n <= 0) return CT_OK;
+  cl_float v = value;
+  CT__OCL_TRY("clEnqueueFillBuffer", clEnqueueFillBuffer(c->queue, (cl_mem)buf, &v, sizeof v, 0,
+                                                         (size_t)n * sizeof v, 0, NULL, NULL));
+  return CT_OK;
+}
+
+/* Waits, then reports (once) the first id error recorded on the device. */
+static ct_status ct__ocl_sync(void *ctx) {
+  ct__ocl *c = ctx;
+  cl_int rec[CT__REC_INTS];
+  CT__OCL_TRY("clFinish", clFinish(c->queue));
+  CT__OCL_TRY("clEnqueueReadBuffer(error record)",
+              clEnqueueReadBuffer(c->queue, c->record, CL_TRUE, 0, sizeof rec, rec, 0, NULL, NULL));
+  if (rec[0] == 0) return CT_OK;
+  cl_int zero[CT__REC_INTS] = {0};
+  CT__OCL_TRY("clEnqueueWriteBuffer(error record)",
+              clEnqueueWriteBuffer(c->queue, c->record, CL_TRUE, 0, sizeof zero, zero, 0, NULL,
+                                   NULL));
+  long long pos = (long long)(((uint64_t)(uint32_t)rec[6] << 32) | (uint32_t)rec[5]);
+  long long limit = (long long)(((uint64_t)(uint32_t)rec[8] << 32) | (uint32_t)rec[7]);
+  return ct__fail(CT_ERR_RANGE, "node %d (%s): %s %d at position %lld is outside [0, %lld)",
+                  rec[1], ct_op_name((ct_op)rec[2]), rec[3] ? "target id" : "token id", rec[4],
+                  pos, limit);
+}
+
+/* ---- matrix products ---------------------------------------------------------- */
+
+bool ct__ocl_gemm_usable(const ct__ocl *c, ct__ocl_gemm_kind kind) {
+  if (kind == CT__GEMM_REGISTER) return true;
+  const ct__ocl_kernel_id lt[3] = {CT__K_GEMM_LT_NN, CT__K_GEMM_LT_NT, CT__K_GEMM_LT_TN};
+  for (int i = 0; i < 3; i++)
+    if (c->kernel_wg[lt[i]] < CT__OCL_LT_SIDE * CT__OCL_LT_SIDE ||
+        c->kernel_local[lt[i]] > c->local_mem)
+      return false;
+  return true;
+}
+
+ct_status ct__ocl_gemm(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb, int64_t M, int64_t N,
+                       int64_t K, cl_mem A, cl_mem B, cl_mem bias, float beta, cl_mem C) {
+  if (ta && tb) return ct__fail(CT_ERR_INTERNAL, "opencl: no kernel for A^T . B^T");
+  if (M <= 0 || N <= 0) return CT_OK;
+  const int64_t lim = 0x7fffff00; /* the kernels index rows and columns with int */
+  if (M > lim || N > lim || K > lim)
+    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: matrix product %lld x %lld x %lld has a side "
+                    "above 2^31 - 256", (long long)M, (long long)N, (long long)K);
+  if (!ct__ocl_gemm_usable(c, kind))
+    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: the local-tiled matrix product needs a 16 x 16 "
+                    "work-group, above this device's limit");
+  if (kind == CT__GEMM_REGISTER && tb) {
+    /* nt as nn on a transposed copy of B (N x K -> K x N) in the scratch */
+    CT__TRY(ct__scratch(c, (size_t)(N * K) * sizeof(float)));
+    ct__args t = ct__args_of(c, CT__K_TRANSPOSE);
+    ct__arg_mem(&t, B);
+    ct__arg_mem(&t, c->scratch);
+    ct__arg_int(&t, (int)N);
+    ct__arg_int(&t, (int)K);
+    size_t items[2] = {(size_t)K, (size_t)N}, local[2];
+    ct__local2d(c, CT__K_TRANSPOSE, items[0], items[1], local);
+    CT__TRY(ct__run(&t, 2, items, local));
+    B = c->scratch;
+    tb = false;
+  }
+  ct__ocl_kernel_id k = kind == CT__GEMM_LOCAL
+                            ? (ta ? CT__K_GEMM_LT_TN : tb ? CT__K_GEMM_LT_NT : CT__K_GEMM_LT_NN)
+                            : (ta ? CT__K_GEMM_RB_TN : CT__K_GEMM_RB_NN);
+  ct__args a = ct__args_of(c, k);
+  ct__arg_int(&a, (int)M);
+  ct__arg_int(&a, (int)N);
+  ct__arg_int(&a, (int)K);
+  ct__arg_mem(&a, A);
+  ct__arg_mem(&a, B);
+  ct__arg_mem(&a, bias ? bias : c->dummy);
+  ct__arg_int(&a, bias != NULL);
+  ct__arg_float(&a, beta);
+  ct__arg_mem(&a, C);
+  size_t items[2], local[2];
+  if (kind == CT__GEMM_LOCAL) {
+    /* one 16 x 16 work-group per 64 x 64 tile of C */
+    items[0] = (size_t)((N + 63) / 64) * CT__OCL_LT_SIDE;
+    items[1] = (size_t)((M + 63) / 64) * CT__OCL_LT_SIDE;
+    local[0] = local[1] = CT__OCL_LT_SIDE;
+  } else {
+    /* one work-item per 4 x rb_width tile of C; on CPUs groups of at most 64
+     * (more groups than cores for mid-sized products: measured faster on PoCL) */
+    items[0] = (size_t)((N + c->rb_width - 1) / c->rb_width);
+    items[1] = (size_t)((M + 3) / 4);
+    ct__local2d_cap(c, k, items[0], items[1], (c->type & CL_DEVICE_TYPE_CPU) ? 64 : CT__WG_CAP,
+                    local);
+  }
+  return ct__run(&a, 2, items, local);
+}
+
+/* ---- generators ------------------------------------------------------------------ */
+
+/* Checks ids[0, n) against [0, limit) on the device in one work-group. */
+static ct_status ct__check_ids(ct__ocl *c, const void *ids, int64_t n, int64_t limit,
+                               const ct__kargs *ka, int kind) {
+  ct__args a = ct__args_of(c, CT__K_CHECK_IDS);
+  size_t g = ct__pow2_group(c, CT__K_CHECK_IDS, n, sizeof(cl_long));
+  ct__arg_mem(&a, ids);
+  ct__arg_long(&a, n);
+  ct__arg_long(&a, limit);
+  ct__arg_mem(&a, c->record);
+  ct__arg_int(&a, ka->node);
+  ct__arg_int(&a, (int)ka->op);
+  ct__arg_int(&a, kind);
+  ct__arg_local(&a, g * sizeof(cl_long));
+  return ct__run(&a, 1, &g, &g);
+}
+
+static ct_status ct__ocl_embedding_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t n = ct_object_numel(ka->in_obj[0]), vocab = ka->param_obj[0]->dims[0],
+          width = ka->param_obj[0]->dims[1];
+  CT__TRY(ct__check_ids(c, ka->in[0], n, vocab, ka, 0));
+  ct__args a = ct__args_of(c, CT__K_EMB_FWD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->param[0]);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_long(&a, n);
+  ct__arg_long(&a, vocab);
+  ct__arg_long(&a, width);
+  return ct__run1d(&a, n * width);
+}
+
+/* dtable += scatter of dy by id: sort (id, position) keys, then sum each id's run. */
+static ct_status ct__ocl_embedding_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  if (!ka->dparam[0]) return CT_OK;
+  int64_t n = ct_object_numel(ka->in_obj[0]), vocab = ka->param_obj[0]->dims[0],
+          width = ka->param_obj[0]->dims[1];
+  if (n <= 0 || width <= 0) return CT_OK;
+  if (n > 0xffffffffLL)
+    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: embedding reverse over %lld positions (at most "
+                    "2^32 - 1)", (long long)n);
+  int64_t n2 = 1;
+  while (n2 < n) n2 *= 2;
+  CT__TRY(ct__scratch(c, (size_t)n2 * sizeof(cl_ulong)));
+  ct__args a = ct__args_of(c, CT__K_EMB_KEYS);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, c->scratch);
+  ct__arg_long(&a, n);
+  ct__arg_long(&a, n2);
+  ct__arg_long(&a, vocab);
+  CT__TRY(ct__run1d(&a, n2));
+  for (int64_t k = 2; k <= n2; k *= 2)
+    for (int64_t j = k / 2; j > 0; j /= 2) {
+      ct__args b = ct__args_of(c, CT__K_BITONIC);
+      ct__arg_mem(&b, c->scratch);
+      ct__arg_long(&b, n2);
+      ct__arg_long(&b, j);
+      ct__arg_long(&b, k);
+      CT__TRY(ct__run1d(&b, n2));
+    }
+  ct__args r = ct__args_of(c, CT__K_EMB_REV);
+  ct__arg_mem(&r, c->scratch);
+  ct__arg_mem(&r, ka->dout[0]);
+  ct__arg_mem(&r, ka->dparam[0]);
+  ct__arg_long(&r, n);
+  ct__arg_long(&r, vocab);
+  ct__arg_long(&r, width);
+  size_t items[2] = {(size_t)width, (size_t)n}, local[2];
+  ct__local2d(c, CT__K_EMB_REV, items[0], items[1], local);
+  return ct__run(&r, 2, items, local);
+}
+
+static ct_status ct__ocl_linear_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), k = ct__cols(ka->in_obj[0]),
+          m = ct__cols(ka->out_obj[0]);
+  return ct__ocl_gemm(c, c->gemm, false, false, rows, m, k, ka->in[0], ka->param[0],
+                      ka->n_params > 1 ? ka->param[1] : NULL, 0.0f, ka->out[0]);
+}
+
+static ct_status ct__ocl_linear_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), k = ct__cols(ka->in_obj[0]),
+          m = ct__cols(ka->out_obj[0]);
+  if (ka->din[0]) /* dx = dy . W^T */
+    CT__TRY(ct__ocl_gemm(c, c->gemm, false, true, rows, k, m, ka->dout[0], ka->param[0], NULL,
+                         0.0f, ka->din[0]));
+  if (ka->dparam[0]) /* dW += x^T . dy */
+    CT__TRY(ct__ocl_gemm(c, c->gemm, true, false, k, m, rows, ka->in[0], ka->dout[0], NULL, 1.0f,
+                         ka->dparam[0]));
+  if (ka->n_params < 2 || !ka->dparam[1] || rows <= 0 || m <= 0) return CT_OK;
+  /* db += column sums of dy: partial sums over row chunks, then their sum in order */
+  int64_t chunks = (rows + CT__COLSUM_CHUNK - 1) / CT__COLSUM_CHUNK;
+  CT__TRY(ct__scratch(c, (size_t)(chunks * m) * sizeof(float)));
+  ct__args a = ct__args_of(c, CT__K_COLSUM_PART);
+  ct__arg_mem(&a, ka->dout[0]);
+  ct__arg_mem(&a, c->scratch);
+  ct__arg_long(&a, rows);
+  ct__arg_long(&a, m);
+  ct__arg_long(&a, CT__COLSUM_CHUNK);
+  size_t items[2] = {(size_t)m, (size_t)chunks}, local[2];
+  ct__local2d(c, CT__K_COLSUM_PART, items[0], items[1], local);
+  CT__TRY(ct__run(&a, 2, items, local));
+  ct__args b = ct__args_of(c, CT__K_COLSUM_FINISH);
+  ct__arg_mem(&b, c->scratch);
+  ct__arg_mem(&b, ka->dparam[1]);
+  ct__arg_long(&b, chunks);
+  ct__arg_long(&b, m);
+  return ct__run1d(&b, m);
+}
+
+static ct_status ct__ocl_softmax_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  size_t g = ct__pow2_group(c, CT__K_SOFTMAX_FWD, cols, sizeof(float));
+  ct__args a = ct__args_of(c, CT__K_SOFTMAX_FWD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_long(&a, cols);
+  ct__arg_local(&a, g * sizeof(float));
+  return ct__run_rows(&a, rows, g);
+}
+
+static ct_status ct__ocl_softmax_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  if (!ka->din[0]) return CT_OK;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  size_t g = ct__pow2_group(c, CT__K_SOFTMAX_REV, cols, sizeof(float));
+  ct__args a = ct__args_of(c, CT__K_SOFTMAX_REV);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_mem(&a, ka->dout[0]);
+  ct__arg_mem(&a, ka->din[0]);
+  ct__arg_long(&a, cols);
+  ct__arg_local(&a, g * sizeof(float));
+  return ct__run_rows(&a, rows, g);
+}
+
+static ct_status ct__ocl_xent_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  size_t g = ct__pow2_group(c, CT__K_XENT_FWD, rows, sizeof(float) + sizeof(cl_long));
+  ct__args a = ct__args_of(c, CT__K_XENT_FWD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->in[1]);
+  ct__arg_long(&a, rows);
+  ct__arg_long(&a, cols);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_mem(&a, c->record);
+  ct__arg_int(&a, ka->node);
+  ct__arg_int(&a, (int)ka->op);
+  ct__arg_local(&a, g * sizeof(float));
+  ct__arg_local(&a, g * sizeof(cl_long));
+  return ct__run(&a, 1, &g, &g);
+}
+
+static ct_status ct__ocl_xent_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  if (!ka->din[0]) return CT_OK;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  ct__args a = ct__args_of(c, CT__K_XENT_REV);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->in[1]);
+  ct__arg_mem(&a, ka->dout[0]);
+  ct__arg_mem(&a, ka->din[0]);
+  ct__arg_long(&a, rows);
+  ct__arg_long(&a, cols);
+  return ct__run1d(&a, rows * cols);
+}
+
+static ct_status ct__ocl_softmax_xent_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  CT__TRY(ct__scratch(c, (size_t)rows * sizeof(float)));
+  size_t g = ct__pow2_group(c, CT__K_SMXENT_ROWS, cols, sizeof(float));
+  ct__args a = ct__args_of(c, CT__K_SMXENT_ROWS);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->in[1]);
+  ct__arg_mem(&a, ka->saved);
+  ct__arg_mem(&a, c->scratch);
+  ct__arg_long(&a, cols);
+  ct__arg_local(&a, g * sizeof(float));
+  CT__TRY(ct__run_rows(&a, rows, g));
+  g = ct__pow2_group(c, CT__K_SMXENT_LOSS, rows, sizeof(float) + sizeof(cl_long));
+  ct__args b = ct__args_of(c, CT__K_SMXENT_LOSS);
+  ct__arg_mem(&b, c->scratch);
+  ct__arg_mem(&b, ka->in[1]);
+  ct__arg_long(&b, rows);
+  ct__arg_long(&b, cols);
+  ct__arg_mem(&b, ka->out[0]);
+  ct__arg_mem(&b, c->record);
+  ct__arg_int(&b, ka->node);
+  ct__arg_int(&b, (int)ka->op);
+  ct__arg_local(&b, g * sizeof(float));
+  ct__arg_local(&b, g * sizeof(cl_long));
+  return ct__run(&b, 1, &g, &g);
+}
+
+static ct_status ct__ocl_softmax_xent_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  if (!ka->din[0]) return CT_OK;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  ct__args a = ct__args_of(c, CT__K_SMXENT_REV);
+  ct__arg_mem(&a, ka->saved);
+  ct__arg_mem(&a, ka->in[1]);
+  ct__arg_mem(&a, ka->dout[0]);
+  ct__arg_mem(&a, ka->din[0]);
+  ct__arg_long(&a, rows);
+  ct__arg_long(&a, cols);
+  return ct__run1d(&a, rows * cols);
+}
+
+/* Copies the input to every output that is wanted (NULL outputs are skipped). */
+static ct_status ct__ocl_copy_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  size_t bytes = ct_object_bytes(ka->in_obj[0]);
+  for (int k = 0; k < ka->n_out && bytes > 0; k++)
+    if (ka->out[k])
+      CT__OCL_TRY("clEnqueueCopyBuffer", clEnqueueCopyBuffer(c->queue, (cl_mem)ka->in[0],
+                                                             (cl_mem)ka->out[k], 0, 0, bytes, 0,
+                                                             NULL, NULL));
+  return CT_OK;
+}
+
+static ct_status ct__ocl_add_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  if (!ka->out[0]) return CT_OK;
+  int64_t n = ct_object_numel(ka->out_obj[0]);
+  ct__args a = ct__args_of(c, CT__K_ADD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->in[1]);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_long(&a, n);
+  return ct__run1d(&a, n);
+}
+
+static ct_status ct__ocl_discard_fwd(void *ctx, const ct__kargs *ka) { return CT_OK; }
+
+static ct_status ct__ocl_sgd_update(void *ctx, const ct_optimizer *opt, long step, void *param,
+                                    const void *grad, void *state, int64_t n) {
+  ct__ocl *c = ctx;
+  if (!grad || n <= 0) return CT_OK;
+  ct__args a = ct__args_of(c, CT__K_SGD);
+  ct__arg_mem(&a, param);
+  ct__arg_mem(&a, grad);
+  ct__arg_float(&a, opt->lr);
+  ct__arg_long(&a, n);
+  ct__arg_mem(&a, c->record);
+  return ct__run1d(&a, n);
+}
+
+/* ---- opening -------------------------------------------------------------------- */
+
+static void ct__ocl_free(ct__ocl *c) {
+  if (!c) return;
+  for (int k = 0; k < CT__K_COUNT; k++)
+    if (c->kernel[k]) clReleaseKernel(c->kernel[k]);
+  if (c->program) clReleaseProgram(c->program);
+  if (c->record) clReleaseMemObject(c->record);
+  if (c->dummy) clReleaseMemObject(c->dummy);
+  if (c->scratch) clReleaseMemObject(c->scratch);
+  if (c->queue) clReleaseCommandQueue(c->queue);
+  if (c->context) clReleaseContext(c->context);
+  free(c);
+}
+
+/* Creates every kernel and reads its work-group limits. */
+static ct_status ct__ocl_kernels(ct__ocl *c) {
+  for (int k = 0; k < CT__K_COUNT; k++) {
+    cl_int err = CL_SUCCESS;
+    char call[96];
+    c->kernel[k] = clCreateKernel(c->program, ct__ocl_kernel_names[k], &err);
+    snprintf(call, sizeof call, "clCreateKernel(%s)", ct__ocl_kernel_names[k]);
+    if (err != CL_SUCCESS) return ct__ocl_fail(call, err);
+    snprintf(call, sizeof call, "clGetKernelWorkGroupInfo(%s)", ct__ocl_kernel_names[k]);
+    CT__OCL_TRY(call, clGetKernelWorkGroupInfo(c->kernel[k], c->device, CL_KERNEL_WORK_GROUP_SIZE,
+                                               sizeof c->kernel_wg[k], &c->kernel_wg[k], NULL));
+    CT__OCL_TRY(call, clGetKernelWorkGroupInfo(c->kernel[k], c->device, CL_KERNEL_LOCAL_MEM_SIZE,
+                                               sizeof c->kernel_local[k], &c->kernel_local[k],
+                                               NULL));
+    if (c->kernel_wg[k] == 0) c->kernel_wg[k] = 1;
+  }
+  CT__OCL_TRY("clGetKernelWorkGroupInfo(ct_add)",
+              clGetKernelWorkGroupInfo(c->kernel[CT__K_ADD], c->device,
+                                       CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE,
+                                       sizeof c->wg_multiple, &c->wg_multiple, NULL));
+  return CT_OK;
+}
+
+/* The matrix-product family: CTML_OPENCL_GEMM ("register" or "local") when set,
+ * else register blocking on CPUs (local-memory tiling with barriers measured
+ * far slower under PoCL) and local tiling elsewhere when the device allows it. */
+static ct_status ct__ocl_pick_gemm(ct__ocl *c) {
+  const char *env = getenv("CTML_OPENCL_GEMM");
+  if (env && *env) {
+    if (!strcmp(env, "register")) {
+      c->gemm = CT__GEMM_REGISTER;
+      return CT_OK;
+    }
+    if (strcmp(env, "local"))
+      return ct__fail(CT_ERR_BACKEND_ABSENT, "opencl: CTML_OPENCL_GEMM='%s' is neither "
+                      "'register' nor 'local'", env);
+    if (!ct__ocl_gemm_usable(c, CT__GEMM_LOCAL))
+      return ct__fail(CT_ERR_BACKEND_ABSENT, "opencl: CTML_OPENCL_GEMM=local, but the device "
+                      "cannot run a 16 x 16 work-group of the local-tiled kernels");
+    c->gemm = CT__GEMM_LOCAL;
+    return CT_OK;
+  }
+  c->gemm = (c->type & CL_DEVICE_TYPE_CPU) || !ct__ocl_gemm_usable(c, CT__GEMM_LOCAL)
+                ? CT__GEMM_REGISTER
+                : CT__GEMM_LOCAL;
+  return CT_OK;
+}
+
+static ct_status ct__ocl_setup(ct__ocl *c, const ct__ocl_dev *d, char *device, size_t device_len) {
+  cl_int err = CL_SUCCESS;
+  c->platform = d->platform;
+  c->device = d->device;
+  c->type = d->type;
+  CT__OCL_TRY("clGetDeviceInfo(CL_DEVICE_MAX_MEM_ALLOC_SIZE)",
+              clGetDeviceInfo(c->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof c->max_alloc,
+                              &c->max_alloc, NULL));
+  CT__OCL_TRY("clGetDeviceInfo(CL_DEVICE_LOCAL_MEM_SIZE)",
+              clGetDeviceInfo(c->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof c->local_mem,
+                              &c->local_mem, NULL));
+  cl_context_properties props[3] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
+  c->context = clCreateContext(props, 1, &c->device, NULL, NULL, &err);
+  if (err != CL_SUCCESS) return ct__ocl_fail("clCreateContext", err);
+  c->queue = clCreateCommandQueue(c->context, c->device, 0, &err); /* in order */
+  if (err != CL_SUCCESS) return ct__ocl_fail("clCreateCommandQueue", err);
+  /* The register-blocked tile width follows the native float vector width. */
+  cl_uint vw = 1;
+  CT__OCL_TRY("clGetDeviceInfo(CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT)",
+              clGetDeviceInfo(c->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof vw, &vw,
+                              NULL));
+  c->rb_width = vw >= 16 ? 16 : vw >= 8 ? 8 : 4;
+  char options[64];
+  snprintf(options, sizeof options, "-cl-std=CL1.2 -DCT_RB_W=%d", c->rb_width);
+  CT__TRY(ct__ocl_build_program(c, options));
+  CT__TRY(ct__ocl_kernels(c));
+  CT__TRY(ct__ocl_pick_gemm(c));
+  c->record = clCreateBuffer(c->context, CL_MEM_READ_WRITE, CT__REC_INTS * sizeof(cl_int), NULL,
+                             &err);
+  if (err != CL_SUCCESS) return ct__ocl_fail("clCreateBuffer(error record)", err);
+  c->dummy = clCreateBuffer(c->context, CL_MEM_READ_WRITE, 4 * sizeof(cl_int), NULL, &err);
+  if (err != CL_SUCCESS) return ct__ocl_fail("clCreateBuffer", err);
+  cl_int zero[CT__REC_INTS] = {0};
+  CT__OCL_TRY("clEnqueueWriteBuffer(error record)",
+              clEnqueueWriteBuffer(c->queue, c->record, CL_TRUE, 0, sizeof zero, zero, 0, NULL,
+                                   NULL));
+  CT__OCL_TRY("clEnqueueWriteBuffer", clEnqueueWriteBuffer(c->queue, c->dummy, CL_TRUE, 0,
+                                                           4 * sizeof(cl_int), zero, 0, NULL,
+                                                           NULL));
+  int major = 1, minor = 2;
+  if (sscanf(d->device_version, "OpenCL %d.%d", &major, &minor) != 2) major = 1, minor = 2;
+  snprintf(device, device_len, "%s (%s, OpenCL %d.%d, %u compute units)", d->device_name,
+           d->platform_name, major, minor, d->compute_units);
+  return CT_OK;
+}
+
+static ct_status ct__ocl_open(void **ctx, char *device, size_t device_len) {
+  *ctx = NULL;
+  ct__ocl_dev *devs = NULL;
+  int n = 0;
+  CT__TRY(ct__ocl_enumerate(&devs, &n));
+  char why[1000];
+  int pick = ct__ocl_select(devs, n, why, sizeof why);
+  if (pick < 0) {
+    free(devs);
+    return ct__fail(CT_ERR_BACKEND_ABSENT, "%s", why);
+  }
+  ct__ocl *c = calloc(1, sizeof *c);
+  if (!c) {
+    free(devs);
+    return ct__fail(CT_ERR_NOMEM, "opencl: out of host memory");
+  }
+  ct_status s = ct__ocl_setup(c, &devs[pick], device, device_len);
+  free(devs);
+  if (s != CT_OK) {
+    ct__ocl_free(c);
+    return s;
+  }
+  ct__ocl_open_device = c->device;
+  *ctx = c;
+  return CT_OK;
+}
+
+static bool ct__ocl_supports(ct_op op, ct_direction dir) { return op >= 0 && op < CT_OP_COUNT; }
+
+const ct_backend ct__opencl_backend = {
+    .name = "opencl",
+    .open = ct__ocl_open,
+    .alloc = ct__ocl_alloc,
+    .release = ct__ocl_release,
+    .upload = ct__ocl_upload,
+    .download = ct__ocl_download,
+    .upload_at = ct__ocl_upload_at,
+    .download_at = ct__ocl_download_at,
+    .fill = ct__ocl_fill,
+    .sync = ct__ocl_sync,
+    .supports = ct__ocl_supports,
+    .forward =
+        {
+            [CT_OP_EMBEDDING] = ct__ocl_embedding_fwd,
+            [CT_OP_LINEAR] = ct__ocl_linear_fwd,
+            [CT_OP_SOFTMAX] = ct__ocl_softmax_fwd,
+            [CT_OP_CROSS_ENTROPY] = ct__ocl_xent_fwd,
+            [CT_OP_SOFTMAX_XENT] = ct__ocl_softmax_xent_fwd,
+            [CT_OP_COPY] = ct__ocl_copy_fwd,
+            [CT_OP_ADD] = ct__ocl_add_fwd,
+            [CT_OP_DISCARD] = ct__ocl_discard_fwd,
+        },
+    .reverse =
+        {
+            [CT_OP_EMBEDDING] = ct__ocl_embedding_rev,
+            [CT_OP_LINEAR] = ct__ocl_linear_rev,
+            [CT_OP_SOFTMAX] = ct__ocl_softmax_rev,
+            [CT_OP_CROSS_ENTROPY] = ct__ocl_xent_rev,
+            [CT_OP_SOFTMAX_XENT] = ct__ocl_softmax_xent_rev,
+            /* copy, add and discard reverse as add, copy and zero (see src/ops.c). */
+        },
+    .opt_state_per_elem = {[CT_OPT_SGD] = 0},
+    .update = {[CT_OPT_SGD] = ct__ocl_sgd_update},
+    .set_option = ct__ocl_set_option,
+    .list_devices = ct__ocl_list_devices,
+};

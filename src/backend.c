@@ -11,7 +11,7 @@ typedef struct ct__registry_entry {
   ct_status open_status;
   void *ctx;
   char device[128];
-  char reason[256];
+  char reason[1024];
 } ct__registry_entry;
 
 /* "auto" takes the first present entry: GPUs before the CPU reference. */
@@ -75,8 +75,10 @@ ct_status ct_backend_get(const char *name, const ct_backend **out) {
       *out = e->table;
       return CT_OK;
     }
-    if (!any)
+    if (!any && e->open_status == CT_ERR_BACKEND_ABSENT)
       return ct__fail(CT_ERR_BACKEND_ABSENT, "backend '%s' is absent: %s", name, e->reason);
+    if (!any) /* present but broken, e.g. its kernels do not build: keep the status */
+      return ct__fail(e->open_status, "backend '%s' failed to open: %s", name, e->reason);
   }
   if (any) return ct__fail(CT_ERR_BACKEND_ABSENT, "no backend is present");
   return ct__fail(CT_ERR_INVALID_ARG, "unknown backend '%s' (known: cuda, opencl, cpu, auto)",

@@ -25,7 +25,7 @@ typedef struct ct_backend_info {
   bool built;            /* compiled into this library */
   bool present;          /* built and a usable device was found */
   char device[128];      /* the device it runs on, when present */
-  char reason[256];      /* why it is absent, when not present */
+  char reason[1024];     /* why it is absent, when not present (a build log may be in it) */
 } ct_backend_info;
 int ct_backend_count(void);
 ct_status ct_backend_info_get(int i, ct_backend_info *out);

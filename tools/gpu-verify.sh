@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Everything the CUDA and OpenCL issues ask to verify on a GPU machine, in one
+# command, with every log written under $OUT (or ./gpu-verify-out):
+#   build for sm_90, ctml devices, the whole ctest suite, the cross-backend suite
+#   on cuda and opencl (NVIDIA's OpenCL when its ICD is present), the demo on
+#   every backend, and compute-sanitizer (memcheck, racecheck, synccheck,
+#   initcheck) over the CUDA cross-backend suite.
+# On the device machine, from the project root, after preparing .device once here
+# (bash ../shared/device/prepare.sh):
+#   . .device/env.sh && bash tools/gpu-verify.sh
+# The summary (summary.txt) has one line per step; the exit status is non-zero
+# when any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-verify-out}
+build=${BUILD_DIR:-build-gpu}
+mkdir -p "$out"
+export POCL_CACHE_DIR="$PWD/$build/pocl-cache" CTML_OPENCL_CACHE="$PWD/$build/opencl-cache"
+failed=0
+step() { # step NAME LOGFILE COMMAND...: runs, times and records one step
+  local name=$1 log=$2; shift 2
+  local t0=$SECONDS
+  "$@" >"$out/$log" 2>&1
+  local rc=$?
+  printf '%-28s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - t0))" "$log" | tee -a "$out/summary.txt"
+  [ "$rc" -eq 0 ] || failed=1
+  return 0
+}
+: >"$out/summary.txt"
+{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvcc --version | tail -1; } \
+  >"$out/machine.txt" 2>&1
+step configure configure.log cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DCTML_CUDA=ON
+step build build.log cmake --build "$build" -j"$(nproc)"
+step devices devices.txt "$build/ctml" devices
+step ctest ctest.log ctest --test-dir "$build" --output-on-failure --no-tests=error -j4
+step test_cross_cuda test_cross_cuda.log "$build/tests/test_cross" cuda
+step test_cross_opencl test_cross_opencl.log "$build/tests/test_cross" opencl
+step test_check test_check.log "$build/tests/test_check"
+for be in cpu cuda opencl; do
+  step "demo_$be" "demo_$be.json" "$build/ctml" demo --backend "$be" --json
+done
+# The OOM test asks for 512 GiB on purpose; its failed cudaMalloc is expected.
+for tool in memcheck racecheck synccheck initcheck; do
+  step "sanitizer_$tool" "sanitizer_$tool.log" compute-sanitizer --tool "$tool" \
+    --report-api-errors no --error-exitcode 99 "$build/tests/test_cross" cuda
+done
+cat "$out/machine.txt"
+exit "$failed"

@@ -110,6 +110,19 @@ __device__ void ct__softmax_stats(const float *xr, int64_t c, bool live, double 
   *sum = ct__row_reduce<false>(s, sh);
 }
 
+/* yr = softmax(xr) for a live row (all threads of the row group take part in the
+ * reductions either way); returns ln sum exp(xr). */
+__device__ double ct__softmax_row(const float *xr, float *yr, int64_t c, bool live, double *sh) {
+  float mx;
+  double sum;
+  ct__softmax_stats(xr, c, live, sh, &mx, &sum);
+  if (!live) return 0.0;
+  double inv = 1.0 / sum;
+  for (int64_t j = threadIdx.x; j < c; j += blockDim.x)
+    yr[j] = (float)((double)expf(xr[j] - mx) * inv);
+  return (double)mx + log(sum);
+}
+
 /* ---- kernels ---------------------------------------------------------------- */
 
 /* x[i] = value. */
@@ -184,13 +197,7 @@ __global__ void ct__k_softmax_fwd(const float *x, float *y, int64_t rows, int64_
     const int64_t r = base + threadIdx.y;
     bool live = r < rows;
     const float *xr = x + (live ? r : 0) * c;
-    float mx;
-    double sum;
-    ct__softmax_stats(xr, c, live, sh, &mx, &sum);
-    if (!live) continue;
-    double inv = 1.0 / sum;
-    for (int64_t j = threadIdx.x; j < c; j += blockDim.x)
-      y[r * c + j] = (float)((double)expf(xr[j] - mx) * inv);
+    ct__softmax_row(xr, y + (live ? r : 0) * c, c, live, sh);
   }
 }
 
@@ -265,20 +272,14 @@ __global__ void ct__k_softmax_xent_fwd(const float *x, const int32_t *t, float *
     const int64_t r = base + threadIdx.y;
     bool live = r < rows;
     const float *xr = x + (live ? r : 0) * c;
-    float mx;
-    double sum;
-    ct__softmax_stats(xr, c, live, sh, &mx, &sum);
-    if (!live) continue;
-    double inv = 1.0 / sum;
-    for (int64_t j = threadIdx.x; j < c; j += blockDim.x)
-      probs[r * c + j] = (float)((double)expf(xr[j] - mx) * inv);
-    if (threadIdx.x != 0) continue;
+    double lse = ct__softmax_row(xr, probs + (live ? r : 0) * c, c, live, sh);
+    if (!live || threadIdx.x != 0) continue;
     int32_t tt = t[r];
     if (tt < 0 || tt >= c) {
       ct__record(err, node, op, 1, r, tt, c);
       continue;
     }
-    double d = (double)xr[tt] - ((double)mx + log(sum));
+    double d = (double)xr[tt] - lse;
     acc -= d < log_floor ? log_floor : d; /* NaN passes the clamp */
   }
   double s = ct__block_sum(acc, sh);

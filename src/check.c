@@ -19,14 +19,21 @@ static float ct__noise(uint64_t *s) {
   return (float)((double)(z >> 11) / 4503599627370496.0 - 1.0);
 }
 
-static ct_status ct__add_entry(ct_check_report *r, const char *label, int node, ct_direction dir,
-                               const float *a, const float *b, int64_t n) {
+/* Appends a zeroed entry labelled label; NULL when out of memory. */
+static ct_check_entry *ct__new_entry(ct_check_report *r, const char *label) {
   ct_check_entry *grown = realloc(r->entries, ((size_t)r->count + 1) * sizeof *grown);
-  if (!grown) return ct__fail(CT_ERR_NOMEM, "ct_check: out of host memory");
+  if (!grown) return NULL;
   r->entries = grown;
   ct_check_entry *e = &r->entries[r->count];
   memset(e, 0, sizeof *e);
   snprintf(e->label, sizeof e->label, "%s", label);
+  return e;
+}
+
+static ct_status ct__add_entry(ct_check_report *r, const char *label, int node, ct_direction dir,
+                               const float *a, const float *b, int64_t n) {
+  ct_check_entry *e = ct__new_entry(r, label);
+  if (!e) return ct__fail(CT_ERR_NOMEM, "ct_check: out of host memory");
   e->node = node;
   e->dir = dir;
   e->elements = n;
@@ -48,12 +55,8 @@ static ct_status ct__add_entry(ct_check_report *r, const char *label, int node, 
 
 /* A failing entry that is not a numeric comparison (a broken guard region). */
 static ct_status ct__add_failure(ct_check_report *r, const char *label, const char *detail) {
-  ct_check_entry *grown = realloc(r->entries, ((size_t)r->count + 1) * sizeof *grown);
-  if (!grown) return ct__fail(CT_ERR_NOMEM, "ct_check: out of host memory");
-  r->entries = grown;
-  ct_check_entry *e = &r->entries[r->count];
-  memset(e, 0, sizeof *e);
-  snprintf(e->label, sizeof e->label, "%s", label);
+  ct_check_entry *e = ct__new_entry(r, label);
+  if (!e) return ct__fail(CT_ERR_NOMEM, "ct_check: out of host memory");
   snprintf(e->detail, sizeof e->detail, "%s", detail);
   e->node = -1;
   if (r->first_divergent < 0) r->first_divergent = r->count;

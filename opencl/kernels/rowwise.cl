@@ -2,12 +2,10 @@
  * a power of two), reductions in a fixed tree order, so results do not depend
  * on timing. Work-items stride over the columns of their row. */
 
-/* y = softmax(x) per row, max-subtracted. */
-kernel void ct_softmax_fwd(global const float *x, global float *y, long cols, local float *tmp) {
-  long row = (long)get_group_id(0);
+/* yr = softmax(xr) over one row, max-subtracted, by the whole work-group;
+ * returns ln sum exp(xr). */
+float ct_softmax_row(global const float *xr, global float *yr, long cols, local float *tmp) {
   long lid = (long)get_local_id(0), size = (long)get_local_size(0);
-  global const float *xr = x + row * cols;
-  global float *yr = y + row * cols;
   float mx = xr[0];
   for (long j = lid; j < cols; j += size)
     if (xr[j] > mx) mx = xr[j];
@@ -16,6 +14,13 @@ kernel void ct_softmax_fwd(global const float *x, global float *y, long cols, lo
   for (long j = lid; j < cols; j += size) s += exp(xr[j] - mx);
   s = ct_group_sum(s, tmp);
   for (long j = lid; j < cols; j += size) yr[j] = exp(xr[j] - mx) / s;
+  return mx + log(s);
+}
+
+/* y = softmax(x) per row. */
+kernel void ct_softmax_fwd(global const float *x, global float *y, long cols, local float *tmp) {
+  long row = (long)get_group_id(0);
+  ct_softmax_row(x + row * cols, y + row * cols, cols, tmp);
 }
 
 /* dx = y * (dy - <dy, y>) per row. */
@@ -74,22 +79,13 @@ kernel void ct_xent_rev(global const float *p, global const int *t, global const
 kernel void ct_softmax_xent_rows(global const float *x, global const int *t, global float *probs,
                                  global float *row_loss, long cols, local float *tmp) {
   long row = (long)get_group_id(0);
-  long lid = (long)get_local_id(0), size = (long)get_local_size(0);
   global const float *xr = x + row * cols;
-  global float *pr = probs + row * cols;
-  float mx = xr[0];
-  for (long j = lid; j < cols; j += size)
-    if (xr[j] > mx) mx = xr[j];
-  mx = ct_group_max(mx, tmp);
-  float s = 0.0f;
-  for (long j = lid; j < cols; j += size) s += exp(xr[j] - mx);
-  s = ct_group_sum(s, tmp);
-  for (long j = lid; j < cols; j += size) pr[j] = exp(xr[j] - mx) / s;
-  if (lid != 0) return;
+  float lse = ct_softmax_row(xr, probs + row * cols, cols, tmp);
+  if (get_local_id(0) != 0) return;
   int ti = t[row];
   float l = 0.0f;
   if (ti >= 0 && (long)ti < cols) {
-    float d = xr[ti] - (mx + log(s));
+    float d = xr[ti] - lse;
     l = -(d < CT_LOG_P_FLOOR ? CT_LOG_P_FLOOR : d);
   }
   row_loss[row] = l;

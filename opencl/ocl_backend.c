@@ -443,12 +443,13 @@ static ct_status ct__ocl_softmax_rev(void *ctx, const ct__kargs *ka) {
   return ct__run_rows(&a, rows, g);
 }
 
-static ct_status ct__ocl_xent_fwd(void *ctx, const ct__kargs *ka) {
-  ct__ocl *c = ctx;
-  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
-  size_t g = ct__pow2_group(c, CT__K_XENT_FWD, rows, sizeof(float) + sizeof(cl_long));
-  ct__args a = ct__args_of(c, CT__K_XENT_FWD);
-  ct__arg_mem(&a, ka->in[0]);
+/* Queues loss kernel k in one work-group: the mean over rows of per-row terms of
+ * values, checking every target of ka->in[1] (the first bad one is recorded). */
+static ct_status ct__run_loss(ct__ocl *c, ct__ocl_kernel_id k, void *values, const ct__kargs *ka,
+                              int64_t rows, int64_t cols) {
+  size_t g = ct__pow2_group(c, k, rows, sizeof(float) + sizeof(cl_long));
+  ct__args a = ct__args_of(c, k);
+  ct__arg_mem(&a, values);
   ct__arg_mem(&a, ka->in[1]);
   ct__arg_long(&a, rows);
   ct__arg_long(&a, cols);
@@ -459,6 +460,11 @@ static ct_status ct__ocl_xent_fwd(void *ctx, const ct__kargs *ka) {
   ct__arg_local(&a, g * sizeof(float));
   ct__arg_local(&a, g * sizeof(cl_long));
   return ct__run(&a, 1, &g, &g);
+}
+
+static ct_status ct__ocl_xent_fwd(void *ctx, const ct__kargs *ka) {
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  return ct__run_loss(ctx, CT__K_XENT_FWD, ka->in[0], ka, rows, cols);
 }
 
 static ct_status ct__ocl_xent_rev(void *ctx, const ct__kargs *ka) {
@@ -488,19 +494,7 @@ static ct_status ct__ocl_softmax_xent_fwd(void *ctx, const ct__kargs *ka) {
   ct__arg_long(&a, cols);
   ct__arg_local(&a, g * sizeof(float));
   CT__TRY(ct__run_rows(&a, rows, g));
-  g = ct__pow2_group(c, CT__K_SMXENT_LOSS, rows, sizeof(float) + sizeof(cl_long));
-  ct__args b = ct__args_of(c, CT__K_SMXENT_LOSS);
-  ct__arg_mem(&b, c->scratch);
-  ct__arg_mem(&b, ka->in[1]);
-  ct__arg_long(&b, rows);
-  ct__arg_long(&b, cols);
-  ct__arg_mem(&b, ka->out[0]);
-  ct__arg_mem(&b, c->record);
-  ct__arg_int(&b, ka->node);
-  ct__arg_int(&b, (int)ka->op);
-  ct__arg_local(&b, g * sizeof(float));
-  ct__arg_local(&b, g * sizeof(cl_long));
-  return ct__run(&b, 1, &g, &g);
+  return ct__run_loss(c, CT__K_SMXENT_LOSS, c->scratch, ka, rows, cols);
 }
 
 static ct_status ct__ocl_softmax_xent_rev(void *ctx, const ct__kargs *ka) {

@@ -467,18 +467,24 @@ static ct_status ct__ocl_xent_fwd(void *ctx, const ct__kargs *ka) {
   return ct__run_loss(ctx, CT__K_XENT_FWD, ka->in[0], ka, rows, cols);
 }
 
-static ct_status ct__ocl_xent_rev(void *ctx, const ct__kargs *ka) {
-  ct__ocl *c = ctx;
+/* Queues loss reverse kernel k, one work-item per element: d input from values
+ * (probabilities), the targets and the loss cotangent. */
+static ct_status ct__run_loss_rev(ct__ocl *c, ct__ocl_kernel_id k, void *values,
+                                  const ct__kargs *ka) {
   if (!ka->din[0]) return CT_OK;
   int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
-  ct__args a = ct__args_of(c, CT__K_XENT_REV);
-  ct__arg_mem(&a, ka->in[0]);
+  ct__args a = ct__args_of(c, k);
+  ct__arg_mem(&a, values);
   ct__arg_mem(&a, ka->in[1]);
   ct__arg_mem(&a, ka->dout[0]);
   ct__arg_mem(&a, ka->din[0]);
   ct__arg_long(&a, rows);
   ct__arg_long(&a, cols);
   return ct__run1d(&a, rows * cols);
+}
+
+static ct_status ct__ocl_xent_rev(void *ctx, const ct__kargs *ka) {
+  return ct__run_loss_rev(ctx, CT__K_XENT_REV, ka->in[0], ka);
 }
 
 static ct_status ct__ocl_softmax_xent_fwd(void *ctx, const ct__kargs *ka) {
@@ -498,17 +504,7 @@ static ct_status ct__ocl_softmax_xent_fwd(void *ctx, const ct__kargs *ka) {
 }
 
 static ct_status ct__ocl_softmax_xent_rev(void *ctx, const ct__kargs *ka) {
-  ct__ocl *c = ctx;
-  if (!ka->din[0]) return CT_OK;
-  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
-  ct__args a = ct__args_of(c, CT__K_SMXENT_REV);
-  ct__arg_mem(&a, ka->saved);
-  ct__arg_mem(&a, ka->in[1]);
-  ct__arg_mem(&a, ka->dout[0]);
-  ct__arg_mem(&a, ka->din[0]);
-  ct__arg_long(&a, rows);
-  ct__arg_long(&a, cols);
-  return ct__run1d(&a, rows * cols);
+  return ct__run_loss_rev(ctx, CT__K_SMXENT_REV, ka->saved, ka);
 }
 
 /* Copies the input to every output that is wanted (NULL outputs are skipped). */

@@ -81,6 +81,14 @@ const ct_backend ct__cpu_backend = {
             [CT_OP_COPY] = ct__cpu_copy_fwd,
             [CT_OP_ADD] = ct__cpu_add_fwd,
             [CT_OP_DISCARD] = ct__cpu_discard_fwd,
+            [CT_OP_POS_EMBEDDING] = ct__cpu_pos_embedding_fwd,
+            [CT_OP_LAYERNORM] = ct__cpu_layernorm_fwd,
+            [CT_OP_GELU] = ct__cpu_gelu_fwd,
+            [CT_OP_HEAD_SPLIT] = ct__cpu_head_split_fwd,
+            [CT_OP_HEAD_MERGE] = ct__cpu_head_merge_fwd,
+            [CT_OP_ATTN_SCORES] = ct__cpu_attn_scores_fwd,
+            [CT_OP_CAUSAL_SOFTMAX] = ct__cpu_causal_softmax_fwd,
+            [CT_OP_ATTN_APPLY] = ct__cpu_attn_apply_fwd,
         },
     .reverse =
         {
@@ -89,9 +97,18 @@ const ct_backend ct__cpu_backend = {
             [CT_OP_SOFTMAX] = ct__cpu_softmax_rev,
             [CT_OP_CROSS_ENTROPY] = ct__cpu_xent_rev,
             [CT_OP_SOFTMAX_XENT] = ct__cpu_softmax_xent_rev,
-            /* copy, add and discard reverse as add, copy and zero (see ops.c). */
+            [CT_OP_POS_EMBEDDING] = ct__cpu_pos_embedding_rev,
+            [CT_OP_LAYERNORM] = ct__cpu_layernorm_rev,
+            [CT_OP_GELU] = ct__cpu_gelu_rev,
+            [CT_OP_ATTN_SCORES] = ct__cpu_attn_scores_rev,
+            [CT_OP_CAUSAL_SOFTMAX] = ct__cpu_causal_softmax_rev,
+            [CT_OP_ATTN_APPLY] = ct__cpu_attn_apply_rev,
+            /* copy, add, discard, head_split and head_merge reverse as add, copy,
+             * zero, head_merge and head_split (see ops.c). */
         },
-    .opt_state_per_elem = {[CT_OPT_SGD] = 0},
-    .update = {[CT_OPT_SGD] = ct__cpu_sgd_update},
+    .opt_state_per_elem = {[CT_OPT_SGD] = 0, [CT_OPT_ADAMW] = 2},
+    .update = {[CT_OPT_SGD] = ct__cpu_sgd_update, [CT_OPT_ADAMW] = ct__cpu_adamw_update},
+    .sumsq = ct__cpu_sumsq,
+    .hyper_step = ct__cpu_hyper_step,
     .list_devices = ct__cpu_list_devices,
 };

@@ -191,11 +191,3 @@ ct_status ct__cpu_add_fwd(void *ctx, const ct__kargs *a) {
 }
 
 ct_status ct__cpu_discard_fwd(void *ctx, const ct__kargs *a) { return CT_OK; }
-
-ct_status ct__cpu_sgd_update(void *ctx, const ct_optimizer *opt, long step, void *param,
-                             const void *grad, void *state, int64_t n) {
-  float *p = param;
-  const float *g = grad;
-  for (int64_t i = 0; i < n; i++) p[i] -= opt->lr * g[i];
-  return CT_OK;
-}

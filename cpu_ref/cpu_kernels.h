@@ -17,7 +17,28 @@ ct_status ct__cpu_softmax_xent_rev(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_copy_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_add_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_discard_fwd(void *ctx, const ct__kargs *a);
-ct_status ct__cpu_sgd_update(void *ctx, const ct_optimizer *opt, long step, void *param,
-                             const void *grad, void *state, int64_t n);
+/* Sequence generators (cpu_seq_kernels.c). */
+ct_status ct__cpu_pos_embedding_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_pos_embedding_rev(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_layernorm_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_layernorm_rev(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_gelu_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_gelu_rev(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_head_split_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_head_merge_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_attn_scores_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_attn_scores_rev(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_causal_softmax_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_causal_softmax_rev(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_attn_apply_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_attn_apply_rev(void *ctx, const ct__kargs *a);
+
+/* Optimizer kernels (cpu_optim.c). */
+ct_status ct__cpu_sumsq(void *ctx, const void *x, int64_t n, void *sumsq, int index);
+ct_status ct__cpu_hyper_step(void *ctx, void *hyper, const void *sumsq, int n);
+ct_status ct__cpu_sgd_update(void *ctx, const void *hyper, void *param, const void *grad,
+                             void *state, int64_t n, int decay);
+ct_status ct__cpu_adamw_update(void *ctx, const void *hyper, void *param, const void *grad,
+                               void *state, int64_t n, int decay);
 
 #endif

@@ -29,10 +29,51 @@ typedef struct ct__kargs {
 } ct__kargs;
 
 typedef ct_status (*ct__kernel)(void *ctx, const ct__kargs *a);
-/* Optimizer update of one parameter tensor of n elements; state may be NULL
- * for stateless optimizers; step counts from 1. */
-typedef ct_status (*ct__update_kernel)(void *ctx, const ct_optimizer *opt, long step,
-                                       void *param, const void *grad, void *state, int64_t n);
+
+/* The optimizer's device record: a buffer of CT__HYPER_COUNT floats. The host
+ * writes the configuration slots (ct_trainer_set_optimizer); the step kernel
+ * advances the step and writes the per-step slots; update kernels read them.
+ * Nothing numeric is a kernel argument, so a recorded step graph stays valid. */
+enum {
+  CT__HYPER_STEP = 0, /* steps taken (a float count, exact below 2^24) */
+  CT__HYPER_LR,       /* learning rate of this step */
+  CT__HYPER_BC1,      /* 1 - beta1^t */
+  CT__HYPER_BC2,      /* 1 - beta2^t */
+  CT__HYPER_SCALE,    /* gradient scale from clipping (1 when not clipped) */
+  CT__HYPER_NORM,     /* global gradient norm before clipping */
+  CT__HYPER_PEAK_LR = 8,
+  CT__HYPER_MIN_LR,
+  CT__HYPER_WARMUP,
+  CT__HYPER_TOTAL,
+  CT__HYPER_CLIP,     /* 0: no clipping */
+  CT__HYPER_BETA1,
+  CT__HYPER_BETA2,
+  CT__HYPER_EPS,
+  CT__HYPER_WD,
+  CT__HYPER_COUNT = 32
+};
+
+/* The step kernel (one work-item), in float arithmetic:
+ *   t = h[STEP] + 1; h[STEP] = t
+ *   h[LR] = lr(t):  t <= W (W > 0):        peak * t / W
+ *                   T == 0 (no decay):     peak
+ *                   t >= T:                min
+ *                   otherwise:             min + 0.5 (peak - min) (1 + cos(pi (t - W) / (T - W)))
+ *   h[BC1] = 1 - beta1^t, h[BC2] = 1 - beta2^t   (powf)
+ *   norm = sqrt(sum of sumsq[0..n)); h[NORM] = norm
+ *   h[SCALE] = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1
+ * Reads sumsq[n], the squared norms of the gradients written by sumsq(). */
+typedef ct_status (*ct__hyper_step_kernel)(void *ctx, void *hyper, const void *sumsq, int n);
+/* sumsq[index] = sum of x[i]^2 over n floats, summed in a fixed order. */
+typedef ct_status (*ct__sumsq_kernel)(void *ctx, const void *x, int64_t n, void *sumsq, int index);
+/* Update of one parameter tensor of n elements from the hyper record; state is
+ * NULL for stateless optimizers (AdamW: m[n] then v[n]). decay: the tensor
+ * takes weight decay (rank >= 2). With g = grad * h[SCALE], lr = h[LR]:
+ *   SGD:   p -= lr g
+ *   AdamW: p *= 1 - lr wd (when decay); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ *          p -= (lr / h[BC1]) m / (sqrt(v) / sqrt(h[BC2]) + eps) */
+typedef ct_status (*ct__update_kernel)(void *ctx, const void *hyper, void *param,
+                                       const void *grad, void *state, int64_t n, int decay);
 
 struct ct_backend {
   const char *name;
@@ -61,6 +102,8 @@ struct ct_backend {
   /* Optimizer state floats per parameter element. */
   int opt_state_per_elem[CT_OPT_COUNT];
   ct__update_kernel update[CT_OPT_COUNT];
+  ct__sumsq_kernel sumsq;
+  ct__hyper_step_kernel hyper_step;
 
   /* Optional (NULL: not offered). */
   /* Records every launch between begin and end into a graph replayed by

@@ -250,7 +250,8 @@ ct_status ct_embedding(ct_morphism **out, const ct_object *tokens, ct_param *tab
   memcpy(dims, tokens->dims, sizeof dims);
   dims[tokens->rank] = ct_param_object(table)->dims[1];
   ct_object y;
-  CT__TRY(ct_object_make(&y, CT_F32, CT_ROLE_HIDDEN, tokens->rank + 1, dims));
+  CT__TRY(ct_object_make(&y, CT_F32, tokens->rank == 2 ? CT_ROLE_SEQ : CT_ROLE_HIDDEN,
+                         tokens->rank + 1, dims));
   return ct__generator(out, CT_OP_EMBEDDING, tokens, 1, &y, 1, &table, 1);
 }
 
@@ -258,10 +259,15 @@ ct_status ct_linear(ct_morphism **out, const ct_object *x, ct_role out_role, ct_
                     ct_param *b) {
   static const char fn[] = "ct_linear";
   CT__TRY(ct__need_out(out, fn));
-  CT__TRY(ct__need_role(x, CT_ROLE_HIDDEN, fn, "input"));
-  if (out_role != CT_ROLE_HIDDEN && out_role != CT_ROLE_LOGITS)
-    return ct__fail(CT_ERR_SHAPE, "%s: output role must be HIDDEN or LOGITS, not %s", fn,
-                    ct_role_name(out_role));
+  CT__TRY(ct__need_object(x, fn, "input"));
+  if (x->role != CT_ROLE_HIDDEN && x->role != CT_ROLE_SEQ) {
+    char bx[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: input must be HIDDEN or SEQ, got %s", fn,
+                    ct_object_str(x, bx, sizeof bx));
+  }
+  if (out_role != x->role && out_role != CT_ROLE_LOGITS)
+    return ct__fail(CT_ERR_SHAPE, "%s: output role must be %s or LOGITS, not %s", fn,
+                    ct_role_name(x->role), ct_role_name(out_role));
   CT__TRY(ct__need_param(W, 2, fn, "weight"));
   const ct_object *w = ct_param_object(W);
   char bx[96], bw[96];
@@ -344,6 +350,142 @@ ct_status ct_discard(ct_morphism **out, const ct_object *a) {
   CT__TRY(ct__need_out(out, "ct_discard"));
   CT__TRY(ct__need_object(a, "ct_discard", "input"));
   return ct__generator(out, CT_OP_DISCARD, a, 1, NULL, 0, NULL, 0);
+}
+
+/* HIDDEN or SEQ input of a shape-keeping generator. */
+static ct_status ct__need_hidden(const ct_object *x, const char *fn) {
+  CT__TRY(ct__need_object(x, fn, "input"));
+  if (x->role != CT_ROLE_HIDDEN && x->role != CT_ROLE_SEQ) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: input must be HIDDEN or SEQ, got %s", fn,
+                    ct_object_str(x, b, sizeof b));
+  }
+  return CT_OK;
+}
+
+static ct_status ct__need_vector(const ct_param *p, int64_t n, const char *fn, const char *what,
+                                 const ct_object *x) {
+  CT__TRY(ct__need_param(p, 1, fn, what));
+  if (ct_param_object(p)->dims[0] != n) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: %s '%s' has %lld entries but input %s has width %lld", fn,
+                    what, ct_param_name(p), (long long)ct_param_object(p)->dims[0],
+                    ct_object_str(x, b, sizeof b), (long long)n);
+  }
+  return CT_OK;
+}
+
+ct_status ct_pos_embedding(ct_morphism **out, const ct_object *x, ct_param *P) {
+  static const char fn[] = "ct_pos_embedding";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(x, CT_ROLE_SEQ, fn, "input"));
+  CT__TRY(ct__need_param(P, 2, fn, "position table"));
+  const ct_object *po = ct_param_object(P);
+  char bx[96], bp[96];
+  if (po->dims[1] != x->dims[2] || po->dims[0] < x->dims[1])
+    return ct__fail(CT_ERR_SHAPE, "%s: position table '%s' is %s but input %s needs at least %lld "
+                    "rows of width %lld", fn, ct_param_name(P), ct_object_str(po, bp, sizeof bp),
+                    ct_object_str(x, bx, sizeof bx), (long long)x->dims[1], (long long)x->dims[2]);
+  return ct__generator(out, CT_OP_POS_EMBEDDING, x, 1, x, 1, &P, 1);
+}
+
+ct_status ct_layernorm(ct_morphism **out, const ct_object *x, ct_param *gain, ct_param *bias) {
+  static const char fn[] = "ct_layernorm";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_hidden(x, fn));
+  CT__TRY(ct__need_vector(gain, ct__cols(x), fn, "gain", x));
+  CT__TRY(ct__need_vector(bias, ct__cols(x), fn, "bias", x));
+  ct_param *ps[2] = {gain, bias};
+  return ct__generator(out, CT_OP_LAYERNORM, x, 1, x, 1, ps, 2);
+}
+
+ct_status ct_gelu(ct_morphism **out, const ct_object *x) {
+  CT__TRY(ct__need_out(out, "ct_gelu"));
+  CT__TRY(ct__need_hidden(x, "ct_gelu"));
+  return ct__generator(out, CT_OP_GELU, x, 1, x, 1, NULL, 0);
+}
+
+ct_status ct_head_split(ct_morphism **out, const ct_object *x, int64_t heads) {
+  static const char fn[] = "ct_head_split";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(x, CT_ROLE_SEQ, fn, "input"));
+  if (heads < 1 || x->dims[2] % heads != 0) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: %lld heads do not divide the %lld channels of %s", fn,
+                    (long long)heads, (long long)x->dims[2], ct_object_str(x, b, sizeof b));
+  }
+  int64_t d[4] = {x->dims[0], heads, x->dims[1], x->dims[2] / heads};
+  ct_object y;
+  CT__TRY(ct_object_make(&y, CT_F32, CT_ROLE_HEADS, 4, d));
+  return ct__generator(out, CT_OP_HEAD_SPLIT, x, 1, &y, 1, NULL, 0);
+}
+
+ct_status ct_head_merge(ct_morphism **out, const ct_object *x) {
+  static const char fn[] = "ct_head_merge";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(x, CT_ROLE_HEADS, fn, "input"));
+  ct_object y;
+  CT__TRY(ct_object_seq(&y, x->dims[0], x->dims[2], x->dims[1] * x->dims[3]));
+  return ct__generator(out, CT_OP_HEAD_MERGE, x, 1, &y, 1, NULL, 0);
+}
+
+/* One head (SEQ [B,T,D]) or several (HEADS [B,H,T,D]). */
+static ct_status ct__need_heads(const ct_object *x, const char *fn, const char *what) {
+  CT__TRY(ct__need_object(x, fn, what));
+  if (x->role != CT_ROLE_HEADS && x->role != CT_ROLE_SEQ) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: %s must be HEADS or SEQ, got %s", fn, what,
+                    ct_object_str(x, b, sizeof b));
+  }
+  return CT_OK;
+}
+
+/* The square [.., T, T] object of role over the leading axes and time of x. */
+static ct_status ct__square_of(ct_object *out, ct_role role, const ct_object *x) {
+  int64_t d[CT_MAX_RANK];
+  memcpy(d, x->dims, sizeof d);
+  d[x->rank - 1] = d[x->rank - 2];
+  return ct_object_make(out, CT_F32, role, x->rank, d);
+}
+
+ct_status ct_attn_scores(ct_morphism **out, const ct_object *q, const ct_object *k) {
+  static const char fn[] = "ct_attn_scores";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_heads(q, fn, "query"));
+  CT__TRY(ct__need_heads(k, fn, "key"));
+  if (!ct_object_equal(q, k)) {
+    char bq[96], bk[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: query %s and key %s must be the same object", fn,
+                    ct_object_str(q, bq, sizeof bq), ct_object_str(k, bk, sizeof bk));
+  }
+  ct_object ins[2] = {*q, *k}, y;
+  CT__TRY(ct__square_of(&y, CT_ROLE_SCORES, q));
+  return ct__generator(out, CT_OP_ATTN_SCORES, ins, 2, &y, 1, NULL, 0);
+}
+
+ct_status ct_causal_softmax(ct_morphism **out, const ct_object *scores) {
+  CT__TRY(ct__need_out(out, "ct_causal_softmax"));
+  CT__TRY(ct__need_role(scores, CT_ROLE_SCORES, "ct_causal_softmax", "input"));
+  ct_object y = *scores;
+  y.role = CT_ROLE_ATTN;
+  return ct__generator(out, CT_OP_CAUSAL_SOFTMAX, scores, 1, &y, 1, NULL, 0);
+}
+
+ct_status ct_attn_apply(ct_morphism **out, const ct_object *a, const ct_object *v) {
+  static const char fn[] = "ct_attn_apply";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(a, CT_ROLE_ATTN, fn, "weights"));
+  CT__TRY(ct__need_heads(v, fn, "values"));
+  ct_object want;
+  CT__TRY(ct__square_of(&want, CT_ROLE_ATTN, v));
+  if (!ct_object_equal(a, &want)) {
+    char ba[96], bv[96], bw[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: weights %s do not fit values %s (weights must be %s)", fn,
+                    ct_object_str(a, ba, sizeof ba), ct_object_str(v, bv, sizeof bv),
+                    ct_object_str(&want, bw, sizeof bw));
+  }
+  ct_object ins[2] = {*a, *v};
+  return ct__generator(out, CT_OP_ATTN_APPLY, ins, 2, v, 1, NULL, 0);
 }
 
 int ct_morphism_dom_count(const ct_morphism *m) { return m ? m->n_dom : 0; }

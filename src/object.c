@@ -2,8 +2,8 @@
 #include <string.h>
 #include "internal.h"
 
-static const char *const ct__role_names[CT_ROLE_COUNT] = {"TOKENS", "HIDDEN", "LOGITS",
-                                                          "DIST",   "LOSS",   "PARAM"};
+static const char *const ct__role_names[CT_ROLE_COUNT] = {
+    "TOKENS", "HIDDEN", "LOGITS", "DIST", "LOSS", "PARAM", "SEQ", "HEADS", "SCORES", "ATTN"};
 
 const char *ct_role_name(ct_role r) {
   return (r >= 0 && r < CT_ROLE_COUNT) ? ct__role_names[r] : "?ROLE";
@@ -32,6 +32,21 @@ ct_status ct_object_make(ct_object *out, ct_dtype dtype, ct_role role, int rank,
   if (role == CT_ROLE_LOSS && rank != 0)
     return ct__fail(CT_ERR_SHAPE, "ct_object_make: LOSS is a scalar (rank 0), not rank %d",
                     rank);
+  int want_rank = role == CT_ROLE_SEQ ? 3 : role == CT_ROLE_HEADS ? 4 : -1;
+  if (want_rank > 0 && rank != want_rank)
+    return ct__fail(CT_ERR_SHAPE, "ct_object_make: %s has rank %d (%s), not rank %d",
+                    ct_role_name(role), want_rank,
+                    role == CT_ROLE_SEQ ? "batch, time, channels" : "batch, heads, time, width",
+                    rank);
+  if (role == CT_ROLE_SCORES || role == CT_ROLE_ATTN) {
+    if (rank != 3 && rank != 4)
+      return ct__fail(CT_ERR_SHAPE, "ct_object_make: %s has rank 3 or 4 ([batch, (heads,) time, "
+                      "time]), not rank %d", ct_role_name(role), rank);
+    if (dims[rank - 1] != dims[rank - 2])
+      return ct__fail(CT_ERR_SHAPE, "ct_object_make: %s is time x time over its last two axes, "
+                      "got %lld x %lld", ct_role_name(role), (long long)dims[rank - 2],
+                      (long long)dims[rank - 1]);
+  }
   ct_object o;
   memset(&o, 0, sizeof o);
   o.dtype = dtype;
@@ -53,6 +68,16 @@ ct_status ct_object_make(ct_object *out, ct_dtype dtype, ct_role role, int rank,
 
 ct_status ct_object_tokens(ct_object *out, int64_t n) {
   return ct_object_make(out, CT_I32, CT_ROLE_TOKENS, 1, &n);
+}
+
+ct_status ct_object_token_seq(ct_object *out, int64_t batch, int64_t time) {
+  int64_t d[2] = {batch, time};
+  return ct_object_make(out, CT_I32, CT_ROLE_TOKENS, 2, d);
+}
+
+ct_status ct_object_seq(ct_object *out, int64_t batch, int64_t time, int64_t channels) {
+  int64_t d[3] = {batch, time, channels};
+  return ct_object_make(out, CT_F32, CT_ROLE_SEQ, 3, d);
 }
 
 ct_status ct_object_matrix(ct_object *out, ct_role role, int64_t rows, int64_t cols) {

@@ -53,7 +53,47 @@ static void ct__cost_elementwise(const ct_morphism *m, const ct__node *n, ct_dir
   const ct_object *o = n->n_in ? CT__IN(0) : CT__OUT(0);
   double e = (double)ct_object_numel(o);
   *flops = n->op == CT_OP_ADD ? e : 0;
-  *bytes = (n->op == CT_OP_DISCARD ? 0 : 3) * e * 4;
+  *bytes = (n->op == CT_OP_DISCARD ? 0 : n->op == CT_OP_ADD || n->op == CT_OP_COPY ? 3 : 2) * e * 4;
+}
+
+/* Layer norm saves each row's mean and 1/std: mean[rows] then rstd[rows]. */
+static size_t ct__layernorm_saved(const ct_morphism *m, const ct__node *n) {
+  return 2 * (size_t)ct__rows(CT__IN(0)) * sizeof(float);
+}
+
+/* Attention scores get a reverse scratch of the scores' size (the cotangent with
+ * its masked entries zeroed, for backends that reverse through full products). */
+static size_t ct__scores_saved(const ct_morphism *m, const ct__node *n) {
+  return ct_object_bytes(CT__OUT(0));
+}
+
+/* Shape-keeping element-wise and row-wise sequence generators: f flops per
+ * element forward, r in reverse; the reverse also reads the forward input. */
+static void ct__cost_pointwise(const ct_morphism *m, const ct__node *n, ct_direction d,
+                               double *flops, double *bytes) {
+  double e = (double)ct_object_numel(CT__IN(0));
+  double f = 1, r = 1;
+  if (n->op == CT_OP_LAYERNORM) f = 8, r = 12;
+  if (n->op == CT_OP_GELU) f = 12, r = 18;
+  if (n->op == CT_OP_CAUSAL_SOFTMAX) f = 5, r = 4;
+  *flops = (d == CT_FORWARD ? f : r) * e;
+  *bytes = (d == CT_FORWARD ? 2 : 3) * e * 4;
+}
+
+static void ct__cost_attention(const ct_morphism *m, const ct__node *n, ct_direction d,
+                               double *flops, double *bytes) {
+  /* [batch.., T, T] weights against [batch.., T, D] vectors. */
+  const ct_object *v = CT__IN(1);
+  double t = (double)v->dims[v->rank - 2], width = (double)v->dims[v->rank - 1];
+  double batch = (double)ct_object_numel(v) / (t * width);
+  double mm = 2 * batch * t * t * width;
+  double io = 4 * batch * (t * t + 2 * t * width);
+  if (n->op == CT_OP_ATTN_SCORES) { /* q and k in, T x T out */
+    mm = 2 * batch * t * (t + 1) / 2 * width;
+    io = 4 * batch * (2 * t * width + t * t);
+  }
+  *flops = d == CT_FORWARD ? mm : 2 * mm;
+  *bytes = d == CT_FORWARD ? io : 2 * io;
 }
 
 static const ct__op_info ct__ops[CT_OP_COUNT] = {
@@ -66,6 +106,14 @@ static const ct__op_info ct__ops[CT_OP_COUNT] = {
     [CT_OP_COPY] = {0, 0, CT_OP_ADD, 0, ct__no_saved, ct__cost_elementwise},
     [CT_OP_ADD] = {0, 0, CT_OP_COPY, 0, ct__no_saved, ct__cost_elementwise},
     [CT_OP_DISCARD] = {0, 0, -1, 1, ct__no_saved, ct__cost_elementwise},
+    [CT_OP_POS_EMBEDDING] = {0, 0, -1, 0, ct__no_saved, ct__cost_pointwise},
+    [CT_OP_LAYERNORM] = {1, 0, -1, 0, ct__layernorm_saved, ct__cost_pointwise},
+    [CT_OP_GELU] = {1, 0, -1, 0, ct__no_saved, ct__cost_pointwise},
+    [CT_OP_HEAD_SPLIT] = {0, 0, CT_OP_HEAD_MERGE, 0, ct__no_saved, ct__cost_elementwise},
+    [CT_OP_HEAD_MERGE] = {0, 0, CT_OP_HEAD_SPLIT, 0, ct__no_saved, ct__cost_elementwise},
+    [CT_OP_ATTN_SCORES] = {1, 0, -1, 0, ct__scores_saved, ct__cost_attention},
+    [CT_OP_CAUSAL_SOFTMAX] = {0, 1, -1, 0, ct__no_saved, ct__cost_pointwise},
+    [CT_OP_ATTN_APPLY] = {1, 0, -1, 0, ct__no_saved, ct__cost_attention},
 };
 
 const ct__op_info *ct__op(ct_op op) { return &ct__ops[op]; }

@@ -1,26 +1,107 @@
 /* The training endomorphism: forward ; loss ; reverse ; optimizer update. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "plan_impl.h"
 
 struct ct_trainer {
   ct_plan *plan;
   ct_optimizer opt;
   void **state; /* optimizer state per parameter (NULL for stateless optimizers) */
+  void *hyper;  /* the optimizer's device record (CT__HYPER_COUNT floats) */
+  void *sumsq;  /* squared gradient norm per parameter */
   long steps;
   int loss_value;
   bool use_graph;
   void *graph; /* one recorded step, when use_graph */
 };
 
-ct_status ct_optimizer_sgd(ct_optimizer *out, float lr) {
-  if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_optimizer_sgd: out is NULL");
-  if (!isfinite(lr) || lr <= 0.0f)
-    return ct__fail(CT_ERR_INVALID_ARG, "ct_optimizer_sgd: learning rate %g must be finite and > 0",
-                    (double)lr);
-  out->kind = CT_OPT_SGD;
-  out->lr = lr;
+/* Steps and schedule lengths are counted in floats on the device. */
+#define CT__MAX_STEPS (1L << 24)
+
+static ct_status ct__validate(const ct_optimizer *o, const char *fn);
+
+/* Fills *out only when the result is valid. */
+static ct_status ct__make_optimizer(ct_optimizer *out, ct_opt_kind kind, float lr,
+                                    float weight_decay, const char *fn) {
+  if (!out) return ct__fail(CT_ERR_INVALID_ARG, "%s: out is NULL", fn);
+  ct_optimizer o;
+  memset(&o, 0, sizeof o);
+  o.kind = kind;
+  o.lr = lr;
+  o.beta1 = 0.9f;
+  o.beta2 = 0.999f;
+  o.eps = 1e-8f;
+  o.weight_decay = weight_decay;
+  CT__TRY(ct__validate(&o, fn));
+  *out = o;
   return CT_OK;
+}
+
+ct_status ct_optimizer_sgd(ct_optimizer *out, float lr) {
+  return ct__make_optimizer(out, CT_OPT_SGD, lr, 0.0f, "ct_optimizer_sgd");
+}
+
+ct_status ct_optimizer_adamw(ct_optimizer *out, float lr) {
+  return ct__make_optimizer(out, CT_OPT_ADAMW, lr, 0.01f, "ct_optimizer_adamw");
+}
+
+ct_status ct_optimizer_validate(const ct_optimizer *o) {
+  return ct__validate(o, "ct_optimizer_validate");
+}
+
+static ct_status ct__validate(const ct_optimizer *o, const char *fn) {
+  if (!o) return ct__fail(CT_ERR_INVALID_ARG, "%s: optimizer is NULL", fn);
+  if (o->kind < 0 || o->kind >= CT_OPT_COUNT)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: unknown optimizer %d", fn, (int)o->kind);
+  if (!isfinite(o->lr) || o->lr <= 0.0f)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: learning rate %g must be finite and > 0", fn,
+                    (double)o->lr);
+  if (!isfinite(o->min_lr) || o->min_lr < 0.0f || o->min_lr > o->lr)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: min_lr %g must be in [0, lr = %g]", fn,
+                    (double)o->min_lr, (double)o->lr);
+  if (!(o->beta1 >= 0.0f && o->beta1 < 1.0f) || !(o->beta2 >= 0.0f && o->beta2 < 1.0f))
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: beta1 %g and beta2 %g must be in [0, 1)", fn,
+                    (double)o->beta1, (double)o->beta2);
+  if (!isfinite(o->eps) || o->eps <= 0.0f)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: eps %g must be finite and > 0", fn, (double)o->eps);
+  if (!isfinite(o->weight_decay) || o->weight_decay < 0.0f)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: weight decay %g must be finite and >= 0", fn,
+                    (double)o->weight_decay);
+  if (o->kind == CT_OPT_SGD && o->weight_decay != 0.0f)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: weight decay %g is an AdamW setting; SGD takes 0", fn,
+                    (double)o->weight_decay);
+  if (!isfinite(o->clip_norm) || o->clip_norm < 0.0f)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: clip_norm %g must be finite and >= 0 (0: off)", fn,
+                    (double)o->clip_norm);
+  if (o->warmup_steps < 0 || o->total_steps < 0 || o->warmup_steps >= CT__MAX_STEPS ||
+      o->total_steps >= CT__MAX_STEPS)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: warmup_steps %ld and total_steps %ld must be in "
+                    "[0, %ld)", fn, o->warmup_steps, o->total_steps, CT__MAX_STEPS);
+  if (o->total_steps > 0 && o->total_steps <= o->warmup_steps)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: total_steps %ld must exceed warmup_steps %ld (or be "
+                    "0 for no decay)", fn, o->total_steps, o->warmup_steps);
+  return CT_OK;
+}
+
+float ct_optimizer_lr_at(const ct_optimizer *o, long step) {
+  if (!o || step < 1) return 0.0f;
+  float t = (float)step, w = (float)o->warmup_steps, total = (float)o->total_steps;
+  if (w > 0.0f && t <= w) return o->lr * t / w;
+  if (total == 0.0f) return o->lr;
+  if (t >= total) return o->min_lr;
+  return o->min_lr + 0.5f * (o->lr - o->min_lr) *
+                         (1.0f + cosf(3.14159265358979f * (t - w) / (total - w)));
+}
+
+/* Writes the configuration slots of the device record. */
+static ct_status ct__upload_config(ct_trainer *t) {
+  const ct_optimizer *o = &t->opt;
+  float cfg[CT__HYPER_WD - CT__HYPER_PEAK_LR + 1] = {
+      o->lr, o->min_lr, (float)o->warmup_steps, (float)o->total_steps, o->clip_norm,
+      o->beta1, o->beta2, o->eps, o->weight_decay};
+  return t->plan->be->upload_at(t->plan->ctx, t->hyper, CT__HYPER_PEAK_LR * sizeof(float), cfg,
+                                sizeof cfg);
 }
 
 void ct_trainer_free(ct_trainer *t) {
@@ -28,6 +109,8 @@ void ct_trainer_free(ct_trainer *t) {
   if (t->graph) t->plan->be->graph_free(t->plan->ctx, t->graph);
   for (int i = 0; t->state && t->plan && i < t->plan->n_params; i++)
     if (t->state[i]) t->plan->be->release(t->plan->ctx, t->state[i]);
+  if (t->hyper) t->plan->be->release(t->plan->ctx, t->hyper);
+  if (t->sumsq) t->plan->be->release(t->plan->ctx, t->sumsq);
   free(t->state);
   ct_plan_free(t->plan);
   free(t);
@@ -40,11 +123,7 @@ ct_status ct_trainer_new(ct_trainer **out, const ct_morphism *loss, const ct_bac
   if (!loss || !backend || !opt)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_new: NULL %s",
                     !loss ? "loss morphism" : !backend ? "backend" : "optimizer");
-  if (opt->kind < 0 || opt->kind >= CT_OPT_COUNT)
-    return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_new: unknown optimizer %d", (int)opt->kind);
-  if (!isfinite(opt->lr) || opt->lr <= 0.0f)
-    return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_new: learning rate %g must be finite and > 0",
-                    (double)opt->lr);
+  CT__TRY(ct__validate(opt, "ct_trainer_new"));
   const ct_object *cod = ct_morphism_cod(loss, 0);
   if (ct_morphism_cod_count(loss) != 1 || cod->role != CT_ROLE_LOSS) {
     char b[96];
@@ -52,7 +131,7 @@ ct_status ct_trainer_new(ct_trainer **out, const ct_morphism *loss, const ct_bac
                     "its codomain has %d object(s)%s%s", ct_morphism_cod_count(loss),
                     cod ? ", the first " : "", cod ? ct_object_str(cod, b, sizeof b) : "");
   }
-  if (!backend->update[opt->kind])
+  if (!backend->update[opt->kind] || !backend->sumsq || !backend->hyper_step)
     return ct__fail(CT_ERR_UNSUPPORTED, "ct_trainer_new: backend '%s' has no %s update",
                     backend->name, ct_opt_name(opt->kind));
   ct_trainer *t = calloc(1, sizeof *t);
@@ -70,6 +149,12 @@ ct_status ct_trainer_new(ct_trainer **out, const ct_morphism *loss, const ct_bac
     if (s == CT_OK) s = backend->fill(t->plan->ctx, t->state[i], 0.0f, n);
     if (s == CT_OK) t->plan->stats.param_bytes += (size_t)n * sizeof(float);
   }
+  int np = t->plan ? t->plan->n_params : 0;
+  if (s == CT_OK) s = backend->alloc(t->plan->ctx, CT__HYPER_COUNT * sizeof(float), &t->hyper);
+  if (s == CT_OK) s = backend->fill(t->plan->ctx, t->hyper, 0.0f, CT__HYPER_COUNT);
+  if (s == CT_OK) s = ct__upload_config(t);
+  if (s == CT_OK) s = backend->alloc(t->plan->ctx, ((size_t)np + 1) * sizeof(float), &t->sumsq);
+  if (s == CT_OK) s = backend->fill(t->plan->ctx, t->sumsq, 0.0f, np + 1);
   /* The seed of the reverse pass: d loss / d loss = 1. Nothing else writes it. */
   if (s == CT_OK) {
     t->loss_value = t->plan->m->cod[0];
@@ -98,17 +183,21 @@ static ct_status ct__read_loss(ct_trainer *t, float *loss, const char *fn) {
   return CT_OK;
 }
 
-/* Queues one step: forward, reverse, update. Nothing waits for the device. The
- * update's step argument is the step being queued (a recorded graph replays the
- * value of the step it was recorded in; SGD does not read it). */
+/* Queues one step: forward, reverse, gradient norms, the step kernel (schedule,
+ * bias corrections, clipping scale) and every update. Nothing waits for the
+ * device and no launch carries a per-step number, so a recorded graph of it
+ * replays correctly. */
 static ct_status ct__queue_step(ct_trainer *t) {
   ct_plan *p = t->plan;
   CT__TRY(ct__plan_forward_queue(p));
   CT__TRY(ct_plan_reverse(p));
   for (int i = 0; i < p->n_params; i++)
-    CT__TRY(p->be->update[t->opt.kind](p->ctx, &t->opt, t->steps + 1, p->param_buf[i],
-                                       p->param_grad[i], t->state[i],
-                                       ct_param_numel(p->params[i])));
+    CT__TRY(p->be->sumsq(p->ctx, p->param_grad[i], ct_param_numel(p->params[i]), t->sumsq, i));
+  CT__TRY(p->be->hyper_step(p->ctx, t->hyper, t->sumsq, p->n_params));
+  for (int i = 0; i < p->n_params; i++)
+    CT__TRY(p->be->update[t->opt.kind](p->ctx, t->hyper, p->param_buf[i], p->param_grad[i],
+                                       t->state[i], ct_param_numel(p->params[i]),
+                                       ct_param_object(p->params[i])->rank >= 2));
   return CT_OK;
 }
 
@@ -148,6 +237,9 @@ ct_status ct_trainer_step(ct_trainer *t, int n_steps) {
   if (!t) return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_step: trainer is NULL");
   if (n_steps < 1)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_step: step count %d must be >= 1", n_steps);
+  if (t->steps + n_steps >= CT__MAX_STEPS)
+    return ct__fail(CT_ERR_RANGE, "ct_trainer_step: %ld + %d steps reach the limit of %ld steps "
+                    "(the device counts steps in float)", t->steps, n_steps, CT__MAX_STEPS);
   ct_plan *p = t->plan;
   if (t->use_graph && p->tracing)
     return ct__fail(CT_ERR_STATE, "ct_trainer_step: step graphs are on and the plan is tracing");
@@ -167,6 +259,39 @@ ct_status ct_trainer_step(ct_trainer *t, int n_steps) {
   ct_status s = ct__read_loss(t, &loss, "ct_trainer_step");
   p->forward_valid = false;
   return s;
+}
+
+ct_status ct_trainer_set_optimizer(ct_trainer *t, const ct_optimizer *opt) {
+  CT__NEED(t, "ct_trainer_set_optimizer");
+  CT__NEED(opt, "ct_trainer_set_optimizer");
+  CT__TRY(ct__validate(opt, "ct_trainer_set_optimizer"));
+  if (opt->kind != t->opt.kind)
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_set_optimizer: the trainer was built for %s, "
+                    "not %s (its state and step graph are that optimizer's)",
+                    ct_opt_name(t->opt.kind), ct_opt_name(opt->kind));
+  ct_optimizer old = t->opt;
+  t->opt = *opt;
+  ct_status s = t->plan->be->sync(t->plan->ctx);
+  if (s == CT_OK) s = ct__upload_config(t);
+  if (s != CT_OK) t->opt = old;
+  return s;
+}
+
+static ct_status ct__read_hyper(ct_trainer *t, int slot, float *out, const char *fn) {
+  CT__NEED(t, fn);
+  if (!out) return ct__fail(CT_ERR_INVALID_ARG, "%s: out is NULL", fn);
+  if (t->steps == 0) return ct__fail(CT_ERR_STATE, "%s: no step has been taken yet", fn);
+  CT__TRY(t->plan->be->sync(t->plan->ctx));
+  return t->plan->be->download_at(t->plan->ctx, out, t->hyper, (size_t)slot * sizeof(float),
+                                  sizeof *out);
+}
+
+ct_status ct_trainer_last_lr(ct_trainer *t, float *lr) {
+  return ct__read_hyper(t, CT__HYPER_LR, lr, "ct_trainer_last_lr");
+}
+
+ct_status ct_trainer_last_grad_norm(ct_trainer *t, float *norm) {
+  return ct__read_hyper(t, CT__HYPER_NORM, norm, "ct_trainer_last_grad_norm");
 }
 
 ct_status ct_trainer_eval(ct_trainer *t, float *loss) {

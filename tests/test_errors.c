@@ -493,7 +493,7 @@ static void test_store_refuses_nonfinite_params(void **state) {
 static void test_bad_learning_rate(void **state) {
   (void)state;
   const float bad[] = {0.0f, -1.0f, NAN, INFINITY, -INFINITY};
-  ct_optimizer opt = {CT_OPT_SGD, 0.25f};
+  ct_optimizer opt = {.kind = CT_OPT_SGD, .lr = 0.25f};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     CT_EXPECT(ct_optimizer_sgd(&opt, bad[i]), CT_ERR_INVALID_ARG, "ct_optimizer_sgd",
               "learning rate");
@@ -504,7 +504,8 @@ static void test_bad_learning_rate(void **state) {
   /* A hand-built optimizer is checked by the trainer too. */
   model md = model_new(true, 9);
   ct_trainer *t = (ct_trainer *)&opt;
-  ct_optimizer zero = {CT_OPT_SGD, 0.0f}, nan_lr = {CT_OPT_SGD, NAN}, kind = {(ct_opt_kind)7, 0.1f};
+  ct_optimizer zero = {.kind = CT_OPT_SGD, .lr = 0.0f}, nan_lr = {.kind = CT_OPT_SGD, .lr = NAN},
+               kind = {.kind = (ct_opt_kind)7, .lr = 0.1f};
   CT_EXPECT(ct_trainer_new(&t, md.loss, cpu(), &zero), CT_ERR_INVALID_ARG, "ct_trainer_new",
             "learning rate 0");
   assert_null(t);

@@ -14,6 +14,7 @@
 #include "ctml/data.h"
 #include "ctml/check.h"
 #include "ctml/book.h"
+#include "ctml/gpt.h"
 
 #define CTML_VERSION "0.1.0"
 

@@ -18,7 +18,15 @@ extern "C" {
   X(SOFTMAX_XENT, "softmax_cross_entropy")   \
   X(COPY, "copy")                            \
   X(ADD, "add")                              \
-  X(DISCARD, "discard")
+  X(DISCARD, "discard")                      \
+  X(POS_EMBEDDING, "pos_embedding")          \
+  X(LAYERNORM, "layernorm")                  \
+  X(GELU, "gelu")                            \
+  X(HEAD_SPLIT, "head_split")                \
+  X(HEAD_MERGE, "head_merge")                \
+  X(ATTN_SCORES, "attn_scores")              \
+  X(CAUSAL_SOFTMAX, "causal_softmax")        \
+  X(ATTN_APPLY, "attn_apply")
 
 typedef enum ct_op {
 #define CT__OP_ENUM(e, n) CT_OP_##e,
@@ -29,7 +37,8 @@ typedef enum ct_op {
 
 /* Optimizers: update kernels on (state, params, grads). X(ENUM, name) */
 #define CT_OPTIMIZERS(X) \
-  X(SGD, "sgd")
+  X(SGD, "sgd")          \
+  X(ADAMW, "adamw")
 
 typedef enum ct_opt_kind {
 #define CT__OPT_ENUM(e, n) CT_OPT_##e,

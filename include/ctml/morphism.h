@@ -31,10 +31,12 @@ ct_status ct_then(ct_morphism **out, const ct_morphism *f, const ct_morphism *g)
 ct_status ct_tensor(ct_morphism **out, const ct_morphism *f, const ct_morphism *g);
 
 /* Generators. Each takes the object(s) it is applied to and checks role and shape. */
-/* TOKENS i32[n] -> HIDDEN f32[n,D]; table is PARAM [V,D]; ids outside [0,V) fail at run time. */
+/* TOKENS i32[n] -> HIDDEN f32[n,D], or a token sequence TOKENS i32[B,T] -> SEQ f32[B,T,D];
+ * table is PARAM [V,D]; ids outside [0,V) fail at run time. */
 ct_status ct_embedding(ct_morphism **out, const ct_object *tokens, ct_param *table);
 /* x . W + b over the last axis: HIDDEN f32[..,K] -> out_role f32[..,M], out_role HIDDEN or
- * LOGITS; W is PARAM [K,M], b is PARAM [M] or NULL for no bias. */
+ * LOGITS; over a sequence, SEQ f32[B,T,K] -> out_role f32[B,T,M], out_role SEQ or LOGITS.
+ * W is PARAM [K,M], b is PARAM [M] or NULL for no bias. */
 ct_status ct_linear(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
                     ct_param *b);
 /* Row-wise, max-subtracted softmax: LOGITS f32[..,C] -> DIST f32[..,C]. */
@@ -50,6 +52,34 @@ ct_status ct_copy(ct_morphism **out, const ct_object *a);
 ct_status ct_add(ct_morphism **out, const ct_object *a);
 /* A -> I. Its reverse derivative is zero. */
 ct_status ct_discard(ct_morphism **out, const ct_object *a);
+
+/* Sequence generators. */
+/* Learned positions: SEQ f32[B,T,C] -> SEQ, y[b,t,:] = x[b,t,:] + P[t,:]; P is PARAM
+ * [L,C] with L >= T (the longest sequence it serves). */
+ct_status ct_pos_embedding(ct_morphism **out, const ct_object *x, ct_param *P);
+/* Layer normalisation over the last axis of a HIDDEN or SEQ object (role and shape kept):
+ * y = (x - mean) / sqrt(var + 1e-5) * gain + bias, var the biased variance; gain and
+ * bias are PARAM [C]. */
+ct_status ct_layernorm(ct_morphism **out, const ct_object *x, ct_param *gain, ct_param *bias);
+/* GELU, tanh approximation, element-wise on HIDDEN or SEQ:
+ * y = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+ct_status ct_gelu(ct_morphism **out, const ct_object *x);
+/* SEQ f32[B,T,C] -> HEADS f32[B,H,T,C/H]: y[b,h,t,d] = x[b,t,h*(C/H)+d]; H must divide C.
+ * Its reverse derivative is head_merge. */
+ct_status ct_head_split(ct_morphism **out, const ct_object *x, int64_t heads);
+/* HEADS f32[B,H,T,D] -> SEQ f32[B,T,H*D], the inverse of head_split (whose reverse it is). */
+ct_status ct_head_merge(ct_morphism **out, const ct_object *x);
+/* q (x) k -> SCORES: s[..,i,j] = q[..,i,:] . k[..,j,:] / sqrt(D) for j <= i, and 0 (masked,
+ * no gradient) for j > i. q and k are both HEADS f32[B,H,T,D] (SCORES f32[B,H,T,T]) or both
+ * SEQ f32[B,T,D] (one head: SCORES f32[B,T,T]). */
+ct_status ct_attn_scores(ct_morphism **out, const ct_object *q, const ct_object *k);
+/* SCORES -> ATTN of the same shape: row i is the max-subtracted softmax of entries
+ * j <= i, and 0 for j > i. */
+ct_status ct_causal_softmax(ct_morphism **out, const ct_object *scores);
+/* a (x) v -> weights . values: y[..,i,:] = sum_j a[..,i,j] v[..,j,:] over every j. a is
+ * ATTN f32[B,H,T,T] with v HEADS f32[B,H,T,D] (y HEADS), or ATTN f32[B,T,T] with v SEQ
+ * f32[B,T,D] (y SEQ). */
+ct_status ct_attn_apply(ct_morphism **out, const ct_object *a, const ct_object *v);
 
 void ct_morphism_free(ct_morphism *m);
 

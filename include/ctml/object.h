@@ -16,7 +16,10 @@ extern "C" {
 
 typedef enum ct_dtype { CT_F32 = 0, CT_I32 = 1 } ct_dtype;
 
-/* Roles carry meaning as the book's newtypes do. TOKENS is i32, the rest f32. */
+/* Roles carry meaning as the book's newtypes do. TOKENS is i32, the rest f32.
+ * Sequence roles fix their rank: SEQ is [batch, time, channels]; HEADS is
+ * [batch, heads, time, head width]; SCORES and ATTN are [batch, heads, time,
+ * time] (or [batch, time, time] for one head) with square trailing axes. */
 typedef enum ct_role {
   CT_ROLE_TOKENS = 0, /* token ids */
   CT_ROLE_HIDDEN,     /* hidden activations */
@@ -24,6 +27,10 @@ typedef enum ct_role {
   CT_ROLE_DIST,       /* rows are probability distributions */
   CT_ROLE_LOSS,       /* a scalar >= 0 (rank 0) */
   CT_ROLE_PARAM,      /* a trainable parameter */
+  CT_ROLE_SEQ,        /* a hidden sequence f32[B,T,C] */
+  CT_ROLE_HEADS,      /* a sequence split into heads f32[B,H,T,D] */
+  CT_ROLE_SCORES,     /* causal attention scores: entry (i, j) with j > i is masked (0) */
+  CT_ROLE_ATTN,       /* attention weights: row i is a distribution over positions j <= i */
   CT_ROLE_COUNT
 } ct_role;
 
@@ -35,7 +42,8 @@ typedef struct ct_object {
 } ct_object;
 
 /* Validated constructor: rank in 0..4, every dim >= 1, dtype fits role
- * (TOKENS is i32, every other role f32), LOSS has rank 0. */
+ * (TOKENS is i32, every other role f32), LOSS has rank 0, the sequence roles
+ * have the ranks above. */
 ct_status ct_object_make(ct_object *out, ct_dtype dtype, ct_role role, int rank,
                          const int64_t *dims);
 
@@ -44,6 +52,9 @@ ct_status ct_object_tokens(ct_object *out, int64_t n);              /* TOKENS i3
 ct_status ct_object_matrix(ct_object *out, ct_role role, int64_t rows,
                            int64_t cols);                           /* role f32[rows,cols] */
 ct_status ct_object_loss(ct_object *out);                           /* LOSS f32[] */
+ct_status ct_object_token_seq(ct_object *out, int64_t batch, int64_t time); /* TOKENS i32[B,T] */
+ct_status ct_object_seq(ct_object *out, int64_t batch, int64_t time,
+                        int64_t channels);                          /* SEQ f32[B,T,C] */
 
 bool ct_object_equal(const ct_object *a, const ct_object *b);
 int64_t ct_object_numel(const ct_object *o);

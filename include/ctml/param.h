@@ -32,6 +32,15 @@ ct_status ct_param_get(const ct_param *p, float *values, int64_t n);
  *   value(r, c) = ((((r*cols + c)*37 + seed*101) mod 1000) / 1000 - 0.5) * 0.2 */
 ct_status ct_param_init_book(ct_param *p, int seed);
 
+/* Every element set to value. */
+ct_status ct_param_fill(ct_param *p, float value);
+/* Normal(0, std) values from seed, deterministic on every machine: element i
+ * takes the Box-Muller transform (in double) of two uniforms from splitmix64
+ * started at seed, cosine branch, elements in row-major order:
+ *   u1 = ((x1 >> 11) + 1) / 2^53, u2 = (x2 >> 11) / 2^53,
+ *   value = std * sqrt(-2 ln u1) cos(2 pi u2). */
+ct_status ct_param_init_normal(ct_param *p, float std, uint64_t seed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,13 +11,36 @@
 extern "C" {
 #endif
 
+/* An optimizer and its schedule. Every number here lives on the device while
+ * training (the trainer uploads it), so changing it (ct_trainer_set_optimizer)
+ * recompiles nothing and keeps a recorded step graph valid. */
 typedef struct ct_optimizer {
   ct_opt_kind kind;
-  float lr;            /* learning rate, > 0 and finite */
+  float lr;            /* peak learning rate, > 0 and finite */
+  /* AdamW (ignored by SGD): moment decay rates in [0, 1), eps > 0. */
+  float beta1, beta2, eps;
+  /* Decoupled weight decay p <- p (1 - lr wd), applied to parameters of rank >= 2
+   * (matrices and embedding tables), never to biases and gains. >= 0. */
+  float weight_decay;
+  /* Global gradient-norm clipping: when the norm over every parameter gradient
+   * exceeds clip_norm, all gradients are scaled by clip_norm / norm. 0: off. */
+  float clip_norm;
+  /* Schedule over steps t = 1, 2, ...: linear warmup to lr over warmup_steps,
+   * then cosine decay to min_lr at total_steps, min_lr after. total_steps 0:
+   * constant lr after warmup. Step counts are below 2^24. */
+  long warmup_steps, total_steps;
+  float min_lr;
 } ct_optimizer;
 
-/* Plain gradient descent: p <- p - lr * g. */
+/* Plain gradient descent: p <- p - lr * g (no decay, clipping or schedule). */
 ct_status ct_optimizer_sgd(ct_optimizer *out, float lr);
+/* AdamW with PyTorch's defaults for the rest: beta1 0.9, beta2 0.999, eps 1e-8,
+ * weight decay 0.01, no clipping, constant rate. Fields may be changed after. */
+ct_status ct_optimizer_adamw(ct_optimizer *out, float lr);
+/* Checks every field; the message names the first bad one. */
+ct_status ct_optimizer_validate(const ct_optimizer *opt);
+/* The scheduled learning rate of step t (t >= 1), as the device computes it. */
+float ct_optimizer_lr_at(const ct_optimizer *opt, long t);
 
 typedef struct ct_trainer ct_trainer;
 
@@ -37,6 +60,13 @@ ct_status ct_trainer_step(ct_trainer *t, int n_steps);
  * others CT_ERR_UNSUPPORTED. Turning it off drops the graph. Not combinable
  * with plan tracing. */
 ct_status ct_trainer_set_graph(ct_trainer *t, bool on);
+/* Replaces the optimizer's numbers (same kind); takes effect at the next step,
+ * on the device, without recompiling or re-recording anything. */
+ct_status ct_trainer_set_optimizer(ct_trainer *t, const ct_optimizer *opt);
+/* The learning rate and the global gradient norm (before clipping) of the last
+ * step, as computed on the device. */
+ct_status ct_trainer_last_lr(ct_trainer *t, float *lr);
+ct_status ct_trainer_last_grad_norm(ct_trainer *t, float *norm);
 /* Loss of the current parameters on the current batch (a forward run). */
 ct_status ct_trainer_eval(ct_trainer *t, float *loss);
 /* Copies the trained parameters back to the host parameter objects. */

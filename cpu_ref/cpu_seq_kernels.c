@@ -1,0 +1,262 @@
+/* Reference kernels of the sequence generators: plain loops, double
+ * accumulators. Objects are row-major; a [.., T, X] object is a batch of
+ * T x X matrices, the batch being every leading axis. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cpu_kernels.h"
+
+#define CT__LN_EPS 1e-5
+#define CT__GELU_C 0.7978845608028654 /* sqrt(2 / pi) */
+#define CT__GELU_A 0.044715
+
+/* Trailing two axes of o and the count of matrices before them. */
+static void ct__mats(const ct_object *o, int64_t *batch, int64_t *rows, int64_t *cols) {
+  *rows = o->dims[o->rank - 2];
+  *cols = o->dims[o->rank - 1];
+  *batch = ct_object_numel(o) / (*rows * *cols);
+}
+
+ct_status ct__cpu_pos_embedding_fwd(void *ctx, const ct__kargs *a) {
+  const ct_object *o = a->in_obj[0];
+  int64_t B = o->dims[0], T = o->dims[1], C = o->dims[2];
+  const float *x = a->in[0], *P = a->param[0];
+  float *y = a->out[0];
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t c = 0; c < C; c++) {
+        int64_t i = (b * T + t) * C + c;
+        y[i] = x[i] + P[t * C + c];
+      }
+  return CT_OK;
+}
+
+ct_status ct__cpu_pos_embedding_rev(void *ctx, const ct__kargs *a) {
+  const ct_object *o = a->in_obj[0];
+  int64_t B = o->dims[0], T = o->dims[1], C = o->dims[2];
+  const float *dy = a->dout[0];
+  if (a->din[0]) memcpy(a->din[0], dy, ct_object_bytes(o));
+  float *dP = a->dparam[0];
+  if (!dP) return CT_OK;
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t c = 0; c < C; c++) {
+      double acc = 0.0;
+      for (int64_t b = 0; b < B; b++) acc += dy[(b * T + t) * C + c];
+      dP[t * C + c] = (float)((double)dP[t * C + c] + acc);
+    }
+  return CT_OK;
+}
+
+/* Mean and 1/sqrt(biased variance + eps) of one row, in double. */
+static void ct__row_stats(const float *x, int64_t n, double *mean, double *rstd) {
+  double m = 0.0, v = 0.0;
+  for (int64_t j = 0; j < n; j++) m += x[j];
+  m /= (double)n;
+  for (int64_t j = 0; j < n; j++) v += ((double)x[j] - m) * ((double)x[j] - m);
+  v /= (double)n;
+  *mean = m;
+  *rstd = 1.0 / sqrt(v + CT__LN_EPS);
+}
+
+ct_status ct__cpu_layernorm_fwd(void *ctx, const ct__kargs *a) {
+  int64_t rows = ct__rows(a->in_obj[0]), n = ct__cols(a->in_obj[0]);
+  const float *x = a->in[0], *g = a->param[0], *bias = a->param[1];
+  float *y = a->out[0], *saved = a->saved;
+  for (int64_t r = 0; r < rows; r++) {
+    double mean, rstd;
+    ct__row_stats(&x[r * n], n, &mean, &rstd);
+    saved[r] = (float)mean;
+    saved[rows + r] = (float)rstd;
+    for (int64_t j = 0; j < n; j++)
+      y[r * n + j] = (float)(((double)x[r * n + j] - mean) * rstd * g[j] + bias[j]);
+  }
+  return CT_OK;
+}
+
+/* The reference recomputes the statistics from x in double rather than read the
+ * float residual. */
+ct_status ct__cpu_layernorm_rev(void *ctx, const ct__kargs *a) {
+  int64_t rows = ct__rows(a->in_obj[0]), n = ct__cols(a->in_obj[0]);
+  const float *x = a->in[0], *g = a->param[0], *dy = a->dout[0];
+  float *dx = a->din[0], *dg = a->dparam[0], *db = a->dparam[1];
+  double *acc = calloc(2 * (size_t)n, sizeof *acc); /* gain sums, then bias sums */
+  if (!acc) return ct__fail(CT_ERR_NOMEM, "cpu: layernorm reverse: out of host memory");
+  for (int64_t r = 0; r < rows; r++) {
+    double mean, rstd, s1 = 0.0, s2 = 0.0;
+    const float *xr = &x[r * n], *dyr = &dy[r * n];
+    ct__row_stats(xr, n, &mean, &rstd);
+    for (int64_t j = 0; j < n; j++) {
+      double xhat = ((double)xr[j] - mean) * rstd, dxhat = (double)dyr[j] * g[j];
+      s1 += dxhat;
+      s2 += dxhat * xhat;
+      acc[j] += (double)dyr[j] * xhat;
+      acc[n + j] += dyr[j];
+    }
+    s1 /= (double)n;
+    s2 /= (double)n;
+    for (int64_t j = 0; j < n && dx; j++) {
+      double xhat = ((double)xr[j] - mean) * rstd, dxhat = (double)dyr[j] * g[j];
+      dx[r * n + j] = (float)(rstd * (dxhat - s1 - xhat * s2));
+    }
+  }
+  for (int64_t j = 0; j < n; j++) {
+    if (dg) dg[j] = (float)((double)dg[j] + acc[j]);
+    if (db) db[j] = (float)((double)db[j] + acc[n + j]);
+  }
+  free(acc);
+  return CT_OK;
+}
+
+ct_status ct__cpu_gelu_fwd(void *ctx, const ct__kargs *a) {
+  int64_t n = ct_object_numel(a->in_obj[0]);
+  const float *x = a->in[0];
+  float *y = a->out[0];
+  for (int64_t i = 0; i < n; i++) {
+    double v = x[i];
+    y[i] = (float)(0.5 * v * (1.0 + tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v))));
+  }
+  return CT_OK;
+}
+
+ct_status ct__cpu_gelu_rev(void *ctx, const ct__kargs *a) {
+  int64_t n = ct_object_numel(a->in_obj[0]);
+  const float *x = a->in[0], *dy = a->dout[0];
+  float *dx = a->din[0];
+  if (!dx) return CT_OK;
+  for (int64_t i = 0; i < n; i++) {
+    double v = x[i], th = tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v));
+    double d = 0.5 * (1.0 + th) +
+               0.5 * v * (1.0 - th * th) * CT__GELU_C * (1.0 + 3.0 * CT__GELU_A * v * v);
+    dx[i] = (float)((double)dy[i] * d);
+  }
+  return CT_OK;
+}
+
+/* x SEQ [B,T,H*D] <-> y HEADS [B,H,T,D]; to_heads picks the direction. */
+static void ct__heads_permute(const float *src, float *dst, const ct_object *heads, int to_heads) {
+  int64_t B = heads->dims[0], H = heads->dims[1], T = heads->dims[2], D = heads->dims[3];
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t t = 0; t < T; t++)
+        for (int64_t d = 0; d < D; d++) {
+          int64_t hi = ((b * H + h) * T + t) * D + d, si = (b * T + t) * H * D + h * D + d;
+          if (to_heads)
+            dst[hi] = src[si];
+          else
+            dst[si] = src[hi];
+        }
+}
+
+ct_status ct__cpu_head_split_fwd(void *ctx, const ct__kargs *a) {
+  ct__heads_permute(a->in[0], a->out[0], a->out_obj[0], 1);
+  return CT_OK;
+}
+
+ct_status ct__cpu_head_merge_fwd(void *ctx, const ct__kargs *a) {
+  ct__heads_permute(a->in[0], a->out[0], a->in_obj[0], 0);
+  return CT_OK;
+}
+
+ct_status ct__cpu_attn_scores_fwd(void *ctx, const ct__kargs *a) {
+  int64_t batch, T, D;
+  ct__mats(a->in_obj[0], &batch, &T, &D);
+  const float *q = a->in[0], *k = a->in[1];
+  float *s = a->out[0];
+  double scale = 1.0 / sqrt((double)D);
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t i = 0; i < T; i++)
+      for (int64_t j = 0; j < T; j++) {
+        double acc = 0.0;
+        for (int64_t d = 0; j <= i && d < D; d++)
+          acc += (double)q[(b * T + i) * D + d] * k[(b * T + j) * D + d];
+        s[(b * T + i) * T + j] = (float)(acc * scale);
+      }
+  return CT_OK;
+}
+
+ct_status ct__cpu_attn_scores_rev(void *ctx, const ct__kargs *a) {
+  int64_t batch, T, D;
+  ct__mats(a->in_obj[0], &batch, &T, &D);
+  const float *q = a->in[0], *k = a->in[1], *ds = a->dout[0];
+  float *dq = a->din[0], *dk = a->din[1];
+  double scale = 1.0 / sqrt((double)D);
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t d = 0; d < D; d++) {
+        double aq = 0.0, ak = 0.0;
+        for (int64_t j = 0; j <= t; j++) aq += (double)ds[(b * T + t) * T + j] * k[(b * T + j) * D + d];
+        for (int64_t i = t; i < T; i++) ak += (double)ds[(b * T + i) * T + t] * q[(b * T + i) * D + d];
+        if (dq) dq[(b * T + t) * D + d] = (float)(aq * scale);
+        if (dk) dk[(b * T + t) * D + d] = (float)(ak * scale);
+      }
+  return CT_OK;
+}
+
+ct_status ct__cpu_causal_softmax_fwd(void *ctx, const ct__kargs *a) {
+  int64_t rows = ct__rows(a->in_obj[0]), T = ct__cols(a->in_obj[0]);
+  const float *x = a->in[0];
+  float *y = a->out[0];
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t len = r % T + 1; /* row i attends to positions 0..i */
+    const float *xr = &x[r * T];
+    float *yr = &y[r * T];
+    double mx = xr[0], sum = 0.0;
+    for (int64_t j = 1; j < len; j++)
+      if (xr[j] > mx) mx = xr[j];
+    for (int64_t j = 0; j < len; j++) sum += exp((double)xr[j] - mx);
+    for (int64_t j = 0; j < T; j++) yr[j] = j < len ? (float)(exp((double)xr[j] - mx) / sum) : 0.0f;
+  }
+  return CT_OK;
+}
+
+ct_status ct__cpu_causal_softmax_rev(void *ctx, const ct__kargs *a) {
+  int64_t rows = ct__rows(a->in_obj[0]), T = ct__cols(a->in_obj[0]);
+  const float *y = a->out[0], *dy = a->dout[0];
+  float *dx = a->din[0];
+  if (!dx) return CT_OK;
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t len = r % T + 1;
+    double dot = 0.0;
+    for (int64_t j = 0; j < len; j++) dot += (double)dy[r * T + j] * y[r * T + j];
+    for (int64_t j = 0; j < T; j++)
+      dx[r * T + j] = j < len ? (float)((double)y[r * T + j] * ((double)dy[r * T + j] - dot)) : 0.0f;
+  }
+  return CT_OK;
+}
+
+ct_status ct__cpu_attn_apply_fwd(void *ctx, const ct__kargs *a) {
+  int64_t batch, T, D;
+  ct__mats(a->in_obj[1], &batch, &T, &D);
+  const float *w = a->in[0], *v = a->in[1];
+  float *y = a->out[0];
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t i = 0; i < T; i++)
+      for (int64_t d = 0; d < D; d++) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < T; j++) acc += (double)w[(b * T + i) * T + j] * v[(b * T + j) * D + d];
+        y[(b * T + i) * D + d] = (float)acc;
+      }
+  return CT_OK;
+}
+
+ct_status ct__cpu_attn_apply_rev(void *ctx, const ct__kargs *a) {
+  int64_t batch, T, D;
+  ct__mats(a->in_obj[1], &batch, &T, &D);
+  const float *w = a->in[0], *v = a->in[1], *dy = a->dout[0];
+  float *dw = a->din[0], *dv = a->din[1];
+  for (int64_t b = 0; b < batch; b++) {
+    for (int64_t i = 0; i < T && dw; i++)
+      for (int64_t j = 0; j < T; j++) {
+        double acc = 0.0;
+        for (int64_t d = 0; d < D; d++) acc += (double)dy[(b * T + i) * D + d] * v[(b * T + j) * D + d];
+        dw[(b * T + i) * T + j] = (float)acc;
+      }
+    for (int64_t j = 0; j < T && dv; j++)
+      for (int64_t d = 0; d < D; d++) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < T; i++) acc += (double)w[(b * T + i) * T + j] * dy[(b * T + i) * D + d];
+        dv[(b * T + j) * D + d] = (float)acc;
+      }
+  }
+  return CT_OK;
+}

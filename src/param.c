@@ -94,3 +94,35 @@ ct_status ct_param_init_book(ct_param *p, int seed) {
     }
   return CT_OK;
 }
+
+ct_status ct_param_fill(ct_param *p, float value) {
+  if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_fill: parameter is NULL");
+  if (!isfinite(value))
+    return ct__fail(CT_ERR_NONFINITE, "ct_param_fill: value %g for '%s' is not finite",
+                    (double)value, p->name);
+  int64_t n = ct_object_numel(&p->obj);
+  for (int64_t i = 0; i < n; i++) p->data[i] = value;
+  return CT_OK;
+}
+
+static uint64_t ct__splitmix(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+ct_status ct_param_init_normal(ct_param *p, float std, uint64_t seed) {
+  if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_init_normal: parameter is NULL");
+  if (!isfinite(std) || std < 0.0f)
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_param_init_normal: std %g for '%s' must be finite "
+                    "and >= 0", (double)std, p->name);
+  int64_t n = ct_object_numel(&p->obj);
+  uint64_t s = seed;
+  for (int64_t i = 0; i < n; i++) {
+    double u1 = ((double)(ct__splitmix(&s) >> 11) + 1.0) / 9007199254740992.0;
+    double u2 = (double)(ct__splitmix(&s) >> 11) / 9007199254740992.0;
+    p->data[i] = (float)((double)std * sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+  }
+  return CT_OK;
+}

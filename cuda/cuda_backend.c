@@ -3,6 +3,7 @@
  * copy, fill and cuBLAS call, in order; nothing between a plan's launches waits
  * or allocates, so a training step can be recorded as a CUDA graph. */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,19 @@
 #include <cuda_runtime_api.h>
 #include "backend_impl.h"
 #include "cuda_kernels.h"
+
+/* cuda_kernels.h mirrors the slots of the optimizer's device record. */
+_Static_assert(CT__CU_HYPER_STEP == CT__HYPER_STEP && CT__CU_HYPER_LR == CT__HYPER_LR &&
+                   CT__CU_HYPER_BC1 == CT__HYPER_BC1 && CT__CU_HYPER_BC2 == CT__HYPER_BC2 &&
+                   CT__CU_HYPER_SCALE == CT__HYPER_SCALE && CT__CU_HYPER_NORM == CT__HYPER_NORM &&
+                   CT__CU_HYPER_PEAK_LR == CT__HYPER_PEAK_LR &&
+                   CT__CU_HYPER_MIN_LR == CT__HYPER_MIN_LR &&
+                   CT__CU_HYPER_WARMUP == CT__HYPER_WARMUP &&
+                   CT__CU_HYPER_TOTAL == CT__HYPER_TOTAL && CT__CU_HYPER_CLIP == CT__HYPER_CLIP &&
+                   CT__CU_HYPER_BETA1 == CT__HYPER_BETA1 &&
+                   CT__CU_HYPER_BETA2 == CT__HYPER_BETA2 && CT__CU_HYPER_EPS == CT__HYPER_EPS &&
+                   CT__CU_HYPER_WD == CT__HYPER_WD,
+               "cuda_kernels.h: CT__CU_HYPER_* differ from CT__HYPER_*");
 
 /* cuBLAS workspace, given at open so that no cuBLAS call allocates (inside a
  * graph capture it must not). */
@@ -420,15 +434,222 @@ static ct_status ct__cuda_add_fwd(void *ctx, const ct__kargs *a) {
 /* Nothing to compute. */
 static ct_status ct__cuda_discard_fwd(void *ctx, const ct__kargs *a) { return CT_OK; }
 
-/* p -= lr * g; the kernel does nothing while an id error is pending. */
-static ct_status ct__cuda_sgd(void *ctx, const ct_optimizer *opt, long step, void *param,
-                              const void *grad, void *state, int64_t n) {
+/* ---- sequence generators ------------------------------------------------------------ */
+
+/* y = x + P[t] on every sequence. */
+static ct_status ct__cuda_pos_embedding_fwd(void *ctx, const ct__kargs *a) {
   ct__cuda_ctx *c = ctx;
-  CT__CU(ct__cu_sgd, (param, grad, opt->lr, n, c->err, c->stream));
+  const ct_object *o = a->in_obj[0];
+  CT__CU(ct__cu_pos_embedding_fwd, (a->in[0], a->param[0], a->out[0], o->dims[0], o->dims[1],
+                                    o->dims[2], c->stream));
   return CT_OK;
 }
 
-/* Every generator, both directions (copy/add/discard reverses are derived). */
+/* dx = dy (copied); dP[t] += sum over the batch of dy[b, t]. */
+static ct_status ct__cuda_pos_embedding_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  const ct_object *o = a->in_obj[0];
+  if (a->din[0])
+    CT__CU(cudaMemcpyAsync, (a->din[0], a->dout[0], ct_object_bytes(o), cudaMemcpyDeviceToDevice,
+                             c->stream));
+  if (a->dparam[0])
+    CT__CU(ct__cu_pos_embedding_rev, (a->dout[0], a->dparam[0], o->dims[0], o->dims[1],
+                                      o->dims[2], c->stream));
+  return CT_OK;
+}
+
+/* Normalised rows, scaled and shifted; row statistics into the residual. */
+static ct_status ct__cuda_layernorm_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_layernorm_fwd, (a->in[0], a->param[0], a->param[1], a->out[0], a->saved,
+                                ct__rows(a->in_obj[0]), ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* dx, dgain and dbias. */
+static ct_status ct__cuda_layernorm_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_layernorm_rev, (a->in[0], a->param[0], a->dout[0], a->saved, a->din[0],
+                                a->dparam[0], a->dparam[1], ct__rows(a->in_obj[0]),
+                                ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* Element-wise GELU. */
+static ct_status ct__cuda_gelu_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_gelu_fwd, (a->in[0], a->out[0], ct_object_numel(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* dx = dy * gelu'(x). */
+static ct_status ct__cuda_gelu_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  if (!a->din[0]) return CT_OK;
+  CT__CU(ct__cu_gelu_rev, (a->in[0], a->dout[0], a->din[0], ct_object_numel(a->in_obj[0]),
+                           c->stream));
+  return CT_OK;
+}
+
+/* SEQ [B,T,H*D] -> HEADS [B,H,T,D] (also the reverse of head_merge). */
+static ct_status ct__cuda_head_split_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  const ct_object *h = a->out_obj[0];
+  if (!a->out[0]) return CT_OK;
+  CT__CU(ct__cu_head_split, (a->in[0], a->out[0], h->dims[0], h->dims[1], h->dims[2], h->dims[3],
+                             c->stream));
+  return CT_OK;
+}
+
+/* HEADS [B,H,T,D] -> SEQ [B,T,H*D] (also the reverse of head_split). */
+static ct_status ct__cuda_head_merge_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  const ct_object *h = a->in_obj[0];
+  if (!a->out[0]) return CT_OK;
+  CT__CU(ct__cu_head_merge, (a->in[0], a->out[0], h->dims[0], h->dims[1], h->dims[2], h->dims[3],
+                             c->stream));
+  return CT_OK;
+}
+
+/* The trailing two axes of o and the count of matrices before them. */
+static void ct__cuda_mats(const ct_object *o, int64_t *batch, int64_t *rows, int64_t *cols) {
+  *rows = o->dims[o->rank - 2];
+  *cols = o->dims[o->rank - 1];
+  *batch = ct_object_numel(o) / (*rows * *cols);
+}
+
+/* C_i = alpha op(A_i) op(B_i) for each of batch column-major products (cuBLAS
+ * conventions; the row-major reading is given at each call). */
+static ct_status ct__cuda_gemm_batched(ct__cuda_ctx *c, ct_op op, cublasOperation_t ta,
+                                       cublasOperation_t tb, int64_t m, int64_t n, int64_t k,
+                                       float alpha, const float *A, int64_t lda, int64_t sa,
+                                       const float *B, int64_t ldb, int64_t sb, float *C,
+                                       int64_t ldc, int64_t sc, int64_t batch) {
+  const float zero = 0.0f;
+  if (m > INT_MAX || n > INT_MAX || k > INT_MAX || lda > INT_MAX || ldb > INT_MAX ||
+      ldc > INT_MAX || batch > INT_MAX)
+    return ct__fail(CT_ERR_UNSUPPORTED, "cuda: %s: a batched product of %lld (%lld x %lld x %lld) "
+                    "exceeds cuBLAS's int range", ct_op_name(op), (long long)batch, (long long)m,
+                    (long long)k, (long long)n);
+  if (m <= 0 || n <= 0 || batch <= 0) return CT_OK;
+  CT__BLAS(cublasSgemmStridedBatched, (c->blas, ta, tb, (int)m, (int)n, (int)k, &alpha, A,
+                                       (int)lda, (long long)sa, B, (int)ldb, (long long)sb, &zero,
+                                       C, (int)ldc, (long long)sc, (int)batch));
+  return CT_OK;
+}
+
+/* Row-major [T,X] matrices are, to cuBLAS, their X x T transposes with leading
+ * dimension X (see ct__cuda_linear_fwd). Below, with q, k, v, y [T,D] and s, a
+ * [T,T] per batch entry: q^T is D x T (ld D), s^T is T x T (ld T). */
+
+/* s = q k^T / sqrt(D), then entries j > i zeroed.
+ * s^T (T x T) = k (T x D, op T of k^T) . q^T (D x T). */
+static ct_status ct__cuda_attn_scores_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t batch, T, D;
+  ct__cuda_mats(a->in_obj[0], &batch, &T, &D);
+  float scale = (float)(1.0 / sqrt((double)D));
+  CT__TRY(ct__cuda_gemm_batched(c, a->op, CUBLAS_OP_T, CUBLAS_OP_N, T, T, D, scale, a->in[1], D,
+                                T * D, a->in[0], D, T * D, a->out[0], T, T * T, batch));
+  CT__CU(ct__cu_causal_mask, (a->out[0], a->out[0], batch, T, c->stream));
+  return CT_OK;
+}
+
+/* With m = ds masked (j > i zeroed) in the scratch residual:
+ * dq = m k / sqrt(D):    dq^T (D x T) = k^T (D x T) . m^T (T x T);
+ * dk = m^T q / sqrt(D):  dk^T (D x T) = q^T (D x T) . m (op T of m^T). */
+static ct_status ct__cuda_attn_scores_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t batch, T, D;
+  ct__cuda_mats(a->in_obj[0], &batch, &T, &D);
+  float scale = (float)(1.0 / sqrt((double)D));
+  if (!a->din[0] && !a->din[1]) return CT_OK;
+  CT__CU(ct__cu_causal_mask, (a->dout[0], a->saved, batch, T, c->stream));
+  if (a->din[0])
+    CT__TRY(ct__cuda_gemm_batched(c, a->op, CUBLAS_OP_N, CUBLAS_OP_N, D, T, T, scale, a->in[1], D,
+                                  T * D, a->saved, T, T * T, a->din[0], D, T * D, batch));
+  if (a->din[1])
+    CT__TRY(ct__cuda_gemm_batched(c, a->op, CUBLAS_OP_N, CUBLAS_OP_T, D, T, T, scale, a->in[0], D,
+                                  T * D, a->saved, T, T * T, a->din[1], D, T * D, batch));
+  return CT_OK;
+}
+
+/* Causal row softmax of the scores. */
+static ct_status ct__cuda_causal_softmax_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_causal_softmax_fwd, (a->in[0], a->out[0], ct__rows(a->in_obj[0]),
+                                     ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* dx from the forward output y and dy, over each row's unmasked entries. */
+static ct_status ct__cuda_causal_softmax_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  if (!a->din[0]) return CT_OK;
+  CT__CU(ct__cu_causal_softmax_rev, (a->out[0], a->dout[0], a->din[0], ct__rows(a->in_obj[0]),
+                                     ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* y = a v over every j:  y^T (D x T) = v^T (D x T) . a^T (T x T). */
+static ct_status ct__cuda_attn_apply_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t batch, T, D;
+  ct__cuda_mats(a->in_obj[1], &batch, &T, &D);
+  CT__TRY(ct__cuda_gemm_batched(c, a->op, CUBLAS_OP_N, CUBLAS_OP_N, D, T, T, 1.0f, a->in[1], D,
+                                T * D, a->in[0], T, T * T, a->out[0], D, T * D, batch));
+  return CT_OK;
+}
+
+/* da = dy v^T:  da^T (T x T) = v (T x D, op T of v^T) . dy^T (D x T);
+ * dv = a^T dy:  dv^T (D x T) = dy^T (D x T) . a (op T of a^T). */
+static ct_status ct__cuda_attn_apply_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t batch, T, D;
+  ct__cuda_mats(a->in_obj[1], &batch, &T, &D);
+  if (a->din[0])
+    CT__TRY(ct__cuda_gemm_batched(c, a->op, CUBLAS_OP_T, CUBLAS_OP_N, T, T, D, 1.0f, a->in[1], D,
+                                  T * D, a->dout[0], D, T * D, a->din[0], T, T * T, batch));
+  if (a->din[1])
+    CT__TRY(ct__cuda_gemm_batched(c, a->op, CUBLAS_OP_N, CUBLAS_OP_T, D, T, T, 1.0f, a->dout[0], D,
+                                  T * D, a->in[0], T, T * T, a->din[1], D, T * D, batch));
+  return CT_OK;
+}
+
+/* ---- optimizer ------------------------------------------------------------------------- */
+
+/* sumsq[index] = sum of x^2: per-block double partials, then one block adds them. */
+static ct_status ct__cuda_sumsq(void *ctx, const void *x, int64_t n, void *sumsq, int index) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_sumsq, (x, n, c->partials, (float *)sumsq + index, c->stream));
+  return CT_OK;
+}
+
+/* The step kernel: one thread on the device record; nothing while an id error is pending. */
+static ct_status ct__cuda_hyper_step(void *ctx, void *hyper, const void *sumsq, int n) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_hyper_step, (hyper, sumsq, n, c->err, c->stream));
+  return CT_OK;
+}
+
+/* p -= lr g scale; the kernel does nothing while an id error is pending. */
+static ct_status ct__cuda_sgd(void *ctx, const void *hyper, void *param, const void *grad,
+                              void *state, int64_t n, int decay) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_sgd_update, (hyper, param, grad, n, c->err, c->stream));
+  return CT_OK;
+}
+
+/* AdamW on m[n], v[n]; the kernel does nothing while an id error is pending. */
+static ct_status ct__cuda_adamw(void *ctx, const void *hyper, void *param, const void *grad,
+                                void *state, int64_t n, int decay) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_adamw_update, (hyper, param, grad, state, n, decay, c->err, c->stream));
+  return CT_OK;
+}
+
+/* Every generator, both directions (copy/add/discard/head_split/head_merge
+ * reverses are derived). */
 static bool ct__cuda_supports(ct_op op, ct_direction dir) { return op >= 0 && op < CT_OP_COUNT; }
 
 /* ---- graphs ---------------------------------------------------------------------------- */
@@ -555,6 +776,14 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_COPY] = ct__cuda_copy_fwd,
             [CT_OP_ADD] = ct__cuda_add_fwd,
             [CT_OP_DISCARD] = ct__cuda_discard_fwd,
+            [CT_OP_POS_EMBEDDING] = ct__cuda_pos_embedding_fwd,
+            [CT_OP_LAYERNORM] = ct__cuda_layernorm_fwd,
+            [CT_OP_GELU] = ct__cuda_gelu_fwd,
+            [CT_OP_HEAD_SPLIT] = ct__cuda_head_split_fwd,
+            [CT_OP_HEAD_MERGE] = ct__cuda_head_merge_fwd,
+            [CT_OP_ATTN_SCORES] = ct__cuda_attn_scores_fwd,
+            [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_fwd,
+            [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_fwd,
         },
     .reverse =
         {
@@ -563,10 +792,19 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_SOFTMAX] = ct__cuda_softmax_rev,
             [CT_OP_CROSS_ENTROPY] = ct__cuda_xent_rev,
             [CT_OP_SOFTMAX_XENT] = ct__cuda_softmax_xent_rev,
-            /* copy, add and discard reverse as add, copy and zero (see ops.c). */
+            [CT_OP_POS_EMBEDDING] = ct__cuda_pos_embedding_rev,
+            [CT_OP_LAYERNORM] = ct__cuda_layernorm_rev,
+            [CT_OP_GELU] = ct__cuda_gelu_rev,
+            [CT_OP_ATTN_SCORES] = ct__cuda_attn_scores_rev,
+            [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_rev,
+            [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_rev,
+            /* copy, add, discard, head_split and head_merge reverse as add, copy,
+             * zero, head_merge and head_split (see ops.c). */
         },
-    .opt_state_per_elem = {[CT_OPT_SGD] = 0},
-    .update = {[CT_OPT_SGD] = ct__cuda_sgd},
+    .opt_state_per_elem = {[CT_OPT_SGD] = 0, [CT_OPT_ADAMW] = 2},
+    .update = {[CT_OPT_SGD] = ct__cuda_sgd, [CT_OPT_ADAMW] = ct__cuda_adamw},
+    .sumsq = ct__cuda_sumsq,
+    .hyper_step = ct__cuda_hyper_step,
     .capture_begin = ct__cuda_capture_begin,
     .capture_end = ct__cuda_capture_end,
     .graph_launch = ct__cuda_graph_launch,

@@ -135,12 +135,6 @@ __global__ void ct__k_add(const float *x, const float *y, float *z, int64_t n) {
   CT__FOR_ELEMS(i, n) z[i] = x[i] + y[i];
 }
 
-/* The product is rounded before the subtraction (no fused multiply-add), as on the CPU. */
-__global__ void ct__k_sgd(float *p, const float *g, float lr, int64_t n, const ct__cu_errrec *err) {
-  if (err->flag) return;
-  CT__FOR_ELEMS(i, n) p[i] = p[i] - __fmul_rn(lr, g[i]);
-}
-
 /* One row group per token: copies its table row, or zeros for a bad id (recorded). */
 __global__ void ct__k_embedding_fwd(const int32_t *ids, const float *table, float *y, int64_t n,
                                     int64_t vocab, int64_t width, ct__cu_errrec *err, int node,
@@ -304,6 +298,291 @@ __global__ void ct__k_softmax_xent_rev(const float *probs, const int32_t *t, con
   }
 }
 
+/* ---- sequence generators ----------------------------------------------------- */
+
+#define CT__LN_EPS 1e-5
+#define CT__GELU_C 0.7978845608028654 /* sqrt(2 / pi) */
+#define CT__GELU_A 0.044715
+/* Column kernels: block (32 columns, 8 lanes); lane y sums rows y, y + 8, ... */
+#define CT__COL_X 32
+#define CT__COL_Y 8
+
+/* y[b, t, c] = x[b, t, c] + P[t, c]. */
+__global__ void ct__k_pos_embedding_fwd(const float *x, const float *P, float *y, int64_t n,
+                                        int64_t T, int64_t C) {
+  CT__FOR_ELEMS(i, n) {
+    int64_t t = (i / C) % T, c = i % C;
+    y[i] = x[i] + P[t * C + c];
+  }
+}
+
+/* dP[t, c] += sum over b of dy[b, t, c], b in increasing order; one thread per (t, c). */
+__global__ void ct__k_pos_embedding_rev(const float *dy, float *dP, int64_t B, int64_t T,
+                                        int64_t C) {
+  CT__FOR_ELEMS(i, T * C) {
+    double acc = 0.0;
+    for (int64_t b = 0; b < B; b++) acc += (double)dy[b * T * C + i];
+    dP[i] = (float)((double)dP[i] + acc);
+  }
+}
+
+/* Mean and 1 / sqrt(biased variance + eps) of row xr (n entries) for the row
+ * group, in double; every thread of the block must call it. */
+__device__ void ct__ln_stats(const float *xr, int64_t n, bool live, double *sh, double *mean,
+                             double *rstd) {
+  double s = 0.0;
+  if (live)
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += (double)xr[j];
+  const double m = ct__row_reduce<false>(s, sh) / (double)n;
+  double v = 0.0;
+  if (live)
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+      double d = (double)xr[j] - m;
+      v += d * d;
+    }
+  v = ct__row_reduce<false>(v, sh) / (double)n;
+  *mean = m;
+  *rstd = 1.0 / sqrt(v + CT__LN_EPS);
+}
+
+/* One row group per row: statistics into saved (mean[rows] then rstd[rows]) and
+ * y = (x - mean) * rstd * g + b. */
+__global__ void ct__k_layernorm_fwd(const float *x, const float *g, const float *b, float *y,
+                                    float *saved, int64_t rows, int64_t n) {
+  __shared__ double sh[CT__THREADS];
+  CT__ROW_PASSES(base, rows) {
+    const int64_t r = base + threadIdx.y;
+    bool live = r < rows;
+    const int64_t o = (live ? r : 0) * n;
+    double mean, rstd;
+    ct__ln_stats(x + o, n, live, sh, &mean, &rstd);
+    if (!live) continue;
+    if (threadIdx.x == 0) {
+      saved[r] = (float)mean;
+      saved[rows + r] = (float)rstd;
+    }
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
+      y[o + j] = (float)(((double)x[o + j] - mean) * rstd * (double)g[j] + (double)b[j]);
+  }
+}
+
+/* One row group per row, statistics recomputed from x in double:
+ * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * g. */
+__global__ void ct__k_layernorm_rev_dx(const float *x, const float *g, const float *dy, float *dx,
+                                       int64_t rows, int64_t n) {
+  __shared__ double sh[CT__THREADS];
+  CT__ROW_PASSES(base, rows) {
+    const int64_t r = base + threadIdx.y;
+    bool live = r < rows;
+    const int64_t o = (live ? r : 0) * n;
+    double mean, rstd;
+    ct__ln_stats(x + o, n, live, sh, &mean, &rstd);
+    double a1 = 0.0, a2 = 0.0;
+    if (live)
+      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+        double xhat = ((double)x[o + j] - mean) * rstd, dxhat = (double)dy[o + j] * (double)g[j];
+        a1 += dxhat;
+        a2 += dxhat * xhat;
+      }
+    const double s1 = ct__row_reduce<false>(a1, sh) / (double)n;
+    const double s2 = ct__row_reduce<false>(a2, sh) / (double)n;
+    if (!live) continue;
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+      double xhat = ((double)x[o + j] - mean) * rstd, dxhat = (double)dy[o + j] * (double)g[j];
+      dx[o + j] = (float)(rstd * (dxhat - s1 - xhat * s2));
+    }
+  }
+}
+
+/* Block (CT__COL_X, CT__COL_Y) per tile of CT__COL_X columns: lane y sums rows
+ * y, y + CT__COL_Y, ... in order, then lane 0 adds the lanes in order, so the
+ * sums do not depend on the grid. dg += sum_r dy * xhat (xhat from the saved
+ * float statistics), db += sum_r dy; either may be NULL. */
+__global__ void ct__k_layernorm_rev_params(const float *x, const float *dy, const float *saved,
+                                           float *dg, float *db, int64_t rows, int64_t n) {
+  __shared__ double shg[CT__COL_Y][CT__COL_X], shb[CT__COL_Y][CT__COL_X];
+  for (int64_t tile = blockIdx.x; tile * CT__COL_X < n; tile += gridDim.x) {
+    const int64_t j = tile * CT__COL_X + threadIdx.x;
+    double ag = 0.0, ab = 0.0;
+    if (j < n)
+      for (int64_t r = threadIdx.y; r < rows; r += CT__COL_Y) {
+        double d = (double)dy[r * n + j];
+        ag += d * (((double)x[r * n + j] - (double)saved[r]) * (double)saved[rows + r]);
+        ab += d;
+      }
+    shg[threadIdx.y][threadIdx.x] = ag;
+    shb[threadIdx.y][threadIdx.x] = ab;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < n) {
+      double sg = 0.0, sb = 0.0;
+      for (int k = 0; k < CT__COL_Y; k++) {
+        sg += shg[k][threadIdx.x];
+        sb += shb[k][threadIdx.x];
+      }
+      if (dg) dg[j] = (float)((double)dg[j] + sg);
+      if (db) db[j] = (float)((double)db[j] + sb);
+    }
+    __syncthreads();
+  }
+}
+
+/* y = x/2 (1 + tanh(c (x + a x^3))), in double. */
+__global__ void ct__k_gelu_fwd(const float *x, float *y, int64_t n) {
+  CT__FOR_ELEMS(i, n) {
+    double v = x[i];
+    y[i] = (float)(0.5 * v * (1.0 + tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v))));
+  }
+}
+
+/* dx = dy * gelu'(x), in double. */
+__global__ void ct__k_gelu_rev(const float *x, const float *dy, float *dx, int64_t n) {
+  CT__FOR_ELEMS(i, n) {
+    double v = x[i], th = tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v));
+    double d = 0.5 * (1.0 + th) +
+               0.5 * v * (1.0 - th * th) * CT__GELU_C * (1.0 + 3.0 * CT__GELU_A * v * v);
+    dx[i] = (float)((double)dy[i] * d);
+  }
+}
+
+/* One thread per element of y HEADS [B,H,T,D]: y[b,h,t,d] = x[b,t,h*D+d]. */
+__global__ void ct__k_head_split(const float *x, float *y, int64_t n, int64_t H, int64_t T,
+                                 int64_t D) {
+  CT__FOR_ELEMS(i, n) {
+    int64_t d = i % D, t = (i / D) % T, h = (i / (D * T)) % H, b = i / (D * T * H);
+    y[i] = x[((b * T + t) * H + h) * D + d];
+  }
+}
+
+/* One thread per element of y SEQ [B,T,H*D]: y[b,t,h*D+d] = x[b,h,t,d]. */
+__global__ void ct__k_head_merge(const float *x, float *y, int64_t n, int64_t H, int64_t T,
+                                 int64_t D) {
+  CT__FOR_ELEMS(i, n) {
+    int64_t d = i % D, h = (i / D) % H, t = (i / (D * H)) % T, b = i / (D * H * T);
+    y[i] = x[((b * H + h) * T + t) * D + d];
+  }
+}
+
+/* dst = src over batches of T x T matrices with entries j > i set to 0 (in place allowed). */
+__global__ void ct__k_causal_mask(const float *src, float *dst, int64_t n, int64_t T) {
+  CT__FOR_ELEMS(k, n) {
+    int64_t j = k % T, i = (k / T) % T;
+    dst[k] = j <= i ? src[k] : 0.0f;
+  }
+}
+
+/* One row group per row r of x[rows, T]: softmax over entries j <= r % T, 0 beyond. */
+__global__ void ct__k_causal_softmax_fwd(const float *x, float *y, int64_t rows, int64_t T) {
+  __shared__ double sh[CT__THREADS];
+  CT__ROW_PASSES(base, rows) {
+    const int64_t r = base + threadIdx.y;
+    bool live = r < rows;
+    const int64_t o = (live ? r : 0) * T, len = (live ? r : 0) % T + 1;
+    float mx;
+    double sum;
+    ct__softmax_stats(x + o, len, live, sh, &mx, &sum);
+    if (!live) continue;
+    double inv = 1.0 / sum;
+    for (int64_t j = threadIdx.x; j < T; j += blockDim.x)
+      y[o + j] = j < len ? (float)((double)expf(x[o + j] - mx) * inv) : 0.0f;
+  }
+}
+
+/* One row group per row: dot = sum over j <= r % T of dy * y; dx = y (dy - dot)
+ * there, 0 beyond. */
+__global__ void ct__k_causal_softmax_rev(const float *y, const float *dy, float *dx, int64_t rows,
+                                         int64_t T) {
+  __shared__ double sh[CT__THREADS];
+  CT__ROW_PASSES(base, rows) {
+    const int64_t r = base + threadIdx.y;
+    bool live = r < rows;
+    const int64_t o = (live ? r : 0) * T, len = (live ? r : 0) % T + 1;
+    double d = 0.0;
+    if (live)
+      for (int64_t j = threadIdx.x; j < len; j += blockDim.x)
+        d += (double)dy[o + j] * (double)y[o + j];
+    double dot = ct__row_reduce<false>(d, sh);
+    if (!live) continue;
+    for (int64_t j = threadIdx.x; j < T; j += blockDim.x)
+      dx[o + j] = j < len ? (float)((double)y[o + j] * ((double)dy[o + j] - dot)) : 0.0f;
+  }
+}
+
+/* ---- optimizer ------------------------------------------------------------------ */
+
+/* Per-block partial sums of x^2 in double (the grid depends only on n). */
+__global__ void ct__k_sumsq_partials(const float *x, int64_t n, double *partials) {
+  __shared__ double sh[CT__THREADS];
+  double acc = 0.0;
+  CT__FOR_ELEMS(i, n) acc += (double)x[i] * (double)x[i];
+  double s = ct__block_sum(acc, sh);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+/* out[0] = sum of the n partials, as float; one block. */
+__global__ void ct__k_sum_partials(const double *partials, int n, float *out) {
+  __shared__ double sh[CT__THREADS];
+  double s = 0.0;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) s += partials[i];
+  s = ct__block_sum(s, sh);
+  if (threadIdx.x == 0) out[0] = (float)s;
+}
+
+/* The learning-rate schedule in float, each operation rounded (no contraction). */
+__device__ float ct__scheduled_lr(const float *h, float t) {
+  float peak = h[CT__CU_HYPER_PEAK_LR], lo = h[CT__CU_HYPER_MIN_LR], w = h[CT__CU_HYPER_WARMUP],
+        total = h[CT__CU_HYPER_TOTAL];
+  if (w > 0.0f && t <= w) return __fdiv_rn(__fmul_rn(peak, t), w);
+  if (total == 0.0f) return peak;
+  if (t >= total) return lo;
+  float phase = __fdiv_rn(__fmul_rn(3.14159265358979f, __fsub_rn(t, w)), __fsub_rn(total, w));
+  float amp = __fmul_rn(__fmul_rn(0.5f, __fsub_rn(peak, lo)), __fadd_rn(1.0f, cosf(phase)));
+  return __fadd_rn(lo, amp);
+}
+
+/* One thread: advances the step and writes the per-step slots (backend_impl.h). */
+__global__ void ct__k_hyper_step(float *h, const float *sq, int n, const ct__cu_errrec *err) {
+  if (threadIdx.x != 0 || blockIdx.x != 0 || err->flag) return;
+  float t = __fadd_rn(h[CT__CU_HYPER_STEP], 1.0f), sum = 0.0f;
+  h[CT__CU_HYPER_STEP] = t;
+  h[CT__CU_HYPER_LR] = ct__scheduled_lr(h, t);
+  h[CT__CU_HYPER_BC1] = __fsub_rn(1.0f, powf(h[CT__CU_HYPER_BETA1], t));
+  h[CT__CU_HYPER_BC2] = __fsub_rn(1.0f, powf(h[CT__CU_HYPER_BETA2], t));
+  for (int i = 0; i < n; i++) sum = __fadd_rn(sum, sq[i]);
+  float norm = __fsqrt_rn(sum), clip = h[CT__CU_HYPER_CLIP];
+  h[CT__CU_HYPER_NORM] = norm;
+  h[CT__CU_HYPER_SCALE] =
+      clip > 0.0f && norm > clip ? __fdiv_rn(clip, __fadd_rn(norm, 1e-6f)) : 1.0f;
+}
+
+/* p -= lr (g scale), each operation rounded as on the CPU; nothing while an error is pending. */
+__global__ void ct__k_sgd_update(const float *h, float *p, const float *g, int64_t n,
+                                 const ct__cu_errrec *err) {
+  if (err->flag) return;
+  const float lr = h[CT__CU_HYPER_LR], scale = h[CT__CU_HYPER_SCALE];
+  CT__FOR_ELEMS(i, n) p[i] = __fsub_rn(p[i], __fmul_rn(lr, __fmul_rn(g[i], scale)));
+}
+
+/* AdamW on p with m = state[0, n), v = state[n, 2n) (backend_impl.h), each
+ * operation rounded as on the CPU; nothing while an error is pending. */
+__global__ void ct__k_adamw_update(const float *h, float *p, const float *g, float *m, float *v,
+                                   int64_t n, int decay, const ct__cu_errrec *err) {
+  if (err->flag) return;
+  const float lr = h[CT__CU_HYPER_LR], scale = h[CT__CU_HYPER_SCALE], b1 = h[CT__CU_HYPER_BETA1],
+              b2 = h[CT__CU_HYPER_BETA2], eps = h[CT__CU_HYPER_EPS];
+  const float keep = decay ? __fsub_rn(1.0f, __fmul_rn(lr, h[CT__CU_HYPER_WD])) : 1.0f;
+  const float step = __fdiv_rn(lr, h[CT__CU_HYPER_BC1]), root_bc2 = __fsqrt_rn(h[CT__CU_HYPER_BC2]);
+  const float c1 = __fsub_rn(1.0f, b1), c2 = __fsub_rn(1.0f, b2);
+  CT__FOR_ELEMS(i, n) {
+    float gi = __fmul_rn(g[i], scale);
+    float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(c1, gi));
+    float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(__fmul_rn(c2, gi), gi));
+    m[i] = mi;
+    v[i] = vi;
+    float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), root_bc2), eps);
+    p[i] = __fsub_rn(__fmul_rn(p[i], keep), __fdiv_rn(__fmul_rn(step, mi), denom));
+  }
+}
+
 /* ---- launch functions ----------------------------------------------------------- */
 
 extern "C" cudaError_t ct__cu_fill(float *x, float value, int64_t n, cudaStream_t s) {
@@ -316,13 +595,6 @@ extern "C" cudaError_t ct__cu_add(const float *x, const float *y, float *z, int6
                                   cudaStream_t s) {
   if (n <= 0) return cudaSuccess;
   ct__k_add<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, y, z, n);
-  return cudaGetLastError();
-}
-
-extern "C" cudaError_t ct__cu_sgd(float *p, const float *g, float lr, int64_t n,
-                                  const ct__cu_errrec *err, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  ct__k_sgd<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(p, g, lr, n, err);
   return cudaGetLastError();
 }
 
@@ -423,18 +695,176 @@ extern "C" cudaError_t ct__cu_softmax_xent_rev(const float *probs, const int32_t
   return cudaGetLastError();
 }
 
+extern "C" cudaError_t ct__cu_pos_embedding_fwd(const float *x, const float *P, float *y,
+                                                int64_t B, int64_t T, int64_t C,
+                                                cudaStream_t s) {
+  int64_t n = B * T * C;
+  if (n <= 0) return cudaSuccess;
+  ct__k_pos_embedding_fwd<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(
+      x, P, y, n, T, C);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_pos_embedding_rev(const float *dy, float *dP, int64_t B, int64_t T,
+                                                int64_t C, cudaStream_t s) {
+  if (B <= 0 || T * C <= 0) return cudaSuccess;
+  ct__k_pos_embedding_rev<<<ct__blocks(T * C, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(
+      dy, dP, B, T, C);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_layernorm_fwd(const float *x, const float *g, const float *b,
+                                            float *y, float *saved, int64_t rows, int64_t n,
+                                            cudaStream_t s) {
+  if (rows <= 0 || n <= 0) return cudaSuccess;
+  dim3 bl = ct__row_block(n);
+  ct__k_layernorm_fwd<<<ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, 0, s>>>(x, g, b, y, saved,
+                                                                             rows, n);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, const float *dy,
+                                            const float *saved, float *dx, float *dg, float *db,
+                                            int64_t rows, int64_t n, cudaStream_t s) {
+  if (rows <= 0 || n <= 0) return cudaSuccess;
+  if (dx) {
+    dim3 bl = ct__row_block(n);
+    ct__k_layernorm_rev_dx<<<ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, 0, s>>>(x, g, dy, dx,
+                                                                                rows, n);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  if (dg || db) {
+    ct__k_layernorm_rev_params<<<ct__blocks(n, CT__COL_X, CT__MAX_BLOCKS),
+                                 dim3(CT__COL_X, CT__COL_Y), 0, s>>>(x, dy, saved, dg, db, rows,
+                                                                     n);
+    return cudaGetLastError();
+  }
+  return cudaSuccess;
+}
+
+extern "C" cudaError_t ct__cu_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  ct__k_gelu_fwd<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, y, n);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_gelu_rev(const float *x, const float *dy, float *dx, int64_t n,
+                                       cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  ct__k_gelu_rev<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, dy, dx, n);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_head_split(const float *x, float *y, int64_t B, int64_t H, int64_t T,
+                                         int64_t D, cudaStream_t s) {
+  int64_t n = B * H * T * D;
+  if (n <= 0) return cudaSuccess;
+  ct__k_head_split<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, y, n, H,
+                                                                                      T, D);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_head_merge(const float *x, float *y, int64_t B, int64_t H, int64_t T,
+                                         int64_t D, cudaStream_t s) {
+  int64_t n = B * H * T * D;
+  if (n <= 0) return cudaSuccess;
+  ct__k_head_merge<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, y, n, H,
+                                                                                      T, D);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_causal_mask(const float *src, float *dst, int64_t batch, int64_t T,
+                                          cudaStream_t s) {
+  int64_t n = batch * T * T;
+  if (n <= 0) return cudaSuccess;
+  ct__k_causal_mask<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(src, dst,
+                                                                                       n, T);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_causal_softmax_fwd(const float *x, float *y, int64_t rows, int64_t T,
+                                                 cudaStream_t s) {
+  if (rows <= 0 || T <= 0) return cudaSuccess;
+  dim3 b = ct__row_block(T);
+  ct__k_causal_softmax_fwd<<<ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, 0, s>>>(x, y, rows, T);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_causal_softmax_rev(const float *y, const float *dy, float *dx,
+                                                 int64_t rows, int64_t T, cudaStream_t s) {
+  if (rows <= 0 || T <= 0) return cudaSuccess;
+  dim3 b = ct__row_block(T);
+  ct__k_causal_softmax_rev<<<ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, 0, s>>>(y, dy, dx, rows,
+                                                                                T);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_sumsq(const float *x, int64_t n, double *partials, float *out,
+                                    cudaStream_t s) {
+  unsigned g = 0;
+  if (n > 0) {
+    g = ct__blocks(n, CT__THREADS, CT__CU_PARTIALS);
+    ct__k_sumsq_partials<<<g, CT__THREADS, 0, s>>>(x, n, partials);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  ct__k_sum_partials<<<1, CT__THREADS, 0, s>>>(partials, (int)g, out);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_hyper_step(float *hyper, const float *sumsq, int n,
+                                         const ct__cu_errrec *err, cudaStream_t s) {
+  ct__k_hyper_step<<<1, 1, 0, s>>>(hyper, sumsq, n, err);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_sgd_update(const float *hyper, float *p, const float *g, int64_t n,
+                                         const ct__cu_errrec *err, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  ct__k_sgd_update<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(hyper, p, g,
+                                                                                      n, err);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_adamw_update(const float *hyper, float *p, const float *g,
+                                           float *state, int64_t n, int decay,
+                                           const ct__cu_errrec *err, cudaStream_t s) {
+  if (n <= 0) return cudaSuccess;
+  ct__k_adamw_update<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(
+      hyper, p, g, state, state + n, n, decay, err);
+  return cudaGetLastError();
+}
+
 /* Loads every kernel now, so that none is first loaded inside a graph capture
  * (drivers before CUDA 12.3 cannot load modules lazily while capturing). */
 extern "C" cudaError_t ct__cu_preload(void) {
   cudaFuncAttributes a;
   const void *k[] = {
       (const void *)ct__k_fill,          (const void *)ct__k_add,
-      (const void *)ct__k_sgd,           (const void *)ct__k_embedding_fwd,
+      (const void *)ct__k_embedding_fwd,
       (const void *)ct__k_embedding_rev, (const void *)ct__k_bias_rows,
       (const void *)ct__k_softmax_fwd,   (const void *)ct__k_softmax_rev,
       (const void *)ct__k_xent_fwd,      (const void *)ct__k_mean,
       (const void *)ct__k_xent_rev,      (const void *)ct__k_softmax_xent_fwd,
-      (const void *)ct__k_softmax_xent_rev};
+      (const void *)ct__k_softmax_xent_rev,
+      (const void *)ct__k_pos_embedding_fwd,
+      (const void *)ct__k_pos_embedding_rev,
+      (const void *)ct__k_layernorm_fwd,
+      (const void *)ct__k_layernorm_rev_dx,
+      (const void *)ct__k_layernorm_rev_params,
+      (const void *)ct__k_gelu_fwd,
+      (const void *)ct__k_gelu_rev,
+      (const void *)ct__k_head_split,
+      (const void *)ct__k_head_merge,
+      (const void *)ct__k_causal_mask,
+      (const void *)ct__k_causal_softmax_fwd,
+      (const void *)ct__k_causal_softmax_rev,
+      (const void *)ct__k_sumsq_partials,
+      (const void *)ct__k_sum_partials,
+      (const void *)ct__k_hyper_step,
+      (const void *)ct__k_sgd_update,
+      (const void *)ct__k_adamw_update};
   for (unsigned i = 0; i < sizeof k / sizeof k[0]; i++) {
     cudaError_t e = cudaFuncGetAttributes(&a, k[i]);
     if (e != cudaSuccess) return e;

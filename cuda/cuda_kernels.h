@@ -28,13 +28,28 @@ typedef struct ct__cu_errrec {
 /* Blocks (and per-block partial sums) used by the loss reductions. */
 #define CT__CU_PARTIALS 1024
 
+/* Slots of the optimizer's device record; the same numbers as CT__HYPER_* in
+ * src/backend_impl.h (cuda_backend.c checks that they agree). */
+#define CT__CU_HYPER_STEP    0
+#define CT__CU_HYPER_LR      1
+#define CT__CU_HYPER_BC1     2
+#define CT__CU_HYPER_BC2     3
+#define CT__CU_HYPER_SCALE   4
+#define CT__CU_HYPER_NORM    5
+#define CT__CU_HYPER_PEAK_LR 8
+#define CT__CU_HYPER_MIN_LR  9
+#define CT__CU_HYPER_WARMUP  10
+#define CT__CU_HYPER_TOTAL   11
+#define CT__CU_HYPER_CLIP    12
+#define CT__CU_HYPER_BETA1   13
+#define CT__CU_HYPER_BETA2   14
+#define CT__CU_HYPER_EPS     15
+#define CT__CU_HYPER_WD      16
+
 /* x[0..n) = value. */
 cudaError_t ct__cu_fill(float *x, float value, int64_t n, cudaStream_t s);
 /* z = x + y over n elements. */
 cudaError_t ct__cu_add(const float *x, const float *y, float *z, int64_t n, cudaStream_t s);
-/* p -= lr * g over n elements, unless the error record holds an error. */
-cudaError_t ct__cu_sgd(float *p, const float *g, float lr, int64_t n, const ct__cu_errrec *err,
-                       cudaStream_t s);
 /* y[n, width] = table[ids[i], :]; an id outside [0, vocab) is recorded (kind 0)
  * and its row of y is zeroed. */
 cudaError_t ct__cu_embedding_fwd(const int32_t *ids, const float *table, float *y, int64_t n,
@@ -70,6 +85,58 @@ cudaError_t ct__cu_softmax_xent_fwd(const float *x, const int32_t *t, float *pro
  * probability is at most 1e-9 or whose target is out of range. */
 cudaError_t ct__cu_softmax_xent_rev(const float *probs, const int32_t *t, const float *dloss,
                                     float *dx, int64_t rows, int64_t c, cudaStream_t s);
+
+/* Sequence generators. Layouts: SEQ [B,T,C], HEADS [B,H,T,D], score and
+ * attention matrices [batch, T, T]. */
+/* y[b,t,c] = x[b,t,c] + P[t,c] for x, y [B,T,C]. */
+cudaError_t ct__cu_pos_embedding_fwd(const float *x, const float *P, float *y, int64_t B,
+                                     int64_t T, int64_t C, cudaStream_t s);
+/* dP[t,c] += sum over b of dy[b,t,c] (b in increasing order, double accumulator). */
+cudaError_t ct__cu_pos_embedding_rev(const float *dy, float *dP, int64_t B, int64_t T, int64_t C,
+                                     cudaStream_t s);
+/* y = (x - mean) * rstd * g + b per row of x[rows, n]; saved = mean[rows] then rstd[rows]. */
+cudaError_t ct__cu_layernorm_fwd(const float *x, const float *g, const float *b, float *y,
+                                 float *saved, int64_t rows, int64_t n, cudaStream_t s);
+/* dx (overwritten; skipped when NULL) from statistics recomputed from x;
+ * dg += column sums of dy * xhat and db += column sums of dy (each skipped when
+ * NULL), xhat from the saved statistics; fixed summation order. */
+cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, const float *dy,
+                                 const float *saved, float *dx, float *dg, float *db, int64_t rows,
+                                 int64_t n, cudaStream_t s);
+/* y = gelu(x) (tanh approximation) over n elements. */
+cudaError_t ct__cu_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s);
+/* dx = dy * gelu'(x). */
+cudaError_t ct__cu_gelu_rev(const float *x, const float *dy, float *dx, int64_t n, cudaStream_t s);
+/* y[b,h,t,d] = x[b,t,h*D+d]: SEQ [B,T,H*D] to HEADS [B,H,T,D]. */
+cudaError_t ct__cu_head_split(const float *x, float *y, int64_t B, int64_t H, int64_t T, int64_t D,
+                              cudaStream_t s);
+/* y[b,t,h*D+d] = x[b,h,t,d]: HEADS [B,H,T,D] to SEQ [B,T,H*D]. */
+cudaError_t ct__cu_head_merge(const float *x, float *y, int64_t B, int64_t H, int64_t T, int64_t D,
+                              cudaStream_t s);
+/* dst = src over [batch, T, T] with entries j > i zeroed; dst may be src. */
+cudaError_t ct__cu_causal_mask(const float *src, float *dst, int64_t batch, int64_t T,
+                               cudaStream_t s);
+/* Row r of x[rows, T]: softmax of entries j <= r % T (max-subtracted), 0 beyond. */
+cudaError_t ct__cu_causal_softmax_fwd(const float *x, float *y, int64_t rows, int64_t T,
+                                      cudaStream_t s);
+/* dx = y (dy - sum_{j <= r % T} dy y) for j <= r % T, 0 beyond. */
+cudaError_t ct__cu_causal_softmax_rev(const float *y, const float *dy, float *dx, int64_t rows,
+                                      int64_t T, cudaStream_t s);
+
+/* Optimizer. Every number is read from the device record hyper. */
+/* out[0] = (float) sum of x[i]^2 in a fixed order (double accumulators);
+ * partials holds CT__CU_PARTIALS doubles of scratch. */
+cudaError_t ct__cu_sumsq(const float *x, int64_t n, double *partials, float *out, cudaStream_t s);
+/* One thread: the step kernel of src/backend_impl.h on hyper, reading sumsq[0..n). */
+cudaError_t ct__cu_hyper_step(float *hyper, const float *sumsq, int n, const ct__cu_errrec *err,
+                              cudaStream_t s);
+/* p -= lr (g scale), unless the error record holds an error. */
+cudaError_t ct__cu_sgd_update(const float *hyper, float *p, const float *g, int64_t n,
+                              const ct__cu_errrec *err, cudaStream_t s);
+/* AdamW with state m[n] then v[n]; decay: apply weight decay. Nothing while the
+ * error record holds an error. */
+cudaError_t ct__cu_adamw_update(const float *hyper, float *p, const float *g, float *state,
+                                int64_t n, int decay, const ct__cu_errrec *err, cudaStream_t s);
 
 /* Loads every kernel (none may first load inside a graph capture on older drivers). */
 cudaError_t ct__cu_preload(void);

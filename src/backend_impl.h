@@ -62,7 +62,9 @@ enum {
  *   h[BC1] = 1 - beta1^t, h[BC2] = 1 - beta2^t   (powf)
  *   norm = sqrt(sum of sumsq[0..n)); h[NORM] = norm
  *   h[SCALE] = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1
- * Reads sumsq[n], the squared norms of the gradients written by sumsq(). */
+ * Reads sumsq[n], the squared norms of the gradients written by sumsq(). Like
+ * the updates, it does nothing while a device-detected error is pending, so the
+ * device step count counts the steps that updated the parameters. */
 typedef ct_status (*ct__hyper_step_kernel)(void *ctx, void *hyper, const void *sumsq, int n);
 /* sumsq[index] = sum of x[i]^2 over n floats, summed in a fixed order. */
 typedef ct_status (*ct__sumsq_kernel)(void *ctx, const void *x, int64_t n, void *sumsq, int index);

@@ -1,5 +1,6 @@
 /* The training endomorphism: forward ; loss ; reverse ; optimizer update. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "plan_impl.h"
@@ -233,6 +234,19 @@ ct_status ct_trainer_set_graph(ct_trainer *t, bool on) {
   return CT_OK;
 }
 
+/* After a failed step the device's count is the truth: a step whose batch held a
+ * bad id did not update anything there. Keeps the caller's error message. */
+static void ct__resync_steps(ct_trainer *t) {
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", ct_last_error());
+  float count;
+  if (t->plan->be->sync(t->plan->ctx) == CT_OK &&
+      t->plan->be->download_at(t->plan->ctx, &count, t->hyper, CT__HYPER_STEP * sizeof(float),
+                               sizeof count) == CT_OK)
+    t->steps = (long)count;
+  ct__fail(CT_OK, "%s", msg);
+}
+
 ct_status ct_trainer_step(ct_trainer *t, int n_steps) {
   if (!t) return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_step: trainer is NULL");
   if (n_steps < 1)
@@ -244,20 +258,22 @@ ct_status ct_trainer_step(ct_trainer *t, int n_steps) {
   if (t->use_graph && p->tracing)
     return ct__fail(CT_ERR_STATE, "ct_trainer_step: step graphs are on and the plan is tracing");
   if (t->use_graph && !t->graph) CT__TRY(ct__record_step(t));
-  for (int k = 0; k < n_steps; k++) {
+  ct_status s = CT_OK;
+  for (int k = 0; k < n_steps && s == CT_OK; k++) {
     if (t->graph) {
-      CT__TRY(p->be->graph_launch(p->ctx, t->graph));
-      p->forward_valid = p->residuals_valid = true;
+      s = p->be->graph_launch(p->ctx, t->graph);
+      p->forward_valid = p->residuals_valid = s == CT_OK;
     } else {
-      CT__TRY(ct__queue_step(t));
+      s = ct__queue_step(t);
     }
     p->residuals_valid = false;
-    t->steps++;
+    if (s == CT_OK) t->steps++;
   }
   /* The outputs now hold the pre-update forward; parameters have moved on. */
   float loss;
-  ct_status s = ct__read_loss(t, &loss, "ct_trainer_step");
+  if (s == CT_OK) s = ct__read_loss(t, &loss, "ct_trainer_step");
   p->forward_valid = false;
+  if (s != CT_OK) ct__resync_steps(t);
   return s;
 }
 

@@ -2,8 +2,9 @@
 # Everything the CUDA and OpenCL issues ask to verify on a GPU machine, in one
 # command, with every log written under $OUT (or ./gpu-verify-out):
 #   build for sm_90, ctml devices, the whole ctest suite, the cross-backend suite
-#   on cuda and opencl (NVIDIA's OpenCL when its ICD is present), the demo on
-#   every backend, and compute-sanitizer (memcheck, racecheck, synccheck,
+#   on cuda and opencl (NVIDIA's OpenCL when its ICD is present; it includes the
+#   GPT node by node), the demo on every backend, the PyTorch reference of the GPT
+#   step on both device backends, and compute-sanitizer (memcheck, racecheck, synccheck,
 #   initcheck) over the CUDA cross-backend suite.
 # On the device machine, from the project root, after preparing .device once here
 # (bash ../shared/device/prepare.sh):
@@ -39,6 +40,17 @@ step test_cross_opencl test_cross_opencl.log "$build/tests/test_cross" opencl
 step test_check test_check.log "$build/tests/test_check"
 for be in cpu cuda opencl; do
   step "demo_$be" "demo_$be.json" "$build/ctml" demo --backend "$be" --json
+done
+# The GPT's loss, gradients and one AdamW step on each device backend against
+# PyTorch in float64 (docs/reference-checks.md).
+for be in cuda opencl; do
+  for init in own perturbed; do
+    flag=; [ "$init" = perturbed ] && flag=--perturb
+    step "gpt_dump_${be}_$init" "gpt_dump_${be}_$init.log" "$build/tools/ctml_gpt_dump" \
+      "$out/gptdump-$be-$init" --backend "$be" $flag
+    step "gpt_reference_${be}_$init" "gpt_reference_${be}_$init.log" python3 tools/gpt_reference.py \
+      "$out/gptdump-$be-$init"
+  done
 done
 # The OOM test asks for 512 GiB on purpose; its failed cudaMalloc is expected.
 for tool in memcheck racecheck synccheck initcheck; do

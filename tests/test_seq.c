@@ -1,0 +1,1195 @@
+/* The sequence generators and the optimizer, on the CPU reference.
+ *
+ * Gradients: the driver of test_gradcheck.c, adapted. Each case compiles one
+ * generator with CT_PLAN_REVERSE, feeds random inputs, parameters and output
+ * cotangents w, and compares
+ *   - the outputs with an independent double forward written here
+ *     (|a-b| <= 1e-5 + 1e-4|b|);
+ *   - every f32 input cotangent and parameter gradient with central
+ *     differences in double of L = sum w . y over that double forward:
+ *     |g - fd| / max(|fd|, 1e-3) <= 1e-3; where L does not move at all
+ *     (masked entries, unused table rows) the gradient must be exactly 0.
+ * Every case runs at several random points (seeds) and at odd shapes.
+ *
+ * Laws: masked scores are exactly 0 and their cotangent reaches nothing;
+ * causal_softmax rows are distributions over j <= i. Constructor errors name
+ * the function and the offending object. Optimizer: AdamW against a hand
+ * computation in double, the schedule, clipping, set_optimizer, validation. */
+#include "ct_test.h"
+
+#define SQ_MAX 6
+#define SQ_H 1e-6     /* finite-difference step */
+#define SQ_RTOL 1e-3  /* relative error against finite differences */
+#define SQ_FLOOR 1e-3 /* denominator floor: see test_gradcheck.c (GC_FLOOR) */
+#define SQ_SEEDS 3    /* random points per case */
+#define LN_EPS 1e-5
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+static const ct_backend *cpu;
+
+static int setup(void **state) {
+  (void)state;
+  return ct_backend_get("cpu", &cpu) == CT_OK ? 0 : -1;
+}
+
+/* ---- independent double forwards ------------------------------------------ */
+
+/* Shapes: B batch, H heads, T time, C channels, D head width, M linear outputs. */
+typedef struct sq_dims {
+  int64_t B, H, T, C, D, M;
+} sq_dims;
+
+typedef struct sq_vals {
+  double *x[SQ_MAX]; /* f32 inputs by dom index */
+  double *p[SQ_MAX]; /* parameters in the case's order */
+} sq_vals;
+
+typedef void (*sq_fwd)(const sq_dims *d, const sq_vals *v, double *const *y);
+
+static void pos_fwd_double(int64_t B, int64_t T, int64_t C, const double *x, const double *P,
+                           double *y) {
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t c = 0; c < C; c++) y[(b * T + t) * C + c] = x[(b * T + t) * C + c] + P[t * C + c];
+}
+
+static void layernorm_fwd_double(int64_t rows, int64_t n, const double *x, const double *g,
+                                 const double *bias, double *y) {
+  for (int64_t r = 0; r < rows; r++) {
+    const double *xr = &x[r * n];
+    double mean = 0.0, var = 0.0;
+    for (int64_t j = 0; j < n; j++) mean += xr[j];
+    mean /= (double)n;
+    for (int64_t j = 0; j < n; j++) var += (xr[j] - mean) * (xr[j] - mean);
+    var /= (double)n;
+    for (int64_t j = 0; j < n; j++)
+      y[r * n + j] = (xr[j] - mean) / sqrt(var + LN_EPS) * g[j] + bias[j];
+  }
+}
+
+static double gelu_double(double v) {
+  return 0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+}
+
+/* SEQ [B,T,H*D] -> HEADS [B,H,T,D] (to_heads) or back. */
+static void heads_double(const sq_dims *d, const double *src, double *dst, int to_heads) {
+  for (int64_t b = 0; b < d->B; b++)
+    for (int64_t h = 0; h < d->H; h++)
+      for (int64_t t = 0; t < d->T; t++)
+        for (int64_t k = 0; k < d->D; k++) {
+          int64_t hi = ((b * d->H + h) * d->T + t) * d->D + k,
+                  si = (b * d->T + t) * d->H * d->D + h * d->D + k;
+          if (to_heads)
+            dst[hi] = src[si];
+          else
+            dst[si] = src[hi];
+        }
+}
+
+/* batch matrices [T,D]: s[i,j] = q_i . k_j / sqrt(D) for j <= i, else 0. */
+static void scores_double(int64_t batch, int64_t T, int64_t D, const double *q, const double *k,
+                          double *s) {
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t i = 0; i < T; i++)
+      for (int64_t j = 0; j < T; j++) {
+        double acc = 0.0;
+        for (int64_t e = 0; j <= i && e < D; e++) acc += q[(b * T + i) * D + e] * k[(b * T + j) * D + e];
+        s[(b * T + i) * T + j] = acc / sqrt((double)D);
+      }
+}
+
+/* rows of length T, row r attends to 0..(r mod T). */
+static void causal_softmax_double(int64_t batch, int64_t T, const double *x, double *y) {
+  for (int64_t r = 0; r < batch * T; r++) {
+    int64_t len = r % T + 1;
+    double mx = x[r * T], sum = 0.0;
+    for (int64_t j = 1; j < len; j++) mx = fmax(mx, x[r * T + j]);
+    for (int64_t j = 0; j < len; j++) sum += exp(x[r * T + j] - mx);
+    for (int64_t j = 0; j < T; j++) y[r * T + j] = j < len ? exp(x[r * T + j] - mx) / sum : 0.0;
+  }
+}
+
+static void apply_double(int64_t batch, int64_t T, int64_t D, const double *a, const double *v,
+                         double *y) {
+  for (int64_t b = 0; b < batch; b++)
+    for (int64_t i = 0; i < T; i++)
+      for (int64_t e = 0; e < D; e++) {
+        double acc = 0.0;
+        for (int64_t j = 0; j < T; j++) acc += a[(b * T + i) * T + j] * v[(b * T + j) * D + e];
+        y[(b * T + i) * D + e] = acc;
+      }
+}
+
+static void linear_double(int64_t rows, int64_t k, int64_t m, const double *x, const double *W,
+                          const double *b, double *y) {
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < m; j++) {
+      double acc = b ? b[j] : 0.0;
+      for (int64_t t = 0; t < k; t++) acc += x[i * k + t] * W[t * m + j];
+      y[i * m + j] = acc;
+    }
+}
+
+/* ---- the driver (after test_gradcheck.c) ----------------------------------- */
+
+typedef struct sq_case {
+  const char *name;
+  const ct_morphism *m;
+  ct_param *params[SQ_MAX]; /* NULL-terminated */
+  sq_fwd fwd;
+  sq_dims d;
+  float span; /* inputs uniform in [-span, span] (ATTN inputs: causal softmax rows) */
+} sq_case;
+
+typedef struct sq_run {
+  const sq_case *c;
+  int n_in, n_out, n_par;
+  int64_t n_x[SQ_MAX], n_y[SQ_MAX], n_p[SQ_MAX];
+  float *in[SQ_MAX], *w[SQ_MAX];
+  sq_vals v;
+  double *y[SQ_MAX], *wd[SQ_MAX];
+  void *pool[16 * SQ_MAX];
+  int n_pool;
+} sq_run;
+
+static void *sq_alloc(sq_run *r, int64_t n, size_t size) {
+  assert_true(r->n_pool < (int)(sizeof r->pool / sizeof r->pool[0]));
+  void *q = calloc((size_t)(n > 0 ? n : 1), size);
+  assert_non_null(q);
+  return r->pool[r->n_pool++] = q;
+}
+
+static double *sq_to_double(sq_run *r, const float *f, int64_t n) {
+  double *d = sq_alloc(r, n, sizeof *d);
+  for (int64_t i = 0; i < n; i++) d[i] = f[i];
+  return d;
+}
+
+static double sq_objective(const sq_run *r) {
+  r->c->fwd(&r->c->d, &r->v, r->y);
+  double L = 0.0;
+  for (int j = 0; j < r->n_out; j++)
+    for (int64_t e = 0; e < r->n_y[j]; e++) L += r->wd[j][e] * r->y[j][e];
+  return L;
+}
+
+static double sq_check_tensor(const sq_run *r, double *t, int64_t n, const float *g,
+                              const char *what) {
+  double worst = 0.0;
+  for (int64_t e = 0; e < n; e++) {
+    double keep = t[e], hi = keep + SQ_H, lo = keep - SQ_H;
+    t[e] = hi;
+    double l_hi = sq_objective(r);
+    t[e] = lo;
+    double l_lo = sq_objective(r);
+    t[e] = keep;
+    double fd = (l_hi - l_lo) / (hi - lo);
+    if (fd == 0.0) {
+      if (g[e] != 0.0f)
+        fail_msg("%s: d/d %s[%lld] = %.9g, but L does not depend on it: must be exactly 0",
+                 r->c->name, what, (long long)e, (double)g[e]);
+      continue;
+    }
+    double rel = fabs((double)g[e] - fd) / fmax(fabs(fd), SQ_FLOOR);
+    if (!(rel <= SQ_RTOL))
+      fail_msg("%s: d/d %s[%lld]: analytic %.9g, finite difference %.9g: relative error %.3g > %g",
+               r->c->name, what, (long long)e, (double)g[e], fd, rel, SQ_RTOL);
+    worst = fmax(worst, rel);
+  }
+  return worst;
+}
+
+/* ATTN inputs: each row i a causal softmax of random numbers (0 beyond i). */
+static float *sq_random_input(sq_run *r, ct_rng *rng, const ct_object *o, int64_t n, float span) {
+  float *x = sq_alloc(r, n, sizeof *x);
+  ct_rng_fill(rng, x, n, -span, span);
+  if (o->role == CT_ROLE_ATTN) {
+    int64_t T = o->dims[o->rank - 1];
+    double *xd = sq_to_double(r, x, n), *pd = sq_alloc(r, n, sizeof *pd);
+    causal_softmax_double(n / (T * T), T, xd, pd);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)pd[i];
+  }
+  return x;
+}
+
+typedef struct sq_worst {
+  double fwd, grad;
+  int64_t checked;
+} sq_worst;
+
+/* One random point of case c. */
+static void sq_point(const sq_case *c, uint64_t seed, sq_worst *acc) {
+  sq_run r = {.c = c};
+  ct_rng rng = {seed};
+  float *y[SQ_MAX] = {0}, *gx[SQ_MAX] = {0}, *gp[SQ_MAX] = {0};
+  r.n_in = ct_morphism_dom_count(c->m);
+  r.n_out = ct_morphism_cod_count(c->m);
+  assert_true(r.n_in <= SQ_MAX && r.n_out <= SQ_MAX);
+  while (r.n_par < SQ_MAX && c->params[r.n_par]) r.n_par++;
+  for (int k = 0; k < r.n_par; k++) {
+    r.n_p[k] = ct_param_numel(c->params[k]);
+    float *pv = sq_alloc(&r, r.n_p[k], sizeof *pv);
+    ct_rng_fill(&rng, pv, r.n_p[k], -0.5f, 0.5f);
+    CT_ASSERT_OK(ct_param_set(c->params[k], pv, r.n_p[k]));
+    r.v.p[k] = sq_to_double(&r, pv, r.n_p[k]);
+    gp[k] = sq_alloc(&r, r.n_p[k], sizeof(float));
+  }
+  for (int i = 0; i < r.n_in; i++) {
+    const ct_object *o = ct_morphism_dom(c->m, i);
+    assert_int_equal(o->dtype, CT_F32);
+    r.n_x[i] = ct_object_numel(o);
+    r.in[i] = sq_random_input(&r, &rng, o, r.n_x[i], c->span);
+    r.v.x[i] = sq_to_double(&r, r.in[i], r.n_x[i]);
+    gx[i] = sq_alloc(&r, r.n_x[i], sizeof(float));
+  }
+  for (int j = 0; j < r.n_out; j++) {
+    r.n_y[j] = ct_object_numel(ct_morphism_cod(c->m, j));
+    r.w[j] = sq_alloc(&r, r.n_y[j], sizeof(float));
+    ct_rng_fill(&rng, r.w[j], r.n_y[j], -1.0f, 1.0f);
+    r.wd[j] = sq_to_double(&r, r.w[j], r.n_y[j]);
+    r.y[j] = sq_alloc(&r, r.n_y[j], sizeof(double));
+    y[j] = sq_alloc(&r, r.n_y[j], sizeof(float));
+  }
+  ct_plan *p = NULL;
+  CT_ASSERT_OK(ct_compile(&p, c->m, cpu, CT_PLAN_REVERSE));
+  for (int i = 0; i < r.n_in; i++) CT_ASSERT_OK(ct_plan_set_input(p, i, r.in[i], r.n_x[i]));
+  CT_ASSERT_OK(ct_plan_forward(p));
+  for (int j = 0; j < r.n_out; j++) {
+    CT_ASSERT_OK(ct_plan_get_output(p, j, y[j], r.n_y[j]));
+    CT_ASSERT_OK(ct_plan_set_output_grad(p, j, r.w[j], r.n_y[j]));
+  }
+  CT_ASSERT_OK(ct_plan_reverse(p));
+  for (int i = 0; i < r.n_in; i++) CT_ASSERT_OK(ct_plan_get_input_grad(p, i, gx[i], r.n_x[i]));
+  for (int k = 0; k < r.n_par; k++)
+    CT_ASSERT_OK(ct_plan_get_param_grad(p, c->params[k], gp[k], r.n_p[k]));
+  ct_plan_free(p);
+
+  sq_objective(&r);
+  for (int j = 0; j < r.n_out; j++)
+    for (int64_t e = 0; e < r.n_y[j]; e++) {
+      double b = r.y[j][e], q = fabs((double)y[j][e] - b) / (1e-5 + 1e-4 * fabs(b));
+      if (!(q <= 1.0))
+        fail_msg("%s (seed %llu): output %d[%lld] = %.9g, double forward %.9g", c->name,
+                 (unsigned long long)seed, j, (long long)e, (double)y[j][e], b);
+      acc->fwd = fmax(acc->fwd, q);
+    }
+  char what[96];
+  for (int i = 0; i < r.n_in; i++) {
+    snprintf(what, sizeof what, "input %d", i);
+    acc->grad = fmax(acc->grad, sq_check_tensor(&r, r.v.x[i], r.n_x[i], gx[i], what));
+    acc->checked += r.n_x[i];
+  }
+  for (int k = 0; k < r.n_par; k++) {
+    snprintf(what, sizeof what, "param %s", ct_param_name(c->params[k]));
+    acc->grad = fmax(acc->grad, sq_check_tensor(&r, r.v.p[k], r.n_p[k], gp[k], what));
+    acc->checked += r.n_p[k];
+  }
+  for (int q = 0; q < r.n_pool; q++) free(r.pool[q]);
+}
+
+static void sq_gradcheck(const sq_case *c, uint64_t seed) {
+  sq_worst w = {0};
+  for (int s = 0; s < SQ_SEEDS; s++) sq_point(c, seed * 1000 + (uint64_t)s, &w);
+  print_message("    %-44s forward %.2e of tol, %5lld grads, worst rel err %.2e\n", c->name,
+                w.fwd, (long long)w.checked, w.grad);
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static ct_param *new_param(const char *name, int rank, int64_t d0, int64_t d1) {
+  int64_t d[2] = {d0, d1};
+  ct_param *p = NULL;
+  CT_ASSERT_OK(ct_param_new(&p, name, rank, d));
+  return p;
+}
+
+static ct_object seq_obj(int64_t B, int64_t T, int64_t C) {
+  ct_object o;
+  CT_ASSERT_OK(ct_object_seq(&o, B, T, C));
+  return o;
+}
+
+static ct_object obj4(ct_role role, int64_t a, int64_t b, int64_t c, int64_t d) {
+  int64_t dims[4] = {a, b, c, d};
+  ct_object o;
+  CT_ASSERT_OK(ct_object_make(&o, CT_F32, role, 4, dims));
+  return o;
+}
+
+static ct_object obj3(ct_role role, int64_t a, int64_t b, int64_t c) {
+  int64_t dims[3] = {a, b, c};
+  ct_object o;
+  CT_ASSERT_OK(ct_object_make(&o, CT_F32, role, 3, dims));
+  return o;
+}
+
+/* The shapes every generator is checked at: {B, H, T, C}. */
+static const int64_t shapes[][4] = {{2, 2, 5, 6}, {1, 1, 1, 1}, {2, 3, 4, 6}, {3, 1, 3, 2}};
+#define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+static sq_dims dims_of(int s) {
+  sq_dims d = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3],
+               shapes[s][3] / shapes[s][1], 0};
+  return d;
+}
+
+/* ---- gradient checks, one generator at a time ---------------------------------- */
+
+static void fwd_pos(const sq_dims *d, const sq_vals *v, double *const *y) {
+  pos_fwd_double(d->B, d->T, d->C, v->x[0], v->p[0], y[0]);
+}
+
+static void test_grad_pos_embedding(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES; s++) {
+    sq_dims d = dims_of(s);
+    ct_object x = seq_obj(d.B, d.T, d.C);
+    /* L = T + 2: the last two rows serve no position, their gradient is exactly 0. */
+    ct_param *P = new_param("P", 2, d.T + 2, d.C);
+    ct_morphism *m = NULL;
+    CT_ASSERT_OK(ct_pos_embedding(&m, &x, P));
+    char name[96];
+    snprintf(name, sizeof name, "pos_embedding SEQ[%lld,%lld,%lld] P[%lld]", (long long)d.B,
+             (long long)d.T, (long long)d.C, (long long)d.T + 2);
+    sq_case c = {name, m, {P}, fwd_pos, d, 1.0f};
+    sq_gradcheck(&c, 100 + (uint64_t)s);
+    ct_morphism_free(m);
+    ct_param_free(P);
+  }
+}
+
+static void fwd_layernorm(const sq_dims *d, const sq_vals *v, double *const *y) {
+  layernorm_fwd_double(d->B * d->T, d->C, v->x[0], v->p[0], v->p[1], y[0]);
+}
+
+static void test_grad_layernorm(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES + 1; s++) {
+    sq_dims d;
+    ct_object x;
+    if (s < N_SHAPES) {
+      d = dims_of(s);
+      x = seq_obj(d.B, d.T, d.C);
+    } else { /* HIDDEN [3,5]: B*T rows of C */
+      d = (sq_dims){3, 1, 1, 5, 5, 0};
+      CT_ASSERT_OK(ct_object_matrix(&x, CT_ROLE_HIDDEN, 3, 5));
+    }
+    ct_param *g = new_param("gain", 1, d.C, 0), *b = new_param("bias", 1, d.C, 0);
+    ct_morphism *m = NULL;
+    CT_ASSERT_OK(ct_layernorm(&m, &x, g, b));
+    assert_true(ct_object_equal(ct_morphism_cod(m, 0), &x));
+    char name[96], bx[64];
+    snprintf(name, sizeof name, "layernorm %s", ct_object_str(&x, bx, sizeof bx));
+    sq_case c = {name, m, {g, b}, fwd_layernorm, d, 1.0f};
+    sq_gradcheck(&c, 200 + (uint64_t)s);
+    ct_morphism_free(m);
+    ct_param_free(g);
+    ct_param_free(b);
+  }
+}
+
+static void fwd_gelu(const sq_dims *d, const sq_vals *v, double *const *y) {
+  for (int64_t e = 0; e < d->B * d->T * d->C; e++) y[0][e] = gelu_double(v->x[0][e]);
+}
+
+static void test_grad_gelu(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES + 1; s++) {
+    sq_dims d;
+    ct_object x;
+    if (s < N_SHAPES) {
+      d = dims_of(s);
+      x = seq_obj(d.B, d.T, d.C);
+    } else {
+      d = (sq_dims){4, 1, 1, 3, 3, 0};
+      CT_ASSERT_OK(ct_object_matrix(&x, CT_ROLE_HIDDEN, 4, 3));
+    }
+    ct_morphism *m = NULL;
+    CT_ASSERT_OK(ct_gelu(&m, &x));
+    assert_true(ct_object_equal(ct_morphism_cod(m, 0), &x));
+    char name[96], bx[64];
+    snprintf(name, sizeof name, "gelu %s, x in [-4,4]", ct_object_str(&x, bx, sizeof bx));
+    sq_case c = {name, m, {NULL}, fwd_gelu, d, 4.0f};
+    sq_gradcheck(&c, 300 + (uint64_t)s);
+    ct_morphism_free(m);
+  }
+}
+
+static void fwd_split(const sq_dims *d, const sq_vals *v, double *const *y) {
+  heads_double(d, v->x[0], y[0], 1);
+}
+
+static void fwd_merge(const sq_dims *d, const sq_vals *v, double *const *y) {
+  heads_double(d, v->x[0], y[0], 0);
+}
+
+static void test_grad_heads(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES; s++) {
+    sq_dims d = dims_of(s);
+    ct_object x = seq_obj(d.B, d.T, d.C), hv = obj4(CT_ROLE_HEADS, d.B, d.H, d.T, d.D);
+    ct_morphism *split = NULL, *merge = NULL;
+    CT_ASSERT_OK(ct_head_split(&split, &x, d.H));
+    CT_ASSERT_OK(ct_head_merge(&merge, &hv));
+    assert_true(ct_object_equal(ct_morphism_cod(split, 0), &hv));
+    assert_true(ct_object_equal(ct_morphism_cod(merge, 0), &x));
+    char n1[96], n2[96], bx[64], bh[64];
+    snprintf(n1, sizeof n1, "head_split %s H=%lld", ct_object_str(&x, bx, sizeof bx),
+             (long long)d.H);
+    snprintf(n2, sizeof n2, "head_merge %s", ct_object_str(&hv, bh, sizeof bh));
+    sq_case c1 = {n1, split, {NULL}, fwd_split, d, 1.0f};
+    sq_case c2 = {n2, merge, {NULL}, fwd_merge, d, 1.0f};
+    sq_gradcheck(&c1, 400 + (uint64_t)s);
+    sq_gradcheck(&c2, 450 + (uint64_t)s);
+    ct_morphism_free(split);
+    ct_morphism_free(merge);
+  }
+}
+
+/* Batch of [T, D] matrices: B*H for the HEADS form (H = 1 for the SEQ form). */
+static void fwd_scores(const sq_dims *d, const sq_vals *v, double *const *y) {
+  scores_double(d->B * d->H, d->T, d->D, v->x[0], v->x[1], y[0]);
+}
+
+static void fwd_causal_softmax(const sq_dims *d, const sq_vals *v, double *const *y) {
+  causal_softmax_double(d->B * d->H, d->T, v->x[0], y[0]);
+}
+
+static void fwd_apply(const sq_dims *d, const sq_vals *v, double *const *y) {
+  apply_double(d->B * d->H, d->T, d->D, v->x[0], v->x[1], y[0]);
+}
+
+/* The attention generators at shape s, in HEADS form (heads) or one-head SEQ form. */
+static void attention_cases(int s, int heads) {
+  sq_dims d = dims_of(s);
+  ct_object hv, sc, at;
+  if (heads) {
+    hv = obj4(CT_ROLE_HEADS, d.B, d.H, d.T, d.D);
+    sc = obj4(CT_ROLE_SCORES, d.B, d.H, d.T, d.T);
+    at = obj4(CT_ROLE_ATTN, d.B, d.H, d.T, d.T);
+  } else {
+    d.H = 1;
+    d.D = d.C;
+    hv = seq_obj(d.B, d.T, d.D);
+    sc = obj3(CT_ROLE_SCORES, d.B, d.T, d.T);
+    at = obj3(CT_ROLE_ATTN, d.B, d.T, d.T);
+  }
+  ct_morphism *ms = NULL, *mc = NULL, *ma = NULL;
+  CT_ASSERT_OK(ct_attn_scores(&ms, &hv, &hv));
+  CT_ASSERT_OK(ct_causal_softmax(&mc, &sc));
+  CT_ASSERT_OK(ct_attn_apply(&ma, &at, &hv));
+  assert_true(ct_object_equal(ct_morphism_cod(ms, 0), &sc));
+  assert_true(ct_object_equal(ct_morphism_cod(mc, 0), &at));
+  assert_true(ct_object_equal(ct_morphism_cod(ma, 0), &hv));
+  char n1[160], n2[160], n3[160], bh[64], bs[64], ba[64];
+  ct_object_str(&hv, bh, sizeof bh);
+  ct_object_str(&sc, bs, sizeof bs);
+  ct_object_str(&at, ba, sizeof ba);
+  snprintf(n1, sizeof n1, "attn_scores %s", bh);
+  snprintf(n2, sizeof n2, "causal_softmax %s, x in [-3,3]", bs);
+  snprintf(n3, sizeof n3, "attn_apply %s (x) %s", ba, bh);
+  /* Scores inputs are random in every entry, masked ones included: the
+   * softmax must ignore them (their gradient is exactly 0). */
+  sq_case c1 = {n1, ms, {NULL}, fwd_scores, d, 1.0f};
+  sq_case c2 = {n2, mc, {NULL}, fwd_causal_softmax, d, 3.0f};
+  sq_case c3 = {n3, ma, {NULL}, fwd_apply, d, 1.0f};
+  uint64_t seed = 500 + (uint64_t)(10 * s + heads);
+  sq_gradcheck(&c1, seed);
+  sq_gradcheck(&c2, seed + 100);
+  sq_gradcheck(&c3, seed + 200);
+  ct_morphism_free(ms);
+  ct_morphism_free(mc);
+  ct_morphism_free(ma);
+}
+
+static void test_grad_attention_heads(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES; s++) attention_cases(s, 1);
+}
+
+static void test_grad_attention_one_head(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES; s++) attention_cases(s, 0);
+}
+
+static void fwd_linear(const sq_dims *d, const sq_vals *v, double *const *y) {
+  linear_double(d->B * d->T, d->C, d->M, v->x[0], v->p[0], v->p[1], y[0]);
+}
+
+static void test_grad_linear_seq(void **state) {
+  (void)state;
+  static const struct {
+    int shape;
+    int64_t M;
+    ct_role role;
+    bool bias;
+  } cs[] = {{0, 7, CT_ROLE_SEQ, true},   {0, 4, CT_ROLE_LOGITS, false}, {1, 1, CT_ROLE_SEQ, true},
+            {1, 3, CT_ROLE_LOGITS, true}, {2, 5, CT_ROLE_SEQ, false},   {3, 2, CT_ROLE_LOGITS, true}};
+  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+    sq_dims d = dims_of(cs[i].shape);
+    d.M = cs[i].M;
+    ct_object x = seq_obj(d.B, d.T, d.C);
+    ct_param *W = new_param("W", 2, d.C, d.M), *b = cs[i].bias ? new_param("b", 1, d.M, 0) : NULL;
+    ct_morphism *m = NULL;
+    CT_ASSERT_OK(ct_linear(&m, &x, cs[i].role, W, b));
+    const ct_object *y = ct_morphism_cod(m, 0);
+    assert_int_equal(y->role, cs[i].role);
+    assert_int_equal(y->rank, 3);
+    assert_true(y->dims[0] == d.B && y->dims[1] == d.T && y->dims[2] == d.M);
+    char name[96], bx[64];
+    snprintf(name, sizeof name, "linear %s -> %s[..,%lld]%s", ct_object_str(&x, bx, sizeof bx),
+             ct_role_name(cs[i].role), (long long)d.M, cs[i].bias ? " +b" : "");
+    sq_case c = {name, m, {W, b}, fwd_linear, d, 1.0f};
+    sq_gradcheck(&c, 600 + i);
+    ct_morphism_free(m);
+    ct_param_free(W);
+    ct_param_free(b);
+  }
+}
+
+/* ---- laws of the mask ------------------------------------------------------------ */
+
+/* attn_scores: outputs are exactly 0 for j > i, and the cotangent there
+ * changes neither dq nor dk (bit for bit). */
+static void masked_scores_case(const ct_object *hv, uint64_t seed) {
+  int64_t T = hv->dims[hv->rank - 2], D = hv->dims[hv->rank - 1];
+  int64_t nq = ct_object_numel(hv), ns = nq / D * T;
+  ct_morphism *m = NULL;
+  CT_ASSERT_OK(ct_attn_scores(&m, hv, hv));
+  float *q = malloc(nq * sizeof *q), *k = malloc(nq * sizeof *k), *s = malloc(ns * sizeof *s),
+        *w1 = malloc(ns * sizeof *w1), *w2 = malloc(ns * sizeof *w2);
+  float *g1[2] = {malloc(nq * sizeof(float)), malloc(nq * sizeof(float))},
+        *g2[2] = {malloc(nq * sizeof(float)), malloc(nq * sizeof(float))};
+  ct_rng rng = {seed};
+  ct_rng_fill(&rng, q, nq, -2.0f, 2.0f);
+  ct_rng_fill(&rng, k, nq, -2.0f, 2.0f);
+  ct_rng_fill(&rng, w1, ns, -1.0f, 1.0f);
+  memcpy(w2, w1, ns * sizeof *w2);
+  int64_t masked = 0;
+  for (int64_t e = 0; e < ns; e++)
+    if (e % T > (e / T) % T) { /* j > i */
+      w2[e] = ct_rng_uniform(&rng, -1000.0f, 1000.0f);
+      w1[e] = 0.0f;
+      masked++;
+    }
+  ct_plan *p = NULL;
+  CT_ASSERT_OK(ct_compile(&p, m, cpu, CT_PLAN_REVERSE));
+  CT_ASSERT_OK(ct_plan_set_input(p, 0, q, nq));
+  CT_ASSERT_OK(ct_plan_set_input(p, 1, k, nq));
+  CT_ASSERT_OK(ct_plan_forward(p));
+  CT_ASSERT_OK(ct_plan_get_output(p, 0, s, ns));
+  for (int64_t e = 0; e < ns; e++) {
+    bool is_masked = e % T > (e / T) % T;
+    if (is_masked && s[e] != 0.0f)
+      fail_msg("attn_scores: masked entry %lld is %g, not 0", (long long)e, (double)s[e]);
+  }
+  for (int run = 0; run < 2; run++) {
+    float **g = run ? g2 : g1;
+    if (run) CT_ASSERT_OK(ct_plan_forward(p)); /* each reverse follows its own forward */
+    CT_ASSERT_OK(ct_plan_set_output_grad(p, 0, run ? w2 : w1, ns));
+    CT_ASSERT_OK(ct_plan_reverse(p));
+    CT_ASSERT_OK(ct_plan_get_input_grad(p, 0, g[0], nq));
+    CT_ASSERT_OK(ct_plan_get_input_grad(p, 1, g[1], nq));
+  }
+  assert_memory_equal(g1[0], g2[0], nq * sizeof(float));
+  assert_memory_equal(g1[1], g2[1], nq * sizeof(float));
+  char b[64];
+  print_message("    attn_scores %-28s %lld masked entries 0; dq, dk blind to their cotangent\n",
+                ct_object_str(hv, b, sizeof b), (long long)masked);
+  ct_plan_free(p);
+  ct_morphism_free(m);
+  free(q), free(k), free(s), free(w1), free(w2);
+  free(g1[0]), free(g1[1]), free(g2[0]), free(g2[1]);
+}
+
+static void test_scores_mask(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES; s++) {
+    sq_dims d = dims_of(s);
+    ct_object h = obj4(CT_ROLE_HEADS, d.B, d.H, d.T, d.D), q = seq_obj(d.B, d.T, d.C);
+    masked_scores_case(&h, 700 + (uint64_t)s);
+    masked_scores_case(&q, 750 + (uint64_t)s);
+  }
+}
+
+/* Rows of y (batch of T x T) are distributions over j <= i, exactly 0 beyond. */
+static double check_causal_rows(const float *y, int64_t batch, int64_t T, const char *what) {
+  double worst = 0.0;
+  for (int64_t r = 0; r < batch * T; r++) {
+    int64_t i = r % T;
+    double sum = 0.0;
+    for (int64_t j = 0; j < T; j++) {
+      float a = y[r * T + j];
+      if (j > i && a != 0.0f)
+        fail_msg("%s: row %lld entry %lld beyond the diagonal is %g, not 0", what, (long long)r,
+                 (long long)j, (double)a);
+      if (!(a >= 0.0f && a <= 1.0f))
+        fail_msg("%s: row %lld entry %lld is %g, outside [0, 1]", what, (long long)r,
+                 (long long)j, (double)a);
+      sum += a;
+    }
+    worst = fmax(worst, fabs(sum - 1.0));
+  }
+  if (!(worst <= 1e-6)) fail_msg("%s: a row sums to 1 %+g", what, worst);
+  return worst;
+}
+
+/* causal_softmax alone, with extreme scores (masked entries far larger than the
+ * rest, so including them in the max or the sum would show), and the composite
+ * attn_scores ; causal_softmax: attention weights are distributions. */
+static void test_causal_softmax_law(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES; s++) {
+    sq_dims d = dims_of(s);
+    for (int heads = 0; heads < 2; heads++) {
+      ct_object hv = heads ? obj4(CT_ROLE_HEADS, d.B, d.H, d.T, d.D) : seq_obj(d.B, d.T, d.C);
+      ct_object sc = heads ? obj4(CT_ROLE_SCORES, d.B, d.H, d.T, d.T)
+                           : obj3(CT_ROLE_SCORES, d.B, d.T, d.T);
+      int64_t batch = heads ? d.B * d.H : d.B, n = batch * d.T * d.T, nh = ct_object_numel(&hv);
+      ct_morphism *sm = NULL, *scm = NULL;
+      CT_ASSERT_OK(ct_causal_softmax(&sm, &sc));
+      CT_ASSERT_OK(ct_attn_scores(&scm, &hv, &hv));
+      ct_morphism *both = mk_then(scm, sm);
+      assert_int_equal(ct_morphism_cod(both, 0)->role, CT_ROLE_ATTN);
+      float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *q = malloc(nh * sizeof *q),
+            *k = malloc(nh * sizeof *k);
+      ct_rng rng = {800 + (uint64_t)(2 * s + heads)};
+      ct_rng_fill(&rng, x, n, -30.0f, 30.0f);
+      for (int64_t e = 0; e < n; e++)
+        if (e % d.T > (e / d.T) % d.T) x[e] = 1e30f;
+      ct_plan *p = NULL;
+      CT_ASSERT_OK(ct_compile(&p, sm, cpu, CT_PLAN_FORWARD));
+      CT_ASSERT_OK(ct_plan_set_input(p, 0, x, n));
+      CT_ASSERT_OK(ct_plan_forward(p));
+      CT_ASSERT_OK(ct_plan_get_output(p, 0, y, n));
+      double w1 = check_causal_rows(y, batch, d.T, "causal_softmax");
+      ct_plan_free(p);
+      ct_rng_fill(&rng, q, nh, -3.0f, 3.0f);
+      ct_rng_fill(&rng, k, nh, -3.0f, 3.0f);
+      CT_ASSERT_OK(ct_compile(&p, both, cpu, CT_PLAN_FORWARD));
+      CT_ASSERT_OK(ct_plan_set_input(p, 0, q, nh));
+      CT_ASSERT_OK(ct_plan_set_input(p, 1, k, nh));
+      CT_ASSERT_OK(ct_plan_forward(p));
+      CT_ASSERT_OK(ct_plan_get_output(p, 0, y, n));
+      double w2 = check_causal_rows(y, batch, d.T, "attn_scores ; causal_softmax");
+      char b[64];
+      print_message("    %-26s rows are distributions: |sum - 1| <= %.1e (alone), %.1e (composite)\n",
+                    ct_object_str(&sc, b, sizeof b), w1, w2);
+      ct_plan_free(p);
+      ct_morphism_free(sm);
+      ct_morphism_free(scm);
+      ct_morphism_free(both);
+      free(x), free(y), free(q), free(k);
+    }
+  }
+}
+
+/* ---- constructor errors ------------------------------------------------------------ */
+
+/* The call failed with CT_ERR_SHAPE and its message names fn and every needle. */
+#define EXPECT_SHAPE_ERROR(call, fn, ...)                                     \
+  do {                                                                        \
+    ct_morphism *m_ = NULL;                                                   \
+    (void)m_;                                                                 \
+    CT_ASSERT_STATUS(call, CT_ERR_SHAPE);                                     \
+    CT_ASSERT_MESSAGE_HAS(fn);                                                \
+    const char *needles_[] = {__VA_ARGS__};                                   \
+    for (size_t n_ = 0; n_ < sizeof needles_ / sizeof needles_[0]; n_++)      \
+      CT_ASSERT_MESSAGE_HAS(needles_[n_]);                                    \
+  } while (0)
+
+static const char *str(const ct_object *o, char *buf) { return ct_object_str(o, buf, 64); }
+
+static void test_constructor_errors(void **state) {
+  (void)state;
+  char b1[64], b2[64], b3[64];
+  ct_morphism *m = NULL;
+  ct_object hid, x = seq_obj(2, 5, 6), x4 = seq_obj(2, 4, 6), lg;
+  CT_ASSERT_OK(ct_object_matrix(&hid, CT_ROLE_HIDDEN, 6, 4));
+  CT_ASSERT_OK(ct_object_matrix(&lg, CT_ROLE_LOGITS, 6, 4));
+  ct_object h = obj4(CT_ROLE_HEADS, 2, 2, 5, 3), h4 = obj4(CT_ROLE_HEADS, 2, 2, 4, 3),
+            hw = obj4(CT_ROLE_HEADS, 2, 2, 5, 2), q1 = seq_obj(2, 5, 3);
+  ct_object sc = obj4(CT_ROLE_SCORES, 2, 2, 5, 5), at = obj4(CT_ROLE_ATTN, 2, 2, 5, 5),
+            at1 = obj3(CT_ROLE_ATTN, 2, 5, 5), at3 = obj4(CT_ROLE_ATTN, 2, 3, 5, 5);
+
+  /* head_split / head_merge */
+  EXPECT_SHAPE_ERROR(ct_head_split(&m, &hid, 2), "ct_head_split", str(&hid, b1));
+  EXPECT_SHAPE_ERROR(ct_head_split(&m, &x, 4), "ct_head_split", str(&x, b1), "4 heads");
+  EXPECT_SHAPE_ERROR(ct_head_split(&m, &x, 0), "ct_head_split", str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_head_merge(&m, &x), "ct_head_merge", str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_head_merge(&m, &sc), "ct_head_merge", str(&sc, b1));
+  /* attn_scores: q and k the same HEADS or SEQ object */
+  EXPECT_SHAPE_ERROR(ct_attn_scores(&m, &h, &h4), "ct_attn_scores", str(&h, b1), str(&h4, b2));
+  EXPECT_SHAPE_ERROR(ct_attn_scores(&m, &h, &hw), "ct_attn_scores", str(&h, b1), str(&hw, b2));
+  EXPECT_SHAPE_ERROR(ct_attn_scores(&m, &q1, &h), "ct_attn_scores", str(&q1, b1), str(&h, b2));
+  EXPECT_SHAPE_ERROR(ct_attn_scores(&m, &hid, &hid), "ct_attn_scores", str(&hid, b1));
+  EXPECT_SHAPE_ERROR(ct_attn_scores(&m, &h, &sc), "ct_attn_scores", str(&sc, b1));
+  /* causal_softmax takes SCORES only (not weights, not logits) */
+  EXPECT_SHAPE_ERROR(ct_causal_softmax(&m, &at), "ct_causal_softmax", str(&at, b1));
+  EXPECT_SHAPE_ERROR(ct_causal_softmax(&m, &lg), "ct_causal_softmax", str(&lg, b1));
+  /* attn_apply: ATTN weights fitting the values */
+  EXPECT_SHAPE_ERROR(ct_attn_apply(&m, &at, &h4), "ct_attn_apply", str(&at, b1), str(&h4, b2));
+  EXPECT_SHAPE_ERROR(ct_attn_apply(&m, &at3, &h), "ct_attn_apply", str(&at3, b1), str(&h, b2));
+  EXPECT_SHAPE_ERROR(ct_attn_apply(&m, &at1, &h), "ct_attn_apply", str(&at1, b1), str(&h, b2));
+  EXPECT_SHAPE_ERROR(ct_attn_apply(&m, &at, &q1), "ct_attn_apply", str(&at, b1), str(&q1, b2));
+  EXPECT_SHAPE_ERROR(ct_attn_apply(&m, &sc, &h), "ct_attn_apply", str(&sc, b1)); /* unnormalised */
+  EXPECT_SHAPE_ERROR(ct_attn_apply(&m, &at, &hid), "ct_attn_apply", str(&hid, b1));
+
+  /* pos_embedding: SEQ input, table [L >= T, C] */
+  ct_param *short_p = new_param("wpe_short", 2, 4, 6), *wide_p = new_param("wpe_wide", 2, 8, 5),
+           *vec_p = new_param("wpe_vec", 1, 6, 0), *ok_p = new_param("wpe", 2, 5, 6);
+  char bp[64];
+  EXPECT_SHAPE_ERROR(ct_pos_embedding(&m, &x, short_p), "ct_pos_embedding", "wpe_short",
+                     str(&x, b1), str(ct_param_object(short_p), bp));
+  EXPECT_SHAPE_ERROR(ct_pos_embedding(&m, &x, wide_p), "ct_pos_embedding", "wpe_wide",
+                     str(&x, b1), str(ct_param_object(wide_p), bp));
+  EXPECT_SHAPE_ERROR(ct_pos_embedding(&m, &x, vec_p), "ct_pos_embedding", "wpe_vec");
+  EXPECT_SHAPE_ERROR(ct_pos_embedding(&m, &hid, ok_p), "ct_pos_embedding", str(&hid, b1));
+  CT_ASSERT_OK(ct_pos_embedding(&m, &x4, ok_p)); /* L = 5 > T = 4 is fine */
+  ct_morphism_free(m);
+  m = NULL;
+
+  /* layernorm: gain and bias [C] over a HIDDEN or SEQ input */
+  ct_param *g5 = new_param("ln.gain5", 1, 5, 0), *g6 = new_param("ln.gain", 1, 6, 0),
+           *b7 = new_param("ln.bias7", 1, 7, 0), *b6 = new_param("ln.bias", 1, 6, 0),
+           *g66 = new_param("ln.gain66", 2, 6, 6);
+  EXPECT_SHAPE_ERROR(ct_layernorm(&m, &x, g5, b6), "ct_layernorm", "ln.gain5", str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_layernorm(&m, &x, g6, b7), "ct_layernorm", "ln.bias7", str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_layernorm(&m, &x, g66, b6), "ct_layernorm", "ln.gain66");
+  EXPECT_SHAPE_ERROR(ct_layernorm(&m, &lg, g6, b6), "ct_layernorm", str(&lg, b1));
+  EXPECT_SHAPE_ERROR(ct_layernorm(&m, &h, g6, b6), "ct_layernorm", str(&h, b1));
+  /* gelu on HIDDEN or SEQ only */
+  EXPECT_SHAPE_ERROR(ct_gelu(&m, &lg), "ct_gelu", str(&lg, b1));
+  EXPECT_SHAPE_ERROR(ct_gelu(&m, &h), "ct_gelu", str(&h, b1));
+  /* linear over SEQ: output role SEQ or LOGITS, rows of W = C */
+  ct_param *W64 = new_param("W64", 2, 6, 4), *W54 = new_param("W54", 2, 5, 4);
+  EXPECT_SHAPE_ERROR(ct_linear(&m, &x, CT_ROLE_HIDDEN, W64, NULL), "ct_linear", "HIDDEN");
+  EXPECT_SHAPE_ERROR(ct_linear(&m, &x, CT_ROLE_SEQ, W54, NULL), "ct_linear", "W54", str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_linear(&m, &h, CT_ROLE_SEQ, W64, NULL), "ct_linear", str(&h, b1));
+  EXPECT_SHAPE_ERROR(ct_linear(&m, &hid, CT_ROLE_SEQ, W64, NULL), "ct_linear", "SEQ");
+
+  /* sequence roles fix their ranks; scores and weights are square */
+  ct_object bad;
+  int64_t d2[2] = {5, 6}, d3[3] = {2, 5, 4}, d5[3] = {2, 5, 5};
+  CT_ASSERT_STATUS(ct_object_make(&bad, CT_F32, CT_ROLE_SEQ, 2, d2), CT_ERR_SHAPE);
+  CT_ASSERT_MESSAGE_HAS("SEQ");
+  CT_ASSERT_STATUS(ct_object_make(&bad, CT_F32, CT_ROLE_HEADS, 3, d5), CT_ERR_SHAPE);
+  CT_ASSERT_MESSAGE_HAS("HEADS");
+  CT_ASSERT_STATUS(ct_object_make(&bad, CT_F32, CT_ROLE_SCORES, 3, d3), CT_ERR_SHAPE);
+  CT_ASSERT_MESSAGE_HAS("SCORES");
+  CT_ASSERT_STATUS(ct_object_make(&bad, CT_F32, CT_ROLE_ATTN, 2, d2), CT_ERR_SHAPE);
+  CT_ASSERT_MESSAGE_HAS("ATTN");
+  CT_ASSERT_STATUS(ct_object_make(&bad, CT_I32, CT_ROLE_SEQ, 3, d5), CT_ERR_SHAPE);
+
+  /* Skipping the softmax is a type error of the composite too. */
+  ct_morphism *scores = NULL, *apply = NULL, *ignored = NULL;
+  CT_ASSERT_OK(ct_attn_scores(&scores, &h, &h));
+  CT_ASSERT_OK(ct_attn_apply(&apply, &at, &h));
+  CT_ASSERT_STATUS(ct_then(&ignored, scores, apply), CT_ERR_SHAPE);
+  (void)b3;
+  ct_morphism_free(scores);
+  ct_morphism_free(apply);
+  ct_param *ps[] = {short_p, wide_p, vec_p, ok_p, g5, g6, b7, b6, g66, W64, W54};
+  for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) ct_param_free(ps[i]);
+}
+
+/* ---- the optimizer -------------------------------------------------------------------- */
+
+/* A tiny loss: HIDDEN x[N,K] ; linear(W [K,M], b [M]) -> LOGITS ; softmax-xent with TOKENS[N]. */
+#define ON 4
+#define OK_ 3
+#define OM 5
+
+typedef struct tiny {
+  ct_param *W, *b;
+  ct_morphism *loss;
+  float x[ON * OK_];
+  int32_t t[ON];
+} tiny;
+
+static void tiny_make(tiny *s, uint64_t seed) {
+  ct_object x, lg, tk;
+  CT_ASSERT_OK(ct_object_matrix(&x, CT_ROLE_HIDDEN, ON, OK_));
+  CT_ASSERT_OK(ct_object_matrix(&lg, CT_ROLE_LOGITS, ON, OM));
+  CT_ASSERT_OK(ct_object_tokens(&tk, ON));
+  s->W = new_param("W", 2, OK_, OM);
+  s->b = new_param("b", 1, OM, 0);
+  ct_rng rng = {seed};
+  float w[OK_ * OM], b[OM];
+  ct_rng_fill(&rng, w, OK_ * OM, -0.5f, 0.5f);
+  ct_rng_fill(&rng, b, OM, -0.5f, 0.5f);
+  ct_rng_fill(&rng, s->x, ON * OK_, -2.0f, 2.0f);
+  for (int i = 0; i < ON; i++) s->t[i] = ct_rng_int(&rng, OM);
+  CT_ASSERT_OK(ct_param_set(s->W, w, OK_ * OM));
+  CT_ASSERT_OK(ct_param_set(s->b, b, OM));
+  ct_morphism *lin = NULL, *sxe = NULL;
+  CT_ASSERT_OK(ct_linear(&lin, &x, CT_ROLE_LOGITS, s->W, s->b));
+  CT_ASSERT_OK(ct_softmax_cross_entropy(&sxe, &lg, &tk));
+  ct_morphism *idt = mk_identity1(&tk), *pair = mk_tensor(lin, idt);
+  s->loss = mk_then(pair, sxe);
+  ct_morphism_free(lin);
+  ct_morphism_free(sxe);
+  ct_morphism_free(idt);
+  ct_morphism_free(pair);
+}
+
+static void tiny_free(tiny *s) {
+  ct_morphism_free(s->loss);
+  ct_param_free(s->W);
+  ct_param_free(s->b);
+}
+
+static ct_trainer *tiny_trainer(tiny *s, const ct_optimizer *o) {
+  ct_trainer *t = NULL;
+  CT_ASSERT_OK(ct_trainer_new(&t, s->loss, cpu, o));
+  CT_ASSERT_OK(ct_trainer_set_input(t, 0, s->x, ON * OK_));
+  CT_ASSERT_OK(ct_trainer_set_input(t, 1, s->t, ON));
+  return t;
+}
+
+/* Gradient of the tiny loss in double at (W, b). */
+static void tiny_grad_double(const tiny *s, const double *W, const double *b, double *gW,
+                             double *gb) {
+  memset(gW, 0, OK_ * OM * sizeof *gW);
+  memset(gb, 0, OM * sizeof *gb);
+  for (int i = 0; i < ON; i++) {
+    double lg[OM], mx = -INFINITY, sum = 0.0;
+    for (int j = 0; j < OM; j++) {
+      lg[j] = b[j];
+      for (int k = 0; k < OK_; k++) lg[j] += (double)s->x[i * OK_ + k] * W[k * OM + j];
+      mx = fmax(mx, lg[j]);
+    }
+    for (int j = 0; j < OM; j++) sum += exp(lg[j] - mx);
+    for (int j = 0; j < OM; j++) {
+      double dl = (exp(lg[j] - mx) / sum - (j == s->t[i] ? 1.0 : 0.0)) / ON;
+      gb[j] += dl;
+      for (int k = 0; k < OK_; k++) gW[k * OM + j] += (double)s->x[i * OK_ + k] * dl;
+    }
+  }
+}
+
+/* Gradients of the tiny loss as the library computes them, at the host parameters. */
+static void tiny_grad_library(tiny *s, float *gW, float *gb) {
+  ct_plan *p = NULL;
+  CT_ASSERT_OK(ct_compile(&p, s->loss, cpu, CT_PLAN_REVERSE));
+  CT_ASSERT_OK(ct_plan_set_input(p, 0, s->x, ON * OK_));
+  CT_ASSERT_OK(ct_plan_set_input(p, 1, s->t, ON));
+  CT_ASSERT_OK(ct_plan_forward(p));
+  float one = 1.0f;
+  CT_ASSERT_OK(ct_plan_set_output_grad(p, 0, &one, 1));
+  CT_ASSERT_OK(ct_plan_reverse(p));
+  CT_ASSERT_OK(ct_plan_get_param_grad(p, s->W, gW, OK_ * OM));
+  CT_ASSERT_OK(ct_plan_get_param_grad(p, s->b, gb, OM));
+  ct_plan_free(p);
+}
+
+/* The schedule of train.h, in double. */
+static double lr_double(const ct_optimizer *o, long t) {
+  double peak = o->lr, lo = o->min_lr, w = (double)o->warmup_steps, T = (double)o->total_steps;
+  if (w > 0 && t <= w) return peak * (double)t / w;
+  if (T == 0) return peak;
+  if (t >= T) return lo;
+  return lo + 0.5 * (peak - lo) * (1.0 + cos(M_PI * ((double)t - w) / (T - w)));
+}
+
+/* PyTorch AdamW on one tensor (n elements), step t. */
+static void adamw_double(const ct_optimizer *o, long t, double lr, bool decay, double *p,
+                         const double *g, double *m, double *v, int n) {
+  double b1 = o->beta1, b2 = o->beta2, bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
+  for (int i = 0; i < n; i++) {
+    if (decay) p[i] *= 1.0 - lr * o->weight_decay;
+    m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+    p[i] -= lr / bc1 * m[i] / (sqrt(v[i]) / sqrt(bc2) + o->eps);
+  }
+}
+
+static double worst_rel(const float *a, const double *b, int n, double floor_) {
+  double w = 0.0;
+  for (int i = 0; i < n; i++) w = fmax(w, fabs((double)a[i] - b[i]) / fmax(fabs(b[i]), floor_));
+  return w;
+}
+
+/* (a) three AdamW steps (warmup 2: rates lr/2, lr, lr) against PyTorch's
+ * algorithm in double; W (rank 2) decays, b (rank 1) does not. */
+static void test_adamw_vs_double(void **state) {
+  (void)state;
+  tiny s;
+  tiny_make(&s, 901);
+  ct_optimizer o;
+  CT_ASSERT_OK(ct_optimizer_adamw(&o, 0.05f));
+  o.weight_decay = 0.1f;
+  o.warmup_steps = 2;
+  CT_ASSERT_OK(ct_optimizer_validate(&o));
+  double W[OK_ * OM], b[OM], bdec[OM], mW[OK_ * OM] = {0}, vW[OK_ * OM] = {0}, mb[OM] = {0},
+         vb[OM] = {0}, mbd[OM] = {0}, vbd[OM] = {0}, gW[OK_ * OM], gb[OM], gW2[OK_ * OM], gbd[OM];
+  float f[OK_ * OM];
+  CT_ASSERT_OK(ct_param_get(s.W, f, OK_ * OM));
+  for (int i = 0; i < OK_ * OM; i++) W[i] = f[i];
+  CT_ASSERT_OK(ct_param_get(s.b, f, OM));
+  for (int i = 0; i < OM; i++) b[i] = bdec[i] = f[i];
+  /* the same trajectory with the bias decayed too, to show the test tells them apart */
+  double Wd[OK_ * OM], mWd[OK_ * OM] = {0}, vWd[OK_ * OM] = {0};
+  memcpy(Wd, W, sizeof W);
+  for (long t = 1; t <= 3; t++) {
+    double lr = lr_double(&o, t);
+    tiny_grad_double(&s, W, b, gW, gb);
+    adamw_double(&o, t, lr, true, W, gW, mW, vW, OK_ * OM);
+    adamw_double(&o, t, lr, false, b, gb, mb, vb, OM);
+    tiny_grad_double(&s, Wd, bdec, gW2, gbd);
+    adamw_double(&o, t, lr, true, Wd, gW2, mWd, vWd, OK_ * OM);
+    adamw_double(&o, t, lr, true, bdec, gbd, mbd, vbd, OM);
+  }
+  /* three single steps, and one call of three steps, give the same parameters */
+  ct_trainer *t1 = tiny_trainer(&s, &o), *t3 = tiny_trainer(&s, &o);
+  for (int k = 0; k < 3; k++) CT_ASSERT_OK(ct_trainer_step(t1, 1));
+  CT_ASSERT_OK(ct_trainer_step(t3, 3));
+  assert_int_equal(ct_trainer_steps(t1), 3);
+  float lr3;
+  CT_ASSERT_OK(ct_trainer_last_lr(t1, &lr3));
+  assert_float_equal(lr3, 0.05f, 0.0f);
+  float W3[OK_ * OM], b3[OM], W1[OK_ * OM], b1[OM];
+  CT_ASSERT_OK(ct_trainer_store_params(t3));
+  CT_ASSERT_OK(ct_param_get(s.W, W3, OK_ * OM));
+  CT_ASSERT_OK(ct_param_get(s.b, b3, OM));
+  CT_ASSERT_OK(ct_trainer_store_params(t1));
+  CT_ASSERT_OK(ct_param_get(s.W, W1, OK_ * OM));
+  CT_ASSERT_OK(ct_param_get(s.b, b1, OM));
+  assert_memory_equal(W1, W3, sizeof W1);
+  assert_memory_equal(b1, b3, sizeof b1);
+  double eW = worst_rel(W1, W, OK_ * OM, 1e-2), eb = worst_rel(b1, b, OM, 1e-2);
+  double e_decayed_bias = worst_rel(b1, bdec, OM, 1e-2);
+  print_message("    AdamW 3 steps vs double: W rel err %.2e, b rel err %.2e (b if decayed: %.2e)\n",
+                eW, eb, e_decayed_bias);
+  assert_true(eW <= 1e-5);
+  assert_true(eb <= 1e-5);
+  assert_true(e_decayed_bias > 1e-4);
+  ct_trainer_free(t1);
+  ct_trainer_free(t3);
+  tiny_free(&s);
+}
+
+/* (b) the schedule: linear warmup, cosine to min_lr at total_steps, min_lr after. */
+static void test_schedule(void **state) {
+  (void)state;
+  tiny s;
+  tiny_make(&s, 902);
+  ct_optimizer o;
+  CT_ASSERT_OK(ct_optimizer_adamw(&o, 0.01f));
+  o.warmup_steps = 4;
+  o.total_steps = 12;
+  o.min_lr = 0.001f;
+  CT_ASSERT_OK(ct_optimizer_validate(&o));
+  ct_trainer *t = tiny_trainer(&s, &o);
+  float last = 0.0f;
+  CT_ASSERT_STATUS(ct_trainer_last_lr(t, &last), CT_ERR_STATE); /* no step yet */
+  double worst = 0.0;
+  float prev = 0.0f;
+  for (long k = 1; k <= 20; k++) {
+    float at = ct_optimizer_lr_at(&o, k);
+    double want = lr_double(&o, k);
+    worst = fmax(worst, fabs(at - want) / want);
+    if (!(fabs(at - want) <= 1e-6 * want))
+      fail_msg("lr_at(%ld) = %.9g, want %.9g", k, (double)at, want);
+    CT_ASSERT_OK(ct_trainer_step(t, 1));
+    CT_ASSERT_OK(ct_trainer_last_lr(t, &last));
+    if (!(fabs(last - at) <= 1e-7 * at))
+      fail_msg("step %ld: trainer rate %.9g, lr_at %.9g", k, (double)last, (double)at);
+    if (k <= 4) assert_true(at > prev);                  /* warmup rises */
+    if (k == 4) assert_float_equal(at, 0.01f, 1e-9f);    /* to the peak */
+    if (k > 4 && k <= 12) assert_true(at < prev);       /* cosine falls */
+    if (k >= 12) assert_float_equal(at, 0.001f, 0.0f);  /* min_lr, and stays */
+    prev = at;
+  }
+  print_message("    schedule warmup 4, total 12, 0.01 -> 0.001: lr_at vs double %.1e rel, trainer == "
+                "lr_at\n", worst);
+  assert_float_equal(ct_optimizer_lr_at(&o, 0), 0.0f, 0.0f);
+  /* total 0: constant after warmup; no warmup: the peak from step 1 */
+  o.total_steps = 0;
+  o.min_lr = 0.0f;
+  assert_float_equal(ct_optimizer_lr_at(&o, 2), 0.005f, 1e-9f);
+  assert_float_equal(ct_optimizer_lr_at(&o, 100000), 0.01f, 0.0f);
+  o.warmup_steps = 0;
+  assert_float_equal(ct_optimizer_lr_at(&o, 1), 0.01f, 0.0f);
+  o.total_steps = 10;
+  assert_float_equal(ct_optimizer_lr_at(&o, 1), (float)lr_double(&o, 1), 1e-8f);
+  assert_float_equal(ct_optimizer_lr_at(&o, 10), 0.0f, 0.0f);
+  ct_trainer_free(t);
+  tiny_free(&s);
+}
+
+/* (c) clipping: the trainer's norm is the norm of the gradients a plan reports,
+ * and an SGD step moves by lr * clip / (norm + 1e-6) * grad. */
+static void test_clipping(void **state) {
+  (void)state;
+  tiny s;
+  tiny_make(&s, 903);
+  float gW[OK_ * OM], gb[OM], W0[OK_ * OM], b0[OM], W1[OK_ * OM], b1[OM];
+  tiny_grad_library(&s, gW, gb);
+  CT_ASSERT_OK(ct_param_get(s.W, W0, OK_ * OM));
+  CT_ASSERT_OK(ct_param_get(s.b, b0, OM));
+  double sq = 0.0;
+  for (int i = 0; i < OK_ * OM; i++) sq += (double)gW[i] * gW[i];
+  for (int i = 0; i < OM; i++) sq += (double)gb[i] * gb[i];
+  double norm = sqrt(sq);
+  assert_true(norm > 0.1);
+  for (int clipped = 1; clipped >= 0; clipped--) {
+    ct_optimizer o;
+    CT_ASSERT_OK(ct_optimizer_sgd(&o, 0.5f));
+    o.clip_norm = clipped ? (float)(0.25 * norm) : (float)(4.0 * norm);
+    ct_trainer *t = tiny_trainer(&s, &o);
+    CT_ASSERT_OK(ct_trainer_step(t, 1));
+    float got;
+    CT_ASSERT_OK(ct_trainer_last_grad_norm(t, &got));
+    double nerr = fabs(got - norm) / norm;
+    if (!(nerr <= 1e-6)) fail_msg("trainer grad norm %.9g, from the plan's gradients %.9g", (double)got, norm);
+    CT_ASSERT_OK(ct_trainer_store_params(t));
+    CT_ASSERT_OK(ct_param_get(s.W, W1, OK_ * OM));
+    CT_ASSERT_OK(ct_param_get(s.b, b1, OM));
+    /* backend_impl.h: scale = clip / (norm + 1e-6) when norm > clip */
+    double scale = clipped ? o.clip_norm / (norm + 1e-6) : 1.0, worst = 0.0;
+    for (int i = 0; i < OK_ * OM + OM; i++) {
+      float p0 = i < OK_ * OM ? W0[i] : b0[i - OK_ * OM], p1 = i < OK_ * OM ? W1[i] : b1[i - OK_ * OM];
+      float g = i < OK_ * OM ? gW[i] : gb[i - OK_ * OM];
+      double step = (double)p0 - p1, want = 0.5 * scale * g;
+      /* p1 is p0 - step rounded to float: allow that rounding plus 1e-6 of the step */
+      double err = fabs(step - want), tol = 1e-6 * fabs(want) + 1e-7 * fabs(p0) + 1e-9;
+      if (!(err <= tol))
+        fail_msg("%s: parameter %d moved by %.9g, want lr * %.6f * grad = %.9g",
+                 clipped ? "clipped" : "not clipped", i, step, scale, want);
+      worst = fmax(worst, err / fmax(fabs(want), 1e-9));
+    }
+    print_message("    clip %.4g, norm %.6g (trainer %.6g, rel %.1e): step = lr * %.4f * grad "
+                  "(worst rel %.1e)\n", (double)o.clip_norm, norm, (double)got, nerr, scale, worst);
+    CT_ASSERT_OK(ct_param_set(s.W, W0, OK_ * OM)); /* back to the start for the next case */
+    CT_ASSERT_OK(ct_param_set(s.b, b0, OM));
+    ct_trainer_free(t);
+  }
+  tiny_free(&s);
+}
+
+/* (d) set_optimizer: a new rate at the next step; another kind is refused. */
+static void test_set_optimizer(void **state) {
+  (void)state;
+  tiny s;
+  tiny_make(&s, 904);
+  ct_optimizer o, o2, adam, bad;
+  CT_ASSERT_OK(ct_optimizer_sgd(&o, 0.1f));
+  ct_trainer *t = tiny_trainer(&s, &o);
+  CT_ASSERT_OK(ct_trainer_step(t, 1));
+  float lr;
+  CT_ASSERT_OK(ct_trainer_last_lr(t, &lr));
+  assert_float_equal(lr, 0.1f, 0.0f);
+  CT_ASSERT_OK(ct_trainer_store_params(t));
+  float W1[OK_ * OM], b1[OM], W2[OK_ * OM], b2[OM], gW[OK_ * OM], gb[OM];
+  CT_ASSERT_OK(ct_param_get(s.W, W1, OK_ * OM));
+  CT_ASSERT_OK(ct_param_get(s.b, b1, OM));
+  tiny_grad_library(&s, gW, gb); /* the gradient the next step sees */
+
+  CT_ASSERT_OK(ct_optimizer_sgd(&o2, 0.02f));
+  CT_ASSERT_OK(ct_trainer_set_optimizer(t, &o2));
+  CT_ASSERT_OK(ct_optimizer_adamw(&adam, 0.02f));
+  CT_ASSERT_STATUS(ct_trainer_set_optimizer(t, &adam), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_trainer_set_optimizer");
+  CT_ASSERT_MESSAGE_HAS("adamw");
+  bad = o2;
+  bad.lr = -1.0f;
+  CT_ASSERT_STATUS(ct_trainer_set_optimizer(t, &bad), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("learning rate");
+
+  CT_ASSERT_OK(ct_trainer_step(t, 1)); /* with the 0.02 of o2: the refused ones left no trace */
+  CT_ASSERT_OK(ct_trainer_last_lr(t, &lr));
+  assert_float_equal(lr, 0.02f, 0.0f);
+  CT_ASSERT_OK(ct_trainer_store_params(t));
+  CT_ASSERT_OK(ct_param_get(s.W, W2, OK_ * OM));
+  CT_ASSERT_OK(ct_param_get(s.b, b2, OM));
+  for (int i = 0; i < OK_ * OM + OM; i++) {
+    float p1 = i < OK_ * OM ? W1[i] : b1[i - OK_ * OM], p2 = i < OK_ * OM ? W2[i] : b2[i - OK_ * OM];
+    float g = i < OK_ * OM ? gW[i] : gb[i - OK_ * OM];
+    double step = (double)p1 - p2, want = 0.02 * g;
+    if (!(fabs(step - want) <= 1e-6 * fabs(want) + 1e-7 * fabs(p1) + 1e-9))
+      fail_msg("parameter %d moved by %.9g after set_optimizer, want 0.02 * grad = %.9g", i, step,
+               want);
+  }
+  assert_int_equal(ct_trainer_steps(t), 2);
+  ct_trainer_free(t);
+  tiny_free(&s);
+}
+
+/* (e) invalid fields: CT_ERR_INVALID_ARG naming the field. */
+static void test_optimizer_validation(void **state) {
+  (void)state;
+  ct_optimizer base, o;
+  CT_ASSERT_OK(ct_optimizer_adamw(&base, 1e-3f));
+  assert_float_equal(base.beta1, 0.9f, 0.0f);
+  assert_float_equal(base.beta2, 0.999f, 0.0f);
+  assert_float_equal(base.eps, 1e-8f, 0.0f);
+  assert_float_equal(base.weight_decay, 0.01f, 0.0f);
+  assert_float_equal(base.clip_norm, 0.0f, 0.0f);
+  assert_int_equal(base.warmup_steps, 0);
+  assert_int_equal(base.total_steps, 0);
+  CT_ASSERT_OK(ct_optimizer_sgd(&o, 0.1f));
+  assert_float_equal(o.weight_decay, 0.0f, 0.0f);
+
+#define BAD(field_expr, needle)                                      \
+  do {                                                               \
+    o = base;                                                        \
+    field_expr;                                                      \
+    CT_ASSERT_STATUS(ct_optimizer_validate(&o), CT_ERR_INVALID_ARG); \
+    CT_ASSERT_MESSAGE_HAS(needle);                                   \
+  } while (0)
+  BAD(o.beta1 = 1.0f, "beta1");
+  BAD(o.beta1 = -0.1f, "beta1");
+  BAD(o.beta2 = 1.0f, "beta2");
+  BAD(o.eps = 0.0f, "eps");
+  BAD(o.eps = NAN, "eps");
+  BAD(o.weight_decay = -0.01f, "weight decay");
+  BAD(o.lr = 0.0f, "learning rate");
+  BAD(o.lr = INFINITY, "learning rate");
+  BAD(o.min_lr = 0.01f, "min_lr");
+  BAD(o.clip_norm = -1.0f, "clip_norm");
+  BAD((o.warmup_steps = 10, o.total_steps = 10), "total_steps");
+  BAD((o.warmup_steps = 10, o.total_steps = 5), "total_steps");
+  BAD(o.warmup_steps = -1, "warmup_steps");
+  BAD((o.kind = CT_OPT_SGD, o.weight_decay = 0.01f), "weight decay");
+  BAD(o.kind = CT_OPT_COUNT, "optimizer");
+#undef BAD
+  /* the constructors and the trainer check the same */
+  CT_ASSERT_STATUS(ct_optimizer_sgd(&o, 0.0f), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_optimizer_sgd");
+  CT_ASSERT_STATUS(ct_optimizer_adamw(&o, NAN), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_optimizer_adamw");
+  tiny s;
+  tiny_make(&s, 905);
+  ct_trainer *t = NULL;
+  o = base;
+  o.eps = 0.0f;
+  CT_ASSERT_STATUS(ct_trainer_new(&t, s.loss, cpu, &o), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_trainer_new");
+  CT_ASSERT_MESSAGE_HAS("eps");
+  assert_null(t);
+  tiny_free(&s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_grad_pos_embedding),
+      cmocka_unit_test(test_grad_layernorm),
+      cmocka_unit_test(test_grad_gelu),
+      cmocka_unit_test(test_grad_heads),
+      cmocka_unit_test(test_grad_attention_heads),
+      cmocka_unit_test(test_grad_attention_one_head),
+      cmocka_unit_test(test_grad_linear_seq),
+      cmocka_unit_test(test_scores_mask),
+      cmocka_unit_test(test_causal_softmax_law),
+      cmocka_unit_test(test_constructor_errors),
+      cmocka_unit_test(test_adamw_vs_double),
+      cmocka_unit_test(test_schedule),
+      cmocka_unit_test(test_clipping),
+      cmocka_unit_test(test_set_optimizer),
+      cmocka_unit_test(test_optimizer_validation),
+  };
+  return CT_RUN_TESTS("seq", tests, setup, NULL);
+}

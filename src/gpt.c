@@ -100,18 +100,19 @@ static ct_status ct__attention(ct_morphism **out, const ct_object *x, int64_t he
   }
   CT__TRY(ct__square_objects(&hv, &sc, &at));
   ct_status s = CT_OK;
-  ct_morphism *qkv = ct__then(
-      &s, ct__triplicate(&s, x),
-      ct__par(&s, ct__linear(&s, x, CT_ROLE_SEQ, p->wq, p->bq),
-              ct__par(&s, ct__linear(&s, x, CT_ROLE_SEQ, p->wk, p->bk),
-                      ct__linear(&s, x, CT_ROLE_SEQ, p->wv, p->bv))));
+  /* Built one statement at a time so the first bad parameter is the one reported. */
+  ct_morphism *q = ct__linear(&s, x, CT_ROLE_SEQ, p->wq, p->bq);
+  ct_morphism *k = ct__linear(&s, x, CT_ROLE_SEQ, p->wk, p->bk);
+  ct_morphism *v = ct__linear(&s, x, CT_ROLE_SEQ, p->wv, p->bv);
+  ct_morphism *o = ct__linear(&s, x, CT_ROLE_SEQ, p->wo, p->bo);
+  ct_morphism *qkv = ct__then(&s, ct__triplicate(&s, x), ct__par(&s, q, ct__par(&s, k, v)));
   if (split)
     qkv = ct__then(&s, qkv,
                    ct__par(&s, ct__split(&s, x, heads),
                            ct__par(&s, ct__split(&s, x, heads), ct__split(&s, x, heads))));
   ct_morphism *y = ct__then(&s, qkv, ct__attend(&s, &hv, &sc, &at));
   if (split) y = ct__then(&s, y, ct__merge(&s, &hv));
-  y = ct__then(&s, y, ct__linear(&s, x, CT_ROLE_SEQ, p->wo, p->bo));
+  y = ct__then(&s, y, o);
   if (s != CT_OK) return ct__fail(s, "%s: %s", fn, ct_last_error());
   *out = y;
   return CT_OK;
@@ -289,7 +290,8 @@ ct_status ct_gpt_logits(ct_morphism **out, const ct_gpt *g, int64_t batch, int64
 
 ct_status ct_gpt_loss(ct_morphism **out, const ct_gpt *g, int64_t batch, int64_t time) {
   static const char fn[] = "ct_gpt_loss";
-  CT__TRY(ct_gpt_logits(out, g, batch, time));
+  ct_status built = ct_gpt_logits(out, g, batch, time);
+  if (built != CT_OK) return ct__fail(built, "%s: %s", fn, ct_last_error());
   ct_morphism *logits = *out;
   *out = NULL;
   ct_object tk, lg;

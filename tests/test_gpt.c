@@ -11,19 +11,12 @@
  *     gradient against its central differences;
  *   - learning: a small GPT trained with AdamW on the GNU GPL v3 text (bytes as
  *     tokens) beats the unigram baseline on held-out text. */
-#include "ct_test.h"
+#include "gradcheck.h"
 #include <time.h>
 
 #ifndef CTML_TEST_DATA_DIR
 #define CTML_TEST_DATA_DIR "tests/data"
 #endif
-
-static const ct_backend *cpu;
-
-static int setup(void **state) {
-  (void)state;
-  return ct_backend_get("cpu", &cpu) == CT_OK ? 0 : -1;
-}
 
 static ct_gpt *gpt_make(int64_t V, int64_t block, int64_t layers, int64_t heads, int64_t width,
                         uint64_t seed) {
@@ -199,71 +192,36 @@ static void test_one_head_is_single_head(void **state) {
  * concatenated, then the output projection. p: wq bq wk bk wv bv wo bo. */
 static void attention_double(int64_t B, int64_t T, int64_t C, int64_t H, const double *x,
                              double *const *p, double *y) {
-  int64_t R = B * T, D = C / H;
-  double *q = malloc(R * C * sizeof *q), *k = malloc(R * C * sizeof *k),
-         *v = malloc(R * C * sizeof *v), *o = malloc(R * C * sizeof *o), a[64];
-  assert_true(T <= 64);
-  double *proj[3] = {q, k, v};
-  for (int which = 0; which < 3; which++)
-    for (int64_t r = 0; r < R; r++)
-      for (int64_t j = 0; j < C; j++) {
-        double acc = p[2 * which + 1][j];
-        for (int64_t i = 0; i < C; i++) acc += x[r * C + i] * p[2 * which][i * C + j];
-        proj[which][r * C + j] = acc;
-      }
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t h = 0; h < H; h++)
-      for (int64_t i = 0; i < T; i++) {
-        double mx = -INFINITY, sum = 0.0;
-        for (int64_t j = 0; j <= i; j++) {
-          double s = 0.0;
-          for (int64_t d = 0; d < D; d++) s += q[(b * T + i) * C + h * D + d] * k[(b * T + j) * C + h * D + d];
-          a[j] = s / sqrt((double)D);
-          mx = fmax(mx, a[j]);
-        }
-        for (int64_t j = 0; j <= i; j++) sum += (a[j] = exp(a[j] - mx));
-        for (int64_t d = 0; d < D; d++) {
-          double acc = 0.0;
-          for (int64_t j = 0; j <= i; j++) acc += a[j] / sum * v[(b * T + j) * C + h * D + d];
-          o[(b * T + i) * C + h * D + d] = acc;
-        }
-      }
-  for (int64_t r = 0; r < R; r++)
-    for (int64_t j = 0; j < C; j++) {
-      double acc = p[7][j];
-      for (int64_t i = 0; i < C; i++) acc += o[r * C + i] * p[6][i * C + j];
-      y[r * C + j] = acc;
-    }
-  free(q), free(k), free(v), free(o);
-}
-
-static double objective(int64_t B, int64_t T, int64_t H, const double *x, double *const *p,
-                        const double *w, double *y) {
-  attention_double(B, T, AC, H, x, p, y);
-  double L = 0.0;
-  for (int64_t e = 0; e < B * T * AC; e++) L += w[e] * y[e];
-  return L;
-}
-
-/* Central differences of L = w . y (double) along t, against g; worst relative error. */
-static double fd_check(int64_t B, int64_t T, int64_t H, double *x, double *const *p,
-                       const double *w, double *ybuf, double *t, int64_t n, const float *g,
-                       const char *what) {
-  double worst = 0.0;
-  for (int64_t e = 0; e < n; e++) {
-    double keep = t[e];
-    t[e] = keep + 1e-6;
-    double hi = objective(B, T, H, x, p, w, ybuf);
-    t[e] = keep - 1e-6;
-    double lo = objective(B, T, H, x, p, w, ybuf);
-    t[e] = keep;
-    double fd = (hi - lo) / 2e-6, rel = fabs((double)g[e] - fd) / fmax(fabs(fd), 1e-3);
-    if (!(rel <= 1e-3))
-      fail_msg("H=%lld: d/d %s[%lld]: analytic %.9g, finite difference %.9g", (long long)H, what,
-               (long long)e, (double)g[e], fd);
-    worst = fmax(worst, rel);
+  int64_t R = B * T, D = C / H, ns = B * H * T * T;
+  double *t = malloc(R * C * sizeof *t), *s = malloc(ns * sizeof *s), *a = malloc(ns * sizeof *a),
+         *o = malloc(R * C * sizeof *o), *qkv[3];
+  for (int which = 0; which < 3; which++) { /* projections, split into heads */
+    qkv[which] = malloc(R * C * sizeof *qkv[which]);
+    linear_double(R, C, C, x, p[2 * which], p[2 * which + 1], t);
+    heads_double(B, H, T, D, t, qkv[which], 1);
   }
-  return worst;
+  scores_double(B * H, T, D, qkv[0], qkv[1], s);
+  causal_softmax_double(B * H, T, s, a);
+  apply_double(B * H, T, D, a, qkv[2], o);
+  heads_double(B, H, T, D, o, t, 0);
+  linear_double(R, C, C, t, p[6], p[7], y);
+  free(t), free(s), free(a), free(o), free(qkv[0]), free(qkv[1]), free(qkv[2]);
+}
+
+/* A point of the attention check: L = w . y (double). */
+typedef struct attn_point {
+  int64_t B, T, H;
+  const double *x, *w;
+  double *const *p;
+  double *y;
+} attn_point;
+
+static double attn_loss(const void *ctx) {
+  const attn_point *a = ctx;
+  attention_double(a->B, a->T, AC, a->H, a->x, a->p, a->y);
+  double L = 0.0;
+  for (int64_t e = 0; e < a->B * a->T * AC; e++) L += a->w[e] * a->y[e];
+  return L;
 }
 
 static void test_multi_head_vs_double(void **state) {
@@ -303,10 +261,13 @@ static void test_multi_head_vs_double(void **state) {
                  (double)y[e], yd[e]);
       fwd = fmax(fwd, err);
     }
-    double gw = fd_check(B, T, H, xd, pd, wd, yd, xd, n, gx, "x");
+    attn_point at = {B, T, H, xd, wd, pd, yd};
+    char name[32];
+    snprintf(name, sizeof name, "H=%lld", (long long)H);
+    double gw = gc_fd_check(attn_loss, &at, xd, n, gx, name, "x", NULL);
     for (int i = 0; i < 8; i++)
-      gw = fmax(gw, fd_check(B, T, H, xd, pd, wd, yd, pd[i], ct_param_numel(s.p[i]), gp[i],
-                             ct_param_name(s.p[i])));
+      gw = fmax(gw, gc_fd_check(attn_loss, &at, pd[i], ct_param_numel(s.p[i]), gp[i], name,
+                                ct_param_name(s.p[i]), NULL));
     print_message("    self_attention B=%lld T=%lld C=%d H=%lld: output vs double %.1e abs, "
                   "grads vs FD worst rel %.1e\n", (long long)B, (long long)T, AC, (long long)H,
                   fwd, gw);
@@ -340,61 +301,44 @@ static void test_attention_errors(void **state) {
 
 /* ---- the whole GPT loss against a double GPT and its central differences -------- */
 
-static void layernorm_double(int64_t rows, int64_t n, double *x, const double *g,
-                             const double *b, double *y) {
-  for (int64_t r = 0; r < rows; r++) {
-    double mean = 0.0, var = 0.0;
-    for (int64_t j = 0; j < n; j++) mean += x[r * n + j];
-    mean /= (double)n;
-    for (int64_t j = 0; j < n; j++) var += (x[r * n + j] - mean) * (x[r * n + j] - mean);
-    var /= (double)n;
-    for (int64_t j = 0; j < n; j++)
-      y[r * n + j] = (x[r * n + j] - mean) / sqrt(var + 1e-5) * g[j] + b[j];
-  }
-}
-
-/* y[rows,m] = x[rows,k] W (+ b) */
-static void matmul_double(int64_t rows, int64_t k, int64_t m, const double *x, const double *W,
-                          const double *b, double *y) {
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < m; j++) {
-      double acc = b ? b[j] : 0.0;
-      for (int64_t t = 0; t < k; t++) acc += x[i * k + t] * W[t * m + j];
-      y[i * m + j] = acc;
-    }
-}
+/* A point of the GPT check: parameters P (np of them, in ct_gpt_param order)
+ * and the tokens of a [B,T] batch. */
+typedef struct gpt_point {
+  const ct_gpt_config *c;
+  double *const *P;
+  int np;
+  const int32_t *in, *tg;
+  int64_t B, T;
+} gpt_point;
 
 /* The documented GPT in double: mean cross-entropy of targets tg given inputs in. */
-static double gpt_loss_double(const ct_gpt_config *c, double *const *P, int np, const int32_t *in,
-                              const int32_t *tg, int64_t B, int64_t T) {
-  int64_t C = c->width, V = c->vocab, R = B * T;
+static double gpt_loss_double(const void *ctx) {
+  const gpt_point *pt = ctx;
+  const ct_gpt_config *c = pt->c;
+  double *const *P = pt->P;
+  const int32_t *in = pt->in, *tg = pt->tg;
+  int np = pt->np;
+  int64_t B = pt->B, T = pt->T, C = c->width, V = c->vocab, R = B * T;
   double *x = malloc(R * C * sizeof *x), *h = malloc(R * C * sizeof *h),
          *a = malloc(R * C * sizeof *a), *u = malloc(R * 4 * C * sizeof *u),
          *lg = malloc(R * V * sizeof *lg);
-  for (int64_t r = 0; r < R; r++)
-    for (int64_t j = 0; j < C; j++) x[r * C + j] = P[0][in[r] * C + j] + P[1][(r % T) * C + j];
+  embedding_double(R, C, in, P[0], x);
+  pos_double(B, T, C, x, P[1], x);
   for (int64_t l = 0; l < c->layers; l++) {
     double *const *p = &P[2 + 16 * l];
     layernorm_double(R, C, x, p[0], p[1], h);
     attention_double(B, T, C, c->heads, h, &p[2], a);
     for (int64_t e = 0; e < R * C; e++) x[e] += a[e];
     layernorm_double(R, C, x, p[10], p[11], h);
-    matmul_double(R, C, 4 * C, h, p[12], p[13], u);
-    for (int64_t e = 0; e < R * 4 * C; e++)
-      u[e] = 0.5 * u[e] * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) *
-                                      (u[e] + 0.044715 * u[e] * u[e] * u[e])));
-    matmul_double(R, 4 * C, C, u, p[14], p[15], a);
+    linear_double(R, C, 4 * C, h, p[12], p[13], u);
+    for (int64_t e = 0; e < R * 4 * C; e++) u[e] = gelu_double(u[e]);
+    linear_double(R, 4 * C, C, u, p[14], p[15], a);
     for (int64_t e = 0; e < R * C; e++) x[e] += a[e];
   }
   layernorm_double(R, C, x, P[np - 3], P[np - 2], h);
-  matmul_double(R, C, V, h, P[np - 1], NULL, lg);
+  linear_double(R, C, V, h, P[np - 1], NULL, lg);
   double loss = 0.0;
-  for (int64_t r = 0; r < R; r++) {
-    double mx = -INFINITY, s = 0.0;
-    for (int64_t j = 0; j < V; j++) mx = fmax(mx, lg[r * V + j]);
-    for (int64_t j = 0; j < V; j++) s += exp(lg[r * V + j] - mx);
-    loss += mx + log(s) - lg[r * V + tg[r]];
-  }
+  for (int64_t r = 0; r < R; r++) loss += nll_logits_double(V, &lg[r * V], tg[r]);
   free(x), free(h), free(a), free(u), free(lg);
   return loss / (double)R;
 }
@@ -434,37 +378,19 @@ static void test_gpt_gradcheck(void **state) {
     for (int64_t e = 0; e < n; e++) P[i][e] = f[e];
     free(f);
   }
-  double want = gpt_loss_double(cfg, P, np, in, tg, B, T);
+  gpt_point pt = {cfg, P, np, in, tg, B, T};
+  double want = gpt_loss_double(&pt);
   if (!(fabs(lv - want) <= 1e-5 + 1e-4 * want))
     fail_msg("GPT loss %.9g, double GPT %.9g", (double)lv, want);
   double worst = 0.0;
   int64_t checked = 0, zeros = 0;
   for (int i = 0; i < np; i++) {
-    int64_t n = ct_param_numel(ct_gpt_param(g, i));
-    for (int64_t e = 0; e < n; e++) {
-      double keep = P[i][e];
-      P[i][e] = keep + 1e-6;
-      double hi = gpt_loss_double(cfg, P, np, in, tg, B, T);
-      P[i][e] = keep - 1e-6;
-      double lo = gpt_loss_double(cfg, P, np, in, tg, B, T);
-      P[i][e] = keep;
-      double fd = (hi - lo) / 2e-6;
-      /* unused rows of wte and wpe must have exactly 0 gradient (attn.bk's gradient
-       * is 0 in exact arithmetic too, but only up to rounding in the library's) */
-      if (fd == 0.0 && i < 2) {
-        if (G[i][e] != 0.0f)
-          fail_msg("d/d %s[%lld] = %g, but the loss does not depend on it",
-                   ct_param_name(ct_gpt_param(g, i)), (long long)e, (double)G[i][e]);
-        zeros++;
-        continue;
-      }
-      double rel = fabs(G[i][e] - fd) / fmax(fabs(fd), 1e-3);
-      if (!(rel <= 1e-3))
-        fail_msg("d/d %s[%lld]: analytic %.9g, finite difference %.9g",
-                 ct_param_name(ct_gpt_param(g, i)), (long long)e, (double)G[i][e], fd);
-      worst = fmax(worst, rel);
-      checked++;
-    }
+    /* unused rows of wte and wpe must have exactly 0 gradient (attn.bk's gradient
+     * is 0 in exact arithmetic too, but only up to rounding in the library's) */
+    int64_t n = ct_param_numel(ct_gpt_param(g, i)), zeros_before = zeros;
+    worst = fmax(worst, gc_fd_check(gpt_loss_double, &pt, P[i], n, G[i], "GPT",
+                                    ct_param_name(ct_gpt_param(g, i)), i < 2 ? &zeros : NULL));
+    checked += n - (zeros - zeros_before);
   }
   print_message("    GPT V=5 T=4 C=4 L=2 H=2 loss %.6f (double %.6f); %lld param grads vs FD worst "
                 "rel %.1e, %lld exactly 0 where unused\n", (double)lv, want, (long long)checked,
@@ -620,20 +546,17 @@ static void test_structure(void **state) {
   CT_ASSERT_OK(ct_gpt_logits(&logits, g, Bq, BL));
   CT_ASSERT_OK(ct_compile(&pl, logits, cpu, CT_PLAN_FORWARD));
   float *lgv = malloc(n * V * sizeof *lgv);
+  double *lgd = malloc(n * V * sizeof *lgd), xent = 0.0;
   logits_run(pl, in, n, lgv, n * V);
-  double xent = 0.0;
-  for (int64_t r = 0; r < n; r++) {
-    double mx = -INFINITY, s = 0.0;
-    for (int64_t j = 0; j < V; j++) mx = fmax(mx, lgv[r * V + j]);
-    for (int64_t j = 0; j < V; j++) s += exp(lgv[r * V + j] - mx);
-    xent += mx + log(s) - lgv[r * V + tg[r]];
-  }
+  for (int64_t e = 0; e < n * V; e++) lgd[e] = lgv[e];
+  for (int64_t r = 0; r < n; r++) xent += nll_logits_double(V, &lgd[r * V], tg[r]);
   xent /= (double)n;
   print_message("    initial loss %.5f, ln(%lld) = %.5f, cross-entropy of the logits %.5f\n",
                 (double)lv, (long long)V, log((double)V), xent);
   assert_true(fabs(lv - log((double)V)) < 0.05);
   assert_true(fabs(lv - xent) <= 1e-5 * xent);
   free(lgv);
+  free(lgd);
   ct_plan_free(pl);
   ct_morphism_free(logits);
   ct_morphism_free(loss);

@@ -1,309 +1,35 @@
 /* The sequence generators and the optimizer, on the CPU reference.
  *
- * Gradients: the driver of test_gradcheck.c, adapted. Each case compiles one
- * generator with CT_PLAN_REVERSE, feeds random inputs, parameters and output
- * cotangents w, and compares
- *   - the outputs with an independent double forward written here
- *     (|a-b| <= 1e-5 + 1e-4|b|);
- *   - every f32 input cotangent and parameter gradient with central
- *     differences in double of L = sum w . y over that double forward:
- *     |g - fd| / max(|fd|, 1e-3) <= 1e-3; where L does not move at all
- *     (masked entries, unused table rows) the gradient must be exactly 0.
- * Every case runs at several random points (seeds) and at odd shapes.
+ * Gradients: the driver of gradcheck.h (outputs against an independent
+ * double forward, every f32 input cotangent and parameter gradient against
+ * central differences of it, exact zeros where L does not move at all: masked
+ * entries, unused table rows; two identical runs bit for bit). Every case
+ * runs at SQ_SEEDS random points and at odd shapes.
  *
  * Laws: masked scores are exactly 0 and their cotangent reaches nothing;
  * causal_softmax rows are distributions over j <= i. Constructor errors name
  * the function and the offending object. Optimizer: AdamW against a hand
  * computation in double, the schedule, clipping, set_optimizer, validation. */
-#include "ct_test.h"
+#define GC_NAME_WIDTH 44
+#define GC_COUNT_WIDTH 5
+#include "gradcheck.h"
 
-#define SQ_MAX 6
-#define SQ_H 1e-6     /* finite-difference step */
-#define SQ_RTOL 1e-3  /* relative error against finite differences */
-#define SQ_FLOOR 1e-3 /* denominator floor: see test_gradcheck.c (GC_FLOOR) */
-#define SQ_SEEDS 3    /* random points per case */
-#define LN_EPS 1e-5
-#ifndef M_PI
-#define M_PI 3.14159265358979323846
-#endif
-
-static const ct_backend *cpu;
-
-static int setup(void **state) {
-  (void)state;
-  return ct_backend_get("cpu", &cpu) == CT_OK ? 0 : -1;
-}
-
-/* ---- independent double forwards ------------------------------------------ */
+#define SQ_SEEDS 3 /* random points per case */
 
 /* Shapes: B batch, H heads, T time, C channels, D head width, M linear outputs. */
-typedef struct sq_dims {
+struct gc_dims {
   int64_t B, H, T, C, D, M;
-} sq_dims;
+};
 
-typedef struct sq_vals {
-  double *x[SQ_MAX]; /* f32 inputs by dom index */
-  double *p[SQ_MAX]; /* parameters in the case's order */
-} sq_vals;
-
-typedef void (*sq_fwd)(const sq_dims *d, const sq_vals *v, double *const *y);
-
-static void pos_fwd_double(int64_t B, int64_t T, int64_t C, const double *x, const double *P,
-                           double *y) {
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t t = 0; t < T; t++)
-      for (int64_t c = 0; c < C; c++) y[(b * T + t) * C + c] = x[(b * T + t) * C + c] + P[t * C + c];
-}
-
-static void layernorm_fwd_double(int64_t rows, int64_t n, const double *x, const double *g,
-                                 const double *bias, double *y) {
-  for (int64_t r = 0; r < rows; r++) {
-    const double *xr = &x[r * n];
-    double mean = 0.0, var = 0.0;
-    for (int64_t j = 0; j < n; j++) mean += xr[j];
-    mean /= (double)n;
-    for (int64_t j = 0; j < n; j++) var += (xr[j] - mean) * (xr[j] - mean);
-    var /= (double)n;
-    for (int64_t j = 0; j < n; j++)
-      y[r * n + j] = (xr[j] - mean) / sqrt(var + LN_EPS) * g[j] + bias[j];
-  }
-}
-
-static double gelu_double(double v) {
-  return 0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
-}
-
-/* SEQ [B,T,H*D] -> HEADS [B,H,T,D] (to_heads) or back. */
-static void heads_double(const sq_dims *d, const double *src, double *dst, int to_heads) {
-  for (int64_t b = 0; b < d->B; b++)
-    for (int64_t h = 0; h < d->H; h++)
-      for (int64_t t = 0; t < d->T; t++)
-        for (int64_t k = 0; k < d->D; k++) {
-          int64_t hi = ((b * d->H + h) * d->T + t) * d->D + k,
-                  si = (b * d->T + t) * d->H * d->D + h * d->D + k;
-          if (to_heads)
-            dst[hi] = src[si];
-          else
-            dst[si] = src[hi];
-        }
-}
-
-/* batch matrices [T,D]: s[i,j] = q_i . k_j / sqrt(D) for j <= i, else 0. */
-static void scores_double(int64_t batch, int64_t T, int64_t D, const double *q, const double *k,
-                          double *s) {
-  for (int64_t b = 0; b < batch; b++)
-    for (int64_t i = 0; i < T; i++)
-      for (int64_t j = 0; j < T; j++) {
-        double acc = 0.0;
-        for (int64_t e = 0; j <= i && e < D; e++) acc += q[(b * T + i) * D + e] * k[(b * T + j) * D + e];
-        s[(b * T + i) * T + j] = acc / sqrt((double)D);
-      }
-}
-
-/* rows of length T, row r attends to 0..(r mod T). */
-static void causal_softmax_double(int64_t batch, int64_t T, const double *x, double *y) {
-  for (int64_t r = 0; r < batch * T; r++) {
-    int64_t len = r % T + 1;
-    double mx = x[r * T], sum = 0.0;
-    for (int64_t j = 1; j < len; j++) mx = fmax(mx, x[r * T + j]);
-    for (int64_t j = 0; j < len; j++) sum += exp(x[r * T + j] - mx);
-    for (int64_t j = 0; j < T; j++) y[r * T + j] = j < len ? exp(x[r * T + j] - mx) / sum : 0.0;
-  }
-}
-
-static void apply_double(int64_t batch, int64_t T, int64_t D, const double *a, const double *v,
-                         double *y) {
-  for (int64_t b = 0; b < batch; b++)
-    for (int64_t i = 0; i < T; i++)
-      for (int64_t e = 0; e < D; e++) {
-        double acc = 0.0;
-        for (int64_t j = 0; j < T; j++) acc += a[(b * T + i) * T + j] * v[(b * T + j) * D + e];
-        y[(b * T + i) * D + e] = acc;
-      }
-}
-
-static void linear_double(int64_t rows, int64_t k, int64_t m, const double *x, const double *W,
-                          const double *b, double *y) {
-  for (int64_t i = 0; i < rows; i++)
-    for (int64_t j = 0; j < m; j++) {
-      double acc = b ? b[j] : 0.0;
-      for (int64_t t = 0; t < k; t++) acc += x[i * k + t] * W[t * m + j];
-      y[i * m + j] = acc;
-    }
-}
-
-/* ---- the driver (after test_gradcheck.c) ----------------------------------- */
-
-typedef struct sq_case {
-  const char *name;
-  const ct_morphism *m;
-  ct_param *params[SQ_MAX]; /* NULL-terminated */
-  sq_fwd fwd;
-  sq_dims d;
-  float span; /* inputs uniform in [-span, span] (ATTN inputs: causal softmax rows) */
-} sq_case;
-
-typedef struct sq_run {
-  const sq_case *c;
-  int n_in, n_out, n_par;
-  int64_t n_x[SQ_MAX], n_y[SQ_MAX], n_p[SQ_MAX];
-  float *in[SQ_MAX], *w[SQ_MAX];
-  sq_vals v;
-  double *y[SQ_MAX], *wd[SQ_MAX];
-  void *pool[16 * SQ_MAX];
-  int n_pool;
-} sq_run;
-
-static void *sq_alloc(sq_run *r, int64_t n, size_t size) {
-  assert_true(r->n_pool < (int)(sizeof r->pool / sizeof r->pool[0]));
-  void *q = calloc((size_t)(n > 0 ? n : 1), size);
-  assert_non_null(q);
-  return r->pool[r->n_pool++] = q;
-}
-
-static double *sq_to_double(sq_run *r, const float *f, int64_t n) {
-  double *d = sq_alloc(r, n, sizeof *d);
-  for (int64_t i = 0; i < n; i++) d[i] = f[i];
-  return d;
-}
-
-static double sq_objective(const sq_run *r) {
-  r->c->fwd(&r->c->d, &r->v, r->y);
-  double L = 0.0;
-  for (int j = 0; j < r->n_out; j++)
-    for (int64_t e = 0; e < r->n_y[j]; e++) L += r->wd[j][e] * r->y[j][e];
-  return L;
-}
-
-static double sq_check_tensor(const sq_run *r, double *t, int64_t n, const float *g,
-                              const char *what) {
-  double worst = 0.0;
-  for (int64_t e = 0; e < n; e++) {
-    double keep = t[e], hi = keep + SQ_H, lo = keep - SQ_H;
-    t[e] = hi;
-    double l_hi = sq_objective(r);
-    t[e] = lo;
-    double l_lo = sq_objective(r);
-    t[e] = keep;
-    double fd = (l_hi - l_lo) / (hi - lo);
-    if (fd == 0.0) {
-      if (g[e] != 0.0f)
-        fail_msg("%s: d/d %s[%lld] = %.9g, but L does not depend on it: must be exactly 0",
-                 r->c->name, what, (long long)e, (double)g[e]);
-      continue;
-    }
-    double rel = fabs((double)g[e] - fd) / fmax(fabs(fd), SQ_FLOOR);
-    if (!(rel <= SQ_RTOL))
-      fail_msg("%s: d/d %s[%lld]: analytic %.9g, finite difference %.9g: relative error %.3g > %g",
-               r->c->name, what, (long long)e, (double)g[e], fd, rel, SQ_RTOL);
-    worst = fmax(worst, rel);
-  }
-  return worst;
-}
-
-/* ATTN inputs: each row i a causal softmax of random numbers (0 beyond i). */
-static float *sq_random_input(sq_run *r, ct_rng *rng, const ct_object *o, int64_t n, float span) {
-  float *x = sq_alloc(r, n, sizeof *x);
-  ct_rng_fill(rng, x, n, -span, span);
-  if (o->role == CT_ROLE_ATTN) {
-    int64_t T = o->dims[o->rank - 1];
-    double *xd = sq_to_double(r, x, n), *pd = sq_alloc(r, n, sizeof *pd);
-    causal_softmax_double(n / (T * T), T, xd, pd);
-    for (int64_t i = 0; i < n; i++) x[i] = (float)pd[i];
-  }
-  return x;
-}
-
-typedef struct sq_worst {
-  double fwd, grad;
-  int64_t checked;
-} sq_worst;
-
-/* One random point of case c. */
-static void sq_point(const sq_case *c, uint64_t seed, sq_worst *acc) {
-  sq_run r = {.c = c};
-  ct_rng rng = {seed};
-  float *y[SQ_MAX] = {0}, *gx[SQ_MAX] = {0}, *gp[SQ_MAX] = {0};
-  r.n_in = ct_morphism_dom_count(c->m);
-  r.n_out = ct_morphism_cod_count(c->m);
-  assert_true(r.n_in <= SQ_MAX && r.n_out <= SQ_MAX);
-  while (r.n_par < SQ_MAX && c->params[r.n_par]) r.n_par++;
-  for (int k = 0; k < r.n_par; k++) {
-    r.n_p[k] = ct_param_numel(c->params[k]);
-    float *pv = sq_alloc(&r, r.n_p[k], sizeof *pv);
-    ct_rng_fill(&rng, pv, r.n_p[k], -0.5f, 0.5f);
-    CT_ASSERT_OK(ct_param_set(c->params[k], pv, r.n_p[k]));
-    r.v.p[k] = sq_to_double(&r, pv, r.n_p[k]);
-    gp[k] = sq_alloc(&r, r.n_p[k], sizeof(float));
-  }
-  for (int i = 0; i < r.n_in; i++) {
-    const ct_object *o = ct_morphism_dom(c->m, i);
-    assert_int_equal(o->dtype, CT_F32);
-    r.n_x[i] = ct_object_numel(o);
-    r.in[i] = sq_random_input(&r, &rng, o, r.n_x[i], c->span);
-    r.v.x[i] = sq_to_double(&r, r.in[i], r.n_x[i]);
-    gx[i] = sq_alloc(&r, r.n_x[i], sizeof(float));
-  }
-  for (int j = 0; j < r.n_out; j++) {
-    r.n_y[j] = ct_object_numel(ct_morphism_cod(c->m, j));
-    r.w[j] = sq_alloc(&r, r.n_y[j], sizeof(float));
-    ct_rng_fill(&rng, r.w[j], r.n_y[j], -1.0f, 1.0f);
-    r.wd[j] = sq_to_double(&r, r.w[j], r.n_y[j]);
-    r.y[j] = sq_alloc(&r, r.n_y[j], sizeof(double));
-    y[j] = sq_alloc(&r, r.n_y[j], sizeof(float));
-  }
-  ct_plan *p = NULL;
-  CT_ASSERT_OK(ct_compile(&p, c->m, cpu, CT_PLAN_REVERSE));
-  for (int i = 0; i < r.n_in; i++) CT_ASSERT_OK(ct_plan_set_input(p, i, r.in[i], r.n_x[i]));
-  CT_ASSERT_OK(ct_plan_forward(p));
-  for (int j = 0; j < r.n_out; j++) {
-    CT_ASSERT_OK(ct_plan_get_output(p, j, y[j], r.n_y[j]));
-    CT_ASSERT_OK(ct_plan_set_output_grad(p, j, r.w[j], r.n_y[j]));
-  }
-  CT_ASSERT_OK(ct_plan_reverse(p));
-  for (int i = 0; i < r.n_in; i++) CT_ASSERT_OK(ct_plan_get_input_grad(p, i, gx[i], r.n_x[i]));
-  for (int k = 0; k < r.n_par; k++)
-    CT_ASSERT_OK(ct_plan_get_param_grad(p, c->params[k], gp[k], r.n_p[k]));
-  ct_plan_free(p);
-
-  sq_objective(&r);
-  for (int j = 0; j < r.n_out; j++)
-    for (int64_t e = 0; e < r.n_y[j]; e++) {
-      double b = r.y[j][e], q = fabs((double)y[j][e] - b) / (1e-5 + 1e-4 * fabs(b));
-      if (!(q <= 1.0))
-        fail_msg("%s (seed %llu): output %d[%lld] = %.9g, double forward %.9g", c->name,
-                 (unsigned long long)seed, j, (long long)e, (double)y[j][e], b);
-      acc->fwd = fmax(acc->fwd, q);
-    }
-  char what[96];
-  for (int i = 0; i < r.n_in; i++) {
-    snprintf(what, sizeof what, "input %d", i);
-    acc->grad = fmax(acc->grad, sq_check_tensor(&r, r.v.x[i], r.n_x[i], gx[i], what));
-    acc->checked += r.n_x[i];
-  }
-  for (int k = 0; k < r.n_par; k++) {
-    snprintf(what, sizeof what, "param %s", ct_param_name(c->params[k]));
-    acc->grad = fmax(acc->grad, sq_check_tensor(&r, r.v.p[k], r.n_p[k], gp[k], what));
-    acc->checked += r.n_p[k];
-  }
-  for (int q = 0; q < r.n_pool; q++) free(r.pool[q]);
-}
-
-static void sq_gradcheck(const sq_case *c, uint64_t seed) {
-  sq_worst w = {0};
-  for (int s = 0; s < SQ_SEEDS; s++) sq_point(c, seed * 1000 + (uint64_t)s, &w);
-  print_message("    %-44s forward %.2e of tol, %5lld grads, worst rel err %.2e\n", c->name,
-                w.fwd, (long long)w.checked, w.grad);
+/* Case c at SQ_SEEDS random points: seeds 1000 seed + 0, 1, ... */
+static void sq_gradcheck(const gc_case *c, uint64_t seed) {
+  gc_case at = *c;
+  at.seed = 1000 * seed;
+  at.points = SQ_SEEDS;
+  gradcheck(&at);
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static ct_param *new_param(const char *name, int rank, int64_t d0, int64_t d1) {
-  int64_t d[2] = {d0, d1};
-  ct_param *p = NULL;
-  CT_ASSERT_OK(ct_param_new(&p, name, rank, d));
-  return p;
-}
 
 static ct_object seq_obj(int64_t B, int64_t T, int64_t C) {
   ct_object o;
@@ -329,22 +55,52 @@ static ct_object obj3(ct_role role, int64_t a, int64_t b, int64_t c) {
 static const int64_t shapes[][4] = {{2, 2, 5, 6}, {1, 1, 1, 1}, {2, 3, 4, 6}, {3, 1, 3, 2}};
 #define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
-static sq_dims dims_of(int s) {
-  sq_dims d = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3],
+static gc_dims dims_of(int s) {
+  gc_dims d = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3],
                shapes[s][3] / shapes[s][1], 0};
   return d;
 }
 
+/* Shape s of the row-wise generators: SEQ at shapes[s], or past the last, a
+ * HIDDEN [rows, C] matrix (B*T rows of C). Sets *d. */
+static ct_object rowwise_obj(int s, int64_t rows, int64_t C, gc_dims *d) {
+  ct_object x;
+  if (s < N_SHAPES) {
+    *d = dims_of(s);
+    return seq_obj(d->B, d->T, d->C);
+  }
+  *d = (gc_dims){rows, 1, 1, C, C, 0};
+  CT_ASSERT_OK(ct_object_matrix(&x, CT_ROLE_HIDDEN, rows, C));
+  return x;
+}
+
+/* The attention objects at dims d: HEADS values [B,H,T,D] with SCORES and
+ * ATTN [B,H,T,T] (heads), or one head: SEQ values [B,T,C] with SCORES and
+ * ATTN [B,T,T] (d->H becomes 1, d->D becomes C). */
+static void attn_objs(gc_dims *d, int heads, ct_object *hv, ct_object *sc, ct_object *at) {
+  if (heads) {
+    *hv = obj4(CT_ROLE_HEADS, d->B, d->H, d->T, d->D);
+    *sc = obj4(CT_ROLE_SCORES, d->B, d->H, d->T, d->T);
+    *at = obj4(CT_ROLE_ATTN, d->B, d->H, d->T, d->T);
+  } else {
+    d->H = 1;
+    d->D = d->C;
+    *hv = seq_obj(d->B, d->T, d->D);
+    *sc = obj3(CT_ROLE_SCORES, d->B, d->T, d->T);
+    *at = obj3(CT_ROLE_ATTN, d->B, d->T, d->T);
+  }
+}
+
 /* ---- gradient checks, one generator at a time ---------------------------------- */
 
-static void fwd_pos(const sq_dims *d, const sq_vals *v, double *const *y) {
-  pos_fwd_double(d->B, d->T, d->C, v->x[0], v->p[0], y[0]);
+static void fwd_pos(const gc_dims *d, const gc_vals *v, double *const *y) {
+  pos_double(d->B, d->T, d->C, v->x[0], v->p[0], y[0]);
 }
 
 static void test_grad_pos_embedding(void **state) {
   (void)state;
   for (int s = 0; s < N_SHAPES; s++) {
-    sq_dims d = dims_of(s);
+    gc_dims d = dims_of(s);
     ct_object x = seq_obj(d.B, d.T, d.C);
     /* L = T + 2: the last two rows serve no position, their gradient is exactly 0. */
     ct_param *P = new_param("P", 2, d.T + 2, d.C);
@@ -353,36 +109,29 @@ static void test_grad_pos_embedding(void **state) {
     char name[96];
     snprintf(name, sizeof name, "pos_embedding SEQ[%lld,%lld,%lld] P[%lld]", (long long)d.B,
              (long long)d.T, (long long)d.C, (long long)d.T + 2);
-    sq_case c = {name, m, {P}, fwd_pos, d, 1.0f};
+    gc_case c = {name, m, {P}, {0}, fwd_pos, &d, .span = 1.0f};
     sq_gradcheck(&c, 100 + (uint64_t)s);
     ct_morphism_free(m);
     ct_param_free(P);
   }
 }
 
-static void fwd_layernorm(const sq_dims *d, const sq_vals *v, double *const *y) {
-  layernorm_fwd_double(d->B * d->T, d->C, v->x[0], v->p[0], v->p[1], y[0]);
+static void fwd_layernorm(const gc_dims *d, const gc_vals *v, double *const *y) {
+  layernorm_double(d->B * d->T, d->C, v->x[0], v->p[0], v->p[1], y[0]);
 }
 
 static void test_grad_layernorm(void **state) {
   (void)state;
   for (int s = 0; s < N_SHAPES + 1; s++) {
-    sq_dims d;
-    ct_object x;
-    if (s < N_SHAPES) {
-      d = dims_of(s);
-      x = seq_obj(d.B, d.T, d.C);
-    } else { /* HIDDEN [3,5]: B*T rows of C */
-      d = (sq_dims){3, 1, 1, 5, 5, 0};
-      CT_ASSERT_OK(ct_object_matrix(&x, CT_ROLE_HIDDEN, 3, 5));
-    }
+    gc_dims d;
+    ct_object x = rowwise_obj(s, 3, 5, &d);
     ct_param *g = new_param("gain", 1, d.C, 0), *b = new_param("bias", 1, d.C, 0);
     ct_morphism *m = NULL;
     CT_ASSERT_OK(ct_layernorm(&m, &x, g, b));
     assert_true(ct_object_equal(ct_morphism_cod(m, 0), &x));
     char name[96], bx[64];
     snprintf(name, sizeof name, "layernorm %s", ct_object_str(&x, bx, sizeof bx));
-    sq_case c = {name, m, {g, b}, fwd_layernorm, d, 1.0f};
+    gc_case c = {name, m, {g, b}, {0}, fwd_layernorm, &d, .span = 1.0f};
     sq_gradcheck(&c, 200 + (uint64_t)s);
     ct_morphism_free(m);
     ct_param_free(g);
@@ -390,45 +139,38 @@ static void test_grad_layernorm(void **state) {
   }
 }
 
-static void fwd_gelu(const sq_dims *d, const sq_vals *v, double *const *y) {
+static void fwd_gelu(const gc_dims *d, const gc_vals *v, double *const *y) {
   for (int64_t e = 0; e < d->B * d->T * d->C; e++) y[0][e] = gelu_double(v->x[0][e]);
 }
 
 static void test_grad_gelu(void **state) {
   (void)state;
   for (int s = 0; s < N_SHAPES + 1; s++) {
-    sq_dims d;
-    ct_object x;
-    if (s < N_SHAPES) {
-      d = dims_of(s);
-      x = seq_obj(d.B, d.T, d.C);
-    } else {
-      d = (sq_dims){4, 1, 1, 3, 3, 0};
-      CT_ASSERT_OK(ct_object_matrix(&x, CT_ROLE_HIDDEN, 4, 3));
-    }
+    gc_dims d;
+    ct_object x = rowwise_obj(s, 4, 3, &d);
     ct_morphism *m = NULL;
     CT_ASSERT_OK(ct_gelu(&m, &x));
     assert_true(ct_object_equal(ct_morphism_cod(m, 0), &x));
     char name[96], bx[64];
     snprintf(name, sizeof name, "gelu %s, x in [-4,4]", ct_object_str(&x, bx, sizeof bx));
-    sq_case c = {name, m, {NULL}, fwd_gelu, d, 4.0f};
+    gc_case c = {name, m, {NULL}, {0}, fwd_gelu, &d, .span = 4.0f};
     sq_gradcheck(&c, 300 + (uint64_t)s);
     ct_morphism_free(m);
   }
 }
 
-static void fwd_split(const sq_dims *d, const sq_vals *v, double *const *y) {
-  heads_double(d, v->x[0], y[0], 1);
+static void fwd_split(const gc_dims *d, const gc_vals *v, double *const *y) {
+  heads_double(d->B, d->H, d->T, d->D, v->x[0], y[0], 1);
 }
 
-static void fwd_merge(const sq_dims *d, const sq_vals *v, double *const *y) {
-  heads_double(d, v->x[0], y[0], 0);
+static void fwd_merge(const gc_dims *d, const gc_vals *v, double *const *y) {
+  heads_double(d->B, d->H, d->T, d->D, v->x[0], y[0], 0);
 }
 
 static void test_grad_heads(void **state) {
   (void)state;
   for (int s = 0; s < N_SHAPES; s++) {
-    sq_dims d = dims_of(s);
+    gc_dims d = dims_of(s);
     ct_object x = seq_obj(d.B, d.T, d.C), hv = obj4(CT_ROLE_HEADS, d.B, d.H, d.T, d.D);
     ct_morphism *split = NULL, *merge = NULL;
     CT_ASSERT_OK(ct_head_split(&split, &x, d.H));
@@ -439,8 +181,8 @@ static void test_grad_heads(void **state) {
     snprintf(n1, sizeof n1, "head_split %s H=%lld", ct_object_str(&x, bx, sizeof bx),
              (long long)d.H);
     snprintf(n2, sizeof n2, "head_merge %s", ct_object_str(&hv, bh, sizeof bh));
-    sq_case c1 = {n1, split, {NULL}, fwd_split, d, 1.0f};
-    sq_case c2 = {n2, merge, {NULL}, fwd_merge, d, 1.0f};
+    gc_case c1 = {n1, split, {NULL}, {0}, fwd_split, &d, .span = 1.0f};
+    gc_case c2 = {n2, merge, {NULL}, {0}, fwd_merge, &d, .span = 1.0f};
     sq_gradcheck(&c1, 400 + (uint64_t)s);
     sq_gradcheck(&c2, 450 + (uint64_t)s);
     ct_morphism_free(split);
@@ -449,33 +191,23 @@ static void test_grad_heads(void **state) {
 }
 
 /* Batch of [T, D] matrices: B*H for the HEADS form (H = 1 for the SEQ form). */
-static void fwd_scores(const sq_dims *d, const sq_vals *v, double *const *y) {
+static void fwd_scores(const gc_dims *d, const gc_vals *v, double *const *y) {
   scores_double(d->B * d->H, d->T, d->D, v->x[0], v->x[1], y[0]);
 }
 
-static void fwd_causal_softmax(const sq_dims *d, const sq_vals *v, double *const *y) {
+static void fwd_causal_softmax(const gc_dims *d, const gc_vals *v, double *const *y) {
   causal_softmax_double(d->B * d->H, d->T, v->x[0], y[0]);
 }
 
-static void fwd_apply(const sq_dims *d, const sq_vals *v, double *const *y) {
+static void fwd_apply(const gc_dims *d, const gc_vals *v, double *const *y) {
   apply_double(d->B * d->H, d->T, d->D, v->x[0], v->x[1], y[0]);
 }
 
 /* The attention generators at shape s, in HEADS form (heads) or one-head SEQ form. */
 static void attention_cases(int s, int heads) {
-  sq_dims d = dims_of(s);
+  gc_dims d = dims_of(s);
   ct_object hv, sc, at;
-  if (heads) {
-    hv = obj4(CT_ROLE_HEADS, d.B, d.H, d.T, d.D);
-    sc = obj4(CT_ROLE_SCORES, d.B, d.H, d.T, d.T);
-    at = obj4(CT_ROLE_ATTN, d.B, d.H, d.T, d.T);
-  } else {
-    d.H = 1;
-    d.D = d.C;
-    hv = seq_obj(d.B, d.T, d.D);
-    sc = obj3(CT_ROLE_SCORES, d.B, d.T, d.T);
-    at = obj3(CT_ROLE_ATTN, d.B, d.T, d.T);
-  }
+  attn_objs(&d, heads, &hv, &sc, &at);
   ct_morphism *ms = NULL, *mc = NULL, *ma = NULL;
   CT_ASSERT_OK(ct_attn_scores(&ms, &hv, &hv));
   CT_ASSERT_OK(ct_causal_softmax(&mc, &sc));
@@ -492,9 +224,9 @@ static void attention_cases(int s, int heads) {
   snprintf(n3, sizeof n3, "attn_apply %s (x) %s", ba, bh);
   /* Scores inputs are random in every entry, masked ones included: the
    * softmax must ignore them (their gradient is exactly 0). */
-  sq_case c1 = {n1, ms, {NULL}, fwd_scores, d, 1.0f};
-  sq_case c2 = {n2, mc, {NULL}, fwd_causal_softmax, d, 3.0f};
-  sq_case c3 = {n3, ma, {NULL}, fwd_apply, d, 1.0f};
+  gc_case c1 = {n1, ms, {NULL}, {0}, fwd_scores, &d, .span = 1.0f};
+  gc_case c2 = {n2, mc, {NULL}, {0}, fwd_causal_softmax, &d, .span = 3.0f};
+  gc_case c3 = {n3, ma, {NULL}, {0}, fwd_apply, &d, .span = 1.0f};
   uint64_t seed = 500 + (uint64_t)(10 * s + heads);
   sq_gradcheck(&c1, seed);
   sq_gradcheck(&c2, seed + 100);
@@ -514,7 +246,7 @@ static void test_grad_attention_one_head(void **state) {
   for (int s = 0; s < N_SHAPES; s++) attention_cases(s, 0);
 }
 
-static void fwd_linear(const sq_dims *d, const sq_vals *v, double *const *y) {
+static void fwd_linear(const gc_dims *d, const gc_vals *v, double *const *y) {
   linear_double(d->B * d->T, d->C, d->M, v->x[0], v->p[0], v->p[1], y[0]);
 }
 
@@ -528,7 +260,7 @@ static void test_grad_linear_seq(void **state) {
   } cs[] = {{0, 7, CT_ROLE_SEQ, true},   {0, 4, CT_ROLE_LOGITS, false}, {1, 1, CT_ROLE_SEQ, true},
             {1, 3, CT_ROLE_LOGITS, true}, {2, 5, CT_ROLE_SEQ, false},   {3, 2, CT_ROLE_LOGITS, true}};
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
-    sq_dims d = dims_of(cs[i].shape);
+    gc_dims d = dims_of(cs[i].shape);
     d.M = cs[i].M;
     ct_object x = seq_obj(d.B, d.T, d.C);
     ct_param *W = new_param("W", 2, d.C, d.M), *b = cs[i].bias ? new_param("b", 1, d.M, 0) : NULL;
@@ -541,7 +273,7 @@ static void test_grad_linear_seq(void **state) {
     char name[96], bx[64];
     snprintf(name, sizeof name, "linear %s -> %s[..,%lld]%s", ct_object_str(&x, bx, sizeof bx),
              ct_role_name(cs[i].role), (long long)d.M, cs[i].bias ? " +b" : "");
-    sq_case c = {name, m, {W, b}, fwd_linear, d, 1.0f};
+    gc_case c = {name, m, {W, b}, {0}, fwd_linear, &d, .span = 1.0f};
     sq_gradcheck(&c, 600 + i);
     ct_morphism_free(m);
     ct_param_free(W);
@@ -607,7 +339,7 @@ static void masked_scores_case(const ct_object *hv, uint64_t seed) {
 static void test_scores_mask(void **state) {
   (void)state;
   for (int s = 0; s < N_SHAPES; s++) {
-    sq_dims d = dims_of(s);
+    gc_dims d = dims_of(s);
     ct_object h = obj4(CT_ROLE_HEADS, d.B, d.H, d.T, d.D), q = seq_obj(d.B, d.T, d.C);
     masked_scores_case(&h, 700 + (uint64_t)s);
     masked_scores_case(&q, 750 + (uint64_t)s);
@@ -642,12 +374,11 @@ static double check_causal_rows(const float *y, int64_t batch, int64_t T, const 
 static void test_causal_softmax_law(void **state) {
   (void)state;
   for (int s = 0; s < N_SHAPES; s++) {
-    sq_dims d = dims_of(s);
     for (int heads = 0; heads < 2; heads++) {
-      ct_object hv = heads ? obj4(CT_ROLE_HEADS, d.B, d.H, d.T, d.D) : seq_obj(d.B, d.T, d.C);
-      ct_object sc = heads ? obj4(CT_ROLE_SCORES, d.B, d.H, d.T, d.T)
-                           : obj3(CT_ROLE_SCORES, d.B, d.T, d.T);
-      int64_t batch = heads ? d.B * d.H : d.B, n = batch * d.T * d.T, nh = ct_object_numel(&hv);
+      gc_dims d = dims_of(s);
+      ct_object hv, sc, at;
+      attn_objs(&d, heads, &hv, &sc, &at);
+      int64_t batch = d.B * d.H, n = batch * d.T * d.T, nh = ct_object_numel(&hv);
       ct_morphism *sm = NULL, *scm = NULL;
       CT_ASSERT_OK(ct_causal_softmax(&sm, &sc));
       CT_ASSERT_OK(ct_attn_scores(&scm, &hv, &hv));
@@ -801,6 +532,7 @@ static void test_constructor_errors(void **state) {
 #define ON 4
 #define OK_ 3
 #define OM 5
+#define NP (OK_ * OM + OM) /* its parameters, W then b */
 
 typedef struct tiny {
   ct_param *W, *b;
@@ -870,8 +602,9 @@ static void tiny_grad_double(const tiny *s, const double *W, const double *b, do
   }
 }
 
-/* Gradients of the tiny loss as the library computes them, at the host parameters. */
-static void tiny_grad_library(tiny *s, float *gW, float *gb) {
+/* Gradients of the tiny loss as the library computes them, at the host
+ * parameters: W then b, into g[NP]. */
+static void tiny_grad_library(tiny *s, float *g) {
   ct_plan *p = NULL;
   CT_ASSERT_OK(ct_compile(&p, s->loss, cpu, CT_PLAN_REVERSE));
   CT_ASSERT_OK(ct_plan_set_input(p, 0, s->x, ON * OK_));
@@ -880,9 +613,33 @@ static void tiny_grad_library(tiny *s, float *gW, float *gb) {
   float one = 1.0f;
   CT_ASSERT_OK(ct_plan_set_output_grad(p, 0, &one, 1));
   CT_ASSERT_OK(ct_plan_reverse(p));
-  CT_ASSERT_OK(ct_plan_get_param_grad(p, s->W, gW, OK_ * OM));
-  CT_ASSERT_OK(ct_plan_get_param_grad(p, s->b, gb, OM));
+  CT_ASSERT_OK(ct_plan_get_param_grad(p, s->W, g, OK_ * OM));
+  CT_ASSERT_OK(ct_plan_get_param_grad(p, s->b, g + OK_ * OM, OM));
   ct_plan_free(p);
+}
+
+/* The tiny loss's parameters, W then b, into p[NP]: those of trainer t
+ * (stored to the host first) or, with t NULL, the host's. */
+static void tiny_params(tiny *s, ct_trainer *t, float *p) {
+  if (t) CT_ASSERT_OK(ct_trainer_store_params(t));
+  CT_ASSERT_OK(ct_param_get(s->W, p, OK_ * OM));
+  CT_ASSERT_OK(ct_param_get(s->b, p + OK_ * OM, OM));
+}
+
+/* An SGD step moved every parameter from p0 to p1 by lr * g. p1 is p0 - step
+ * rounded to float: allow that rounding plus 1e-6 of the step. Returns the
+ * worst relative error of the steps. */
+static double check_sgd_step(const float *p0, const float *p1, const float *g, double lr,
+                             const char *what) {
+  double worst = 0.0;
+  for (int i = 0; i < NP; i++) {
+    double step = (double)p0[i] - p1[i], want = lr * g[i];
+    double err = fabs(step - want), tol = 1e-6 * fabs(want) + 1e-7 * fabs(p0[i]) + 1e-9;
+    if (!(err <= tol))
+      fail_msg("%s: parameter %d moved by %.9g, want %.6g * grad = %.9g", what, i, step, lr, want);
+    worst = fmax(worst, err / fmax(fabs(want), 1e-9));
+  }
+  return worst;
 }
 
 /* The schedule of train.h, in double. */
@@ -925,11 +682,10 @@ static void test_adamw_vs_double(void **state) {
   CT_ASSERT_OK(ct_optimizer_validate(&o));
   double W[OK_ * OM], b[OM], bdec[OM], mW[OK_ * OM] = {0}, vW[OK_ * OM] = {0}, mb[OM] = {0},
          vb[OM] = {0}, mbd[OM] = {0}, vbd[OM] = {0}, gW[OK_ * OM], gb[OM], gW2[OK_ * OM], gbd[OM];
-  float f[OK_ * OM];
-  CT_ASSERT_OK(ct_param_get(s.W, f, OK_ * OM));
+  float f[NP];
+  tiny_params(&s, NULL, f);
   for (int i = 0; i < OK_ * OM; i++) W[i] = f[i];
-  CT_ASSERT_OK(ct_param_get(s.b, f, OM));
-  for (int i = 0; i < OM; i++) b[i] = bdec[i] = f[i];
+  for (int i = 0; i < OM; i++) b[i] = bdec[i] = f[OK_ * OM + i];
   /* the same trajectory with the bias decayed too, to show the test tells them apart */
   double Wd[OK_ * OM], mWd[OK_ * OM] = {0}, vWd[OK_ * OM] = {0};
   memcpy(Wd, W, sizeof W);
@@ -950,17 +706,12 @@ static void test_adamw_vs_double(void **state) {
   float lr3;
   CT_ASSERT_OK(ct_trainer_last_lr(t1, &lr3));
   assert_float_equal(lr3, 0.05f, 0.0f);
-  float W3[OK_ * OM], b3[OM], W1[OK_ * OM], b1[OM];
-  CT_ASSERT_OK(ct_trainer_store_params(t3));
-  CT_ASSERT_OK(ct_param_get(s.W, W3, OK_ * OM));
-  CT_ASSERT_OK(ct_param_get(s.b, b3, OM));
-  CT_ASSERT_OK(ct_trainer_store_params(t1));
-  CT_ASSERT_OK(ct_param_get(s.W, W1, OK_ * OM));
-  CT_ASSERT_OK(ct_param_get(s.b, b1, OM));
-  assert_memory_equal(W1, W3, sizeof W1);
-  assert_memory_equal(b1, b3, sizeof b1);
-  double eW = worst_rel(W1, W, OK_ * OM, 1e-2), eb = worst_rel(b1, b, OM, 1e-2);
-  double e_decayed_bias = worst_rel(b1, bdec, OM, 1e-2);
+  float p3[NP], p1[NP];
+  tiny_params(&s, t3, p3);
+  tiny_params(&s, t1, p1);
+  assert_memory_equal(p1, p3, sizeof p1);
+  double eW = worst_rel(p1, W, OK_ * OM, 1e-2), eb = worst_rel(p1 + OK_ * OM, b, OM, 1e-2);
+  double e_decayed_bias = worst_rel(p1 + OK_ * OM, bdec, OM, 1e-2);
   print_message("    AdamW 3 steps vs double: W rel err %.2e, b rel err %.2e (b if decayed: %.2e)\n",
                 eW, eb, e_decayed_bias);
   assert_true(eW <= 1e-5);
@@ -1026,13 +777,11 @@ static void test_clipping(void **state) {
   (void)state;
   tiny s;
   tiny_make(&s, 903);
-  float gW[OK_ * OM], gb[OM], W0[OK_ * OM], b0[OM], W1[OK_ * OM], b1[OM];
-  tiny_grad_library(&s, gW, gb);
-  CT_ASSERT_OK(ct_param_get(s.W, W0, OK_ * OM));
-  CT_ASSERT_OK(ct_param_get(s.b, b0, OM));
+  float g[NP], p0[NP], p1[NP];
+  tiny_grad_library(&s, g);
+  tiny_params(&s, NULL, p0);
   double sq = 0.0;
-  for (int i = 0; i < OK_ * OM; i++) sq += (double)gW[i] * gW[i];
-  for (int i = 0; i < OM; i++) sq += (double)gb[i] * gb[i];
+  for (int i = 0; i < NP; i++) sq += (double)g[i] * g[i];
   double norm = sqrt(sq);
   assert_true(norm > 0.1);
   for (int clipped = 1; clipped >= 0; clipped--) {
@@ -1045,26 +794,14 @@ static void test_clipping(void **state) {
     CT_ASSERT_OK(ct_trainer_last_grad_norm(t, &got));
     double nerr = fabs(got - norm) / norm;
     if (!(nerr <= 1e-6)) fail_msg("trainer grad norm %.9g, from the plan's gradients %.9g", (double)got, norm);
-    CT_ASSERT_OK(ct_trainer_store_params(t));
-    CT_ASSERT_OK(ct_param_get(s.W, W1, OK_ * OM));
-    CT_ASSERT_OK(ct_param_get(s.b, b1, OM));
+    tiny_params(&s, t, p1);
     /* backend_impl.h: scale = clip / (norm + 1e-6) when norm > clip */
-    double scale = clipped ? o.clip_norm / (norm + 1e-6) : 1.0, worst = 0.0;
-    for (int i = 0; i < OK_ * OM + OM; i++) {
-      float p0 = i < OK_ * OM ? W0[i] : b0[i - OK_ * OM], p1 = i < OK_ * OM ? W1[i] : b1[i - OK_ * OM];
-      float g = i < OK_ * OM ? gW[i] : gb[i - OK_ * OM];
-      double step = (double)p0 - p1, want = 0.5 * scale * g;
-      /* p1 is p0 - step rounded to float: allow that rounding plus 1e-6 of the step */
-      double err = fabs(step - want), tol = 1e-6 * fabs(want) + 1e-7 * fabs(p0) + 1e-9;
-      if (!(err <= tol))
-        fail_msg("%s: parameter %d moved by %.9g, want lr * %.6f * grad = %.9g",
-                 clipped ? "clipped" : "not clipped", i, step, scale, want);
-      worst = fmax(worst, err / fmax(fabs(want), 1e-9));
-    }
+    double scale = clipped ? o.clip_norm / (norm + 1e-6) : 1.0;
+    double worst = check_sgd_step(p0, p1, g, 0.5 * scale, clipped ? "clipped" : "not clipped");
     print_message("    clip %.4g, norm %.6g (trainer %.6g, rel %.1e): step = lr * %.4f * grad "
                   "(worst rel %.1e)\n", (double)o.clip_norm, norm, (double)got, nerr, scale, worst);
-    CT_ASSERT_OK(ct_param_set(s.W, W0, OK_ * OM)); /* back to the start for the next case */
-    CT_ASSERT_OK(ct_param_set(s.b, b0, OM));
+    CT_ASSERT_OK(ct_param_set(s.W, p0, OK_ * OM)); /* back to the start for the next case */
+    CT_ASSERT_OK(ct_param_set(s.b, p0 + OK_ * OM, OM));
     ct_trainer_free(t);
   }
   tiny_free(&s);
@@ -1082,11 +819,9 @@ static void test_set_optimizer(void **state) {
   float lr;
   CT_ASSERT_OK(ct_trainer_last_lr(t, &lr));
   assert_float_equal(lr, 0.1f, 0.0f);
-  CT_ASSERT_OK(ct_trainer_store_params(t));
-  float W1[OK_ * OM], b1[OM], W2[OK_ * OM], b2[OM], gW[OK_ * OM], gb[OM];
-  CT_ASSERT_OK(ct_param_get(s.W, W1, OK_ * OM));
-  CT_ASSERT_OK(ct_param_get(s.b, b1, OM));
-  tiny_grad_library(&s, gW, gb); /* the gradient the next step sees */
+  float p1[NP], p2[NP], g[NP];
+  tiny_params(&s, t, p1);
+  tiny_grad_library(&s, g); /* the gradient the next step sees */
 
   CT_ASSERT_OK(ct_optimizer_sgd(&o2, 0.02f));
   CT_ASSERT_OK(ct_trainer_set_optimizer(t, &o2));
@@ -1102,17 +837,8 @@ static void test_set_optimizer(void **state) {
   CT_ASSERT_OK(ct_trainer_step(t, 1)); /* with the 0.02 of o2: the refused ones left no trace */
   CT_ASSERT_OK(ct_trainer_last_lr(t, &lr));
   assert_float_equal(lr, 0.02f, 0.0f);
-  CT_ASSERT_OK(ct_trainer_store_params(t));
-  CT_ASSERT_OK(ct_param_get(s.W, W2, OK_ * OM));
-  CT_ASSERT_OK(ct_param_get(s.b, b2, OM));
-  for (int i = 0; i < OK_ * OM + OM; i++) {
-    float p1 = i < OK_ * OM ? W1[i] : b1[i - OK_ * OM], p2 = i < OK_ * OM ? W2[i] : b2[i - OK_ * OM];
-    float g = i < OK_ * OM ? gW[i] : gb[i - OK_ * OM];
-    double step = (double)p1 - p2, want = 0.02 * g;
-    if (!(fabs(step - want) <= 1e-6 * fabs(want) + 1e-7 * fabs(p1) + 1e-9))
-      fail_msg("parameter %d moved by %.9g after set_optimizer, want 0.02 * grad = %.9g", i, step,
-               want);
-  }
+  tiny_params(&s, t, p2);
+  check_sgd_step(p1, p2, g, 0.02, "after set_optimizer");
   assert_int_equal(ct_trainer_steps(t), 2);
   ct_trainer_free(t);
   tiny_free(&s);

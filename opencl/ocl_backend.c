@@ -3,6 +3,7 @@
  * binary cache in ocl_cache.c). Kernels are queued without waiting; transfers
  * are blocking; sync() waits and reports the first id error a kernel recorded
  * in the device error record. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,14 @@ static size_t ct__pow2_group(const ct__ocl *c, ct__ocl_kernel_id k, int64_t item
   return g;
 }
 
+/* The work-group size of row kernel k over rows of cols: one work-item per row
+ * on CPU devices (a work-group's barriers cost more there than the row's
+ * arithmetic: measured 5-20x faster under PoCL), else as ct__pow2_group. */
+static size_t ct__row_group(const ct__ocl *c, ct__ocl_kernel_id k, int64_t cols) {
+  if (c->type & CL_DEVICE_TYPE_CPU) return 1;
+  return ct__pow2_group(c, k, cols, sizeof(float));
+}
+
 /* Launches kernel k as one work-group per row (group size g). */
 static ct_status ct__run_rows(const ct__args *a, int64_t rows, size_t g) {
   size_t items = (size_t)rows * g;
@@ -251,8 +260,15 @@ bool ct__ocl_gemm_usable(const ct__ocl *c, ct__ocl_gemm_kind kind) {
 
 ct_status ct__ocl_gemm(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb, int64_t M, int64_t N,
                        int64_t K, cl_mem A, cl_mem B, cl_mem bias, float beta, cl_mem C) {
+  return ct__ocl_gemm_batched(c, kind, ta, tb, 1, M, N, K, A, 0, B, 0, bias, beta, C, 0);
+}
+
+ct_status ct__ocl_gemm_batched(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb,
+                               int64_t batch, int64_t M, int64_t N, int64_t K, cl_mem A,
+                               int64_t sa, cl_mem B, int64_t sb, cl_mem bias, float beta, cl_mem C,
+                               int64_t sc) {
   if (ta && tb) return ct__fail(CT_ERR_INTERNAL, "opencl: no kernel for A^T . B^T");
-  if (M <= 0 || N <= 0) return CT_OK;
+  if (M <= 0 || N <= 0 || batch <= 0) return CT_OK;
   const int64_t lim = 0x7fffff00; /* the kernels index rows and columns with int */
   if (M > lim || N > lim || K > lim)
     return ct__fail(CT_ERR_UNSUPPORTED, "opencl: matrix product %lld x %lld x %lld has a side "
@@ -261,17 +277,20 @@ ct_status ct__ocl_gemm(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb, int
     return ct__fail(CT_ERR_UNSUPPORTED, "opencl: the local-tiled matrix product needs a 16 x 16 "
                     "work-group, above this device's limit");
   if (kind == CT__GEMM_REGISTER && tb) {
-    /* nt as nn on a transposed copy of B (N x K -> K x N) in the scratch */
-    CT__TRY(ct__scratch(c, (size_t)(N * K) * sizeof(float)));
+    /* nt as nn on transposed copies of B (N x K -> K x N) in the scratch */
+    if (batch > 1 && sb != N * K)
+      return ct__fail(CT_ERR_INTERNAL, "opencl: batched A . B^T needs B's matrices contiguous");
+    CT__TRY(ct__scratch(c, (size_t)(batch * N * K) * sizeof(float)));
     ct__args t = ct__args_of(c, CT__K_TRANSPOSE);
     ct__arg_mem(&t, B);
     ct__arg_mem(&t, c->scratch);
     ct__arg_int(&t, (int)N);
     ct__arg_int(&t, (int)K);
-    size_t items[2] = {(size_t)K, (size_t)N}, local[2];
+    size_t items[3] = {(size_t)K, (size_t)N, (size_t)batch}, local[3] = {1, 1, 1};
     ct__local2d(c, CT__K_TRANSPOSE, items[0], items[1], local);
-    CT__TRY(ct__run(&t, 2, items, local));
+    CT__TRY(ct__run(&t, 3, items, local));
     B = c->scratch;
+    sb = N * K;
     tb = false;
   }
   ct__ocl_kernel_id k = kind == CT__GEMM_LOCAL
@@ -287,7 +306,10 @@ ct_status ct__ocl_gemm(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb, int
   ct__arg_int(&a, bias != NULL);
   ct__arg_float(&a, beta);
   ct__arg_mem(&a, C);
-  size_t items[2], local[2];
+  ct__arg_long(&a, sa);
+  ct__arg_long(&a, sb);
+  ct__arg_long(&a, sc);
+  size_t items[3] = {0, 0, (size_t)batch}, local[3] = {1, 1, 1};
   if (kind == CT__GEMM_LOCAL) {
     /* one 16 x 16 work-group per 64 x 64 tile of C */
     items[0] = (size_t)((N + 63) / 64) * CT__OCL_LT_SIDE;
@@ -301,7 +323,7 @@ ct_status ct__ocl_gemm(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb, int
     ct__local2d_cap(c, k, items[0], items[1], (c->type & CL_DEVICE_TYPE_CPU) ? 64 : CT__WG_CAP,
                     local);
   }
-  return ct__run(&a, 2, items, local);
+  return ct__run(&a, 3, items, local);
 }
 
 /* ---- generators ------------------------------------------------------------------ */
@@ -378,6 +400,36 @@ static ct_status ct__ocl_embedding_rev(void *ctx, const ct__kargs *ka) {
   return ct__run(&r, 2, items, local);
 }
 
+/* Queues ct_colsum_finish: db[j] += sum over chunks of part[offset + c * cols + j]. */
+static ct_status ct__colsum_finish(ct__ocl *c, cl_mem part, int64_t offset, int64_t chunks,
+                                   int64_t cols, void *db) {
+  ct__args b = ct__args_of(c, CT__K_COLSUM_FINISH);
+  ct__arg_mem(&b, part);
+  ct__arg_mem(&b, db);
+  ct__arg_long(&b, chunks);
+  ct__arg_long(&b, cols);
+  ct__arg_long(&b, offset);
+  return ct__run1d(&b, cols);
+}
+
+/* db[cols] += column sums of dy [rows, cols]: partial sums over chunks of
+ * CT__COLSUM_CHUNK rows, then their sum in chunk order (deterministic). */
+static ct_status ct__colsum(ct__ocl *c, const void *dy, int64_t rows, int64_t cols, void *db) {
+  if (rows <= 0 || cols <= 0) return CT_OK;
+  int64_t chunks = (rows + CT__COLSUM_CHUNK - 1) / CT__COLSUM_CHUNK;
+  CT__TRY(ct__scratch(c, (size_t)(chunks * cols) * sizeof(float)));
+  ct__args a = ct__args_of(c, CT__K_COLSUM_PART);
+  ct__arg_mem(&a, dy);
+  ct__arg_mem(&a, c->scratch);
+  ct__arg_long(&a, rows);
+  ct__arg_long(&a, cols);
+  ct__arg_long(&a, CT__COLSUM_CHUNK);
+  size_t items[2] = {(size_t)cols, (size_t)chunks}, local[2];
+  ct__local2d(c, CT__K_COLSUM_PART, items[0], items[1], local);
+  CT__TRY(ct__run(&a, 2, items, local));
+  return ct__colsum_finish(c, c->scratch, 0, chunks, cols, db);
+}
+
 static ct_status ct__ocl_linear_fwd(void *ctx, const ct__kargs *ka) {
   ct__ocl *c = ctx;
   int64_t rows = ct__rows(ka->in_obj[0]), k = ct__cols(ka->in_obj[0]),
@@ -396,31 +448,14 @@ static ct_status ct__ocl_linear_rev(void *ctx, const ct__kargs *ka) {
   if (ka->dparam[0]) /* dW += x^T . dy */
     CT__TRY(ct__ocl_gemm(c, c->gemm, true, false, k, m, rows, ka->in[0], ka->dout[0], NULL, 1.0f,
                          ka->dparam[0]));
-  if (ka->n_params < 2 || !ka->dparam[1] || rows <= 0 || m <= 0) return CT_OK;
-  /* db += column sums of dy: partial sums over row chunks, then their sum in order */
-  int64_t chunks = (rows + CT__COLSUM_CHUNK - 1) / CT__COLSUM_CHUNK;
-  CT__TRY(ct__scratch(c, (size_t)(chunks * m) * sizeof(float)));
-  ct__args a = ct__args_of(c, CT__K_COLSUM_PART);
-  ct__arg_mem(&a, ka->dout[0]);
-  ct__arg_mem(&a, c->scratch);
-  ct__arg_long(&a, rows);
-  ct__arg_long(&a, m);
-  ct__arg_long(&a, CT__COLSUM_CHUNK);
-  size_t items[2] = {(size_t)m, (size_t)chunks}, local[2];
-  ct__local2d(c, CT__K_COLSUM_PART, items[0], items[1], local);
-  CT__TRY(ct__run(&a, 2, items, local));
-  ct__args b = ct__args_of(c, CT__K_COLSUM_FINISH);
-  ct__arg_mem(&b, c->scratch);
-  ct__arg_mem(&b, ka->dparam[1]);
-  ct__arg_long(&b, chunks);
-  ct__arg_long(&b, m);
-  return ct__run1d(&b, m);
+  if (ka->n_params < 2 || !ka->dparam[1]) return CT_OK;
+  return ct__colsum(c, ka->dout[0], rows, m, ka->dparam[1]); /* db += column sums of dy */
 }
 
 static ct_status ct__ocl_softmax_fwd(void *ctx, const ct__kargs *ka) {
   ct__ocl *c = ctx;
   int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
-  size_t g = ct__pow2_group(c, CT__K_SOFTMAX_FWD, cols, sizeof(float));
+  size_t g = ct__row_group(c, CT__K_SOFTMAX_FWD, cols);
   ct__args a = ct__args_of(c, CT__K_SOFTMAX_FWD);
   ct__arg_mem(&a, ka->in[0]);
   ct__arg_mem(&a, ka->out[0]);
@@ -433,7 +468,7 @@ static ct_status ct__ocl_softmax_rev(void *ctx, const ct__kargs *ka) {
   ct__ocl *c = ctx;
   if (!ka->din[0]) return CT_OK;
   int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
-  size_t g = ct__pow2_group(c, CT__K_SOFTMAX_REV, cols, sizeof(float));
+  size_t g = ct__row_group(c, CT__K_SOFTMAX_REV, cols);
   ct__args a = ct__args_of(c, CT__K_SOFTMAX_REV);
   ct__arg_mem(&a, ka->out[0]);
   ct__arg_mem(&a, ka->dout[0]);
@@ -491,7 +526,7 @@ static ct_status ct__ocl_softmax_xent_fwd(void *ctx, const ct__kargs *ka) {
   ct__ocl *c = ctx;
   int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
   CT__TRY(ct__scratch(c, (size_t)rows * sizeof(float)));
-  size_t g = ct__pow2_group(c, CT__K_SMXENT_ROWS, cols, sizeof(float));
+  size_t g = ct__row_group(c, CT__K_SMXENT_ROWS, cols);
   ct__args a = ct__args_of(c, CT__K_SMXENT_ROWS);
   ct__arg_mem(&a, ka->in[0]);
   ct__arg_mem(&a, ka->in[1]);
@@ -533,15 +568,311 @@ static ct_status ct__ocl_add_fwd(void *ctx, const ct__kargs *ka) {
 
 static ct_status ct__ocl_discard_fwd(void *ctx, const ct__kargs *ka) { return CT_OK; }
 
-static ct_status ct__ocl_sgd_update(void *ctx, const ct_optimizer *opt, long step, void *param,
-                                    const void *grad, void *state, int64_t n) {
+/* ---- sequence generators ------------------------------------------------------- */
+
+static ct_status ct__ocl_pos_embedding_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  const ct_object *o = ka->in_obj[0];
+  int64_t tc = o->dims[1] * o->dims[2];
+  ct__args a = ct__args_of(c, CT__K_POS_FWD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->param[0]);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_long(&a, tc);
+  ct__arg_long(&a, o->dims[0]);
+  size_t items[2] = {(size_t)tc, (size_t)o->dims[0]}, local[2];
+  ct__local2d(c, CT__K_POS_FWD, items[0], items[1], local);
+  return ct__run(&a, 2, items, local);
+}
+
+/* dx = dy; dP[t, c] += sum over the batch of dy[b, t, c] (column sums of dy
+ * seen as [B, T*C]). */
+static ct_status ct__ocl_pos_embedding_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  const ct_object *o = ka->in_obj[0];
+  size_t bytes = ct_object_bytes(o);
+  if (ka->din[0] && bytes > 0)
+    CT__OCL_TRY("clEnqueueCopyBuffer", clEnqueueCopyBuffer(c->queue, (cl_mem)ka->dout[0],
+                                                           (cl_mem)ka->din[0], 0, 0, bytes, 0,
+                                                           NULL, NULL));
+  if (!ka->dparam[0]) return CT_OK;
+  return ct__colsum(c, ka->dout[0], o->dims[0], o->dims[1] * o->dims[2], ka->dparam[0]);
+}
+
+static ct_status ct__ocl_layernorm_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  size_t g = ct__row_group(c, CT__K_LN_FWD, cols);
+  ct__args a = ct__args_of(c, CT__K_LN_FWD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->param[0]);
+  ct__arg_mem(&a, ka->param[1]);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_mem(&a, ka->saved);
+  ct__arg_long(&a, rows);
+  ct__arg_long(&a, cols);
+  ct__arg_local(&a, g * sizeof(float));
+  return ct__run_rows(&a, rows, g);
+}
+
+/* dx row by row from the saved statistics; the gain and bias gradients as
+ * column sums of dy xhat and dy over row chunks, then in chunk order. */
+static ct_status ct__ocl_layernorm_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  if (ka->din[0]) {
+    size_t g = ct__row_group(c, CT__K_LN_REV, cols);
+    ct__args a = ct__args_of(c, CT__K_LN_REV);
+    ct__arg_mem(&a, ka->in[0]);
+    ct__arg_mem(&a, ka->param[0]);
+    ct__arg_mem(&a, ka->dout[0]);
+    ct__arg_mem(&a, ka->saved);
+    ct__arg_mem(&a, ka->din[0]);
+    ct__arg_long(&a, rows);
+    ct__arg_long(&a, cols);
+    ct__arg_local(&a, g * sizeof(float));
+    CT__TRY(ct__run_rows(&a, rows, g));
+  }
+  if ((!ka->dparam[0] && !ka->dparam[1]) || rows <= 0 || cols <= 0) return CT_OK;
+  int64_t chunks = (rows + CT__COLSUM_CHUNK - 1) / CT__COLSUM_CHUNK;
+  CT__TRY(ct__scratch(c, (size_t)(2 * chunks * cols) * sizeof(float)));
+  ct__args p = ct__args_of(c, CT__K_LN_PARAM_PART);
+  ct__arg_mem(&p, ka->in[0]);
+  ct__arg_mem(&p, ka->dout[0]);
+  ct__arg_mem(&p, ka->saved);
+  ct__arg_mem(&p, c->scratch);
+  ct__arg_long(&p, rows);
+  ct__arg_long(&p, cols);
+  ct__arg_long(&p, CT__COLSUM_CHUNK);
+  ct__arg_long(&p, chunks);
+  size_t items[2] = {(size_t)cols, (size_t)chunks}, local[2];
+  ct__local2d(c, CT__K_LN_PARAM_PART, items[0], items[1], local);
+  CT__TRY(ct__run(&p, 2, items, local));
+  if (ka->dparam[0]) CT__TRY(ct__colsum_finish(c, c->scratch, 0, chunks, cols, ka->dparam[0]));
+  if (ka->dparam[1])
+    CT__TRY(ct__colsum_finish(c, c->scratch, chunks * cols, chunks, cols, ka->dparam[1]));
+  return CT_OK;
+}
+
+static ct_status ct__ocl_gelu_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t n = ct_object_numel(ka->in_obj[0]);
+  ct__args a = ct__args_of(c, CT__K_GELU_FWD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_long(&a, n);
+  return ct__run1d(&a, n);
+}
+
+static ct_status ct__ocl_gelu_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  if (!ka->din[0]) return CT_OK;
+  int64_t n = ct_object_numel(ka->in_obj[0]);
+  ct__args a = ct__args_of(c, CT__K_GELU_REV);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->dout[0]);
+  ct__arg_mem(&a, ka->din[0]);
+  ct__arg_long(&a, n);
+  return ct__run1d(&a, n);
+}
+
+/* SEQ [B,T,H*D] <-> HEADS [B,H,T,D] (heads is the HEADS object). */
+static ct_status ct__heads_permute(ct__ocl *c, const void *src, void *dst, const ct_object *heads,
+                                   int to_heads) {
+  if (!dst) return CT_OK;
+  int64_t B = heads->dims[0], H = heads->dims[1], T = heads->dims[2], D = heads->dims[3];
+  ct__args a = ct__args_of(c, CT__K_HEADS);
+  ct__arg_mem(&a, src);
+  ct__arg_mem(&a, dst);
+  for (int d = 0; d < 4; d++) ct__arg_long(&a, heads->dims[d]);
+  ct__arg_int(&a, to_heads);
+  size_t items[3] = {(size_t)D, (size_t)(to_heads ? T : H), (size_t)(B * (to_heads ? H : T))};
+  size_t local[3] = {1, 1, 1};
+  ct__local2d(c, CT__K_HEADS, items[0], items[1], local);
+  return ct__run(&a, 3, items, local);
+}
+
+static ct_status ct__ocl_head_split_fwd(void *ctx, const ct__kargs *ka) {
+  return ct__heads_permute(ctx, ka->in[0], ka->out[0], ka->out_obj[0], 1);
+}
+
+static ct_status ct__ocl_head_merge_fwd(void *ctx, const ct__kargs *ka) {
+  return ct__heads_permute(ctx, ka->in[0], ka->out[0], ka->in_obj[0], 0);
+}
+
+/* Trailing two axes of o and the count of matrices before them. */
+static void ct__mats(const ct_object *o, int64_t *batch, int64_t *rows, int64_t *cols) {
+  *rows = o->dims[o->rank - 2];
+  *cols = o->dims[o->rank - 1];
+  *batch = *rows * *cols > 0 ? ct_object_numel(o) / (*rows * *cols) : 0;
+}
+
+/* dst = causal mask of scale * src over [batch, T, T] (see ct_causal_mask). */
+static ct_status ct__causal_mask(ct__ocl *c, const void *src, void *dst, int64_t batch, int64_t T,
+                                 float scale) {
+  ct__args a = ct__args_of(c, CT__K_CMASK);
+  ct__arg_mem(&a, src);
+  ct__arg_mem(&a, dst);
+  ct__arg_long(&a, T);
+  ct__arg_float(&a, scale);
+  size_t items[3] = {(size_t)T, (size_t)T, (size_t)batch}, local[3] = {1, 1, 1};
+  ct__local2d(c, CT__K_CMASK, items[0], items[1], local);
+  return ct__run(&a, 3, items, local);
+}
+
+/* s = q . k^T / sqrt(D) on and below the diagonal, 0 above: the full batched
+ * product into the node's scratch (saved), then masked and scaled into s. */
+static ct_status ct__ocl_attn_scores_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t batch, T, D;
+  ct__mats(ka->in_obj[0], &batch, &T, &D);
+  CT__TRY(ct__ocl_gemm_batched(c, c->gemm, false, true, batch, T, T, D, ka->in[0], T * D,
+                               ka->in[1], T * D, NULL, 0.0f, ka->saved, T * T));
+  return ct__causal_mask(c, ka->saved, ka->out[0], batch, T, (float)(1.0 / sqrt((double)D)));
+}
+
+/* With g = the masked cotangent / sqrt(D) (in saved): dq = g . k, dk = g^T . q. */
+static ct_status ct__ocl_attn_scores_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t batch, T, D;
+  ct__mats(ka->in_obj[0], &batch, &T, &D);
+  if (!ka->din[0] && !ka->din[1]) return CT_OK;
+  CT__TRY(ct__causal_mask(c, ka->dout[0], ka->saved, batch, T, (float)(1.0 / sqrt((double)D))));
+  if (ka->din[0])
+    CT__TRY(ct__ocl_gemm_batched(c, c->gemm, false, false, batch, T, D, T, ka->saved, T * T,
+                                 ka->in[1], T * D, NULL, 0.0f, ka->din[0], T * D));
+  if (ka->din[1])
+    CT__TRY(ct__ocl_gemm_batched(c, c->gemm, true, false, batch, T, D, T, ka->saved, T * T,
+                                 ka->in[0], T * D, NULL, 0.0f, ka->din[1], T * D));
+  return CT_OK;
+}
+
+static ct_status ct__ocl_causal_softmax_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), T = ct__cols(ka->in_obj[0]);
+  size_t g = ct__row_group(c, CT__K_CSOFTMAX_FWD, T);
+  ct__args a = ct__args_of(c, CT__K_CSOFTMAX_FWD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_long(&a, T);
+  ct__arg_local(&a, g * sizeof(float));
+  return ct__run_rows(&a, rows, g);
+}
+
+static ct_status ct__ocl_causal_softmax_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  if (!ka->din[0]) return CT_OK;
+  int64_t rows = ct__rows(ka->in_obj[0]), T = ct__cols(ka->in_obj[0]);
+  size_t g = ct__row_group(c, CT__K_CSOFTMAX_REV, T);
+  ct__args a = ct__args_of(c, CT__K_CSOFTMAX_REV);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_mem(&a, ka->dout[0]);
+  ct__arg_mem(&a, ka->din[0]);
+  ct__arg_long(&a, T);
+  ct__arg_local(&a, g * sizeof(float));
+  return ct__run_rows(&a, rows, g);
+}
+
+/* y = a . v over all positions. */
+static ct_status ct__ocl_attn_apply_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t batch, T, D;
+  ct__mats(ka->in_obj[1], &batch, &T, &D);
+  return ct__ocl_gemm_batched(c, c->gemm, false, false, batch, T, D, T, ka->in[0], T * T,
+                              ka->in[1], T * D, NULL, 0.0f, ka->out[0], T * D);
+}
+
+/* da = dy . v^T, dv = a^T . dy. */
+static ct_status ct__ocl_attn_apply_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t batch, T, D;
+  ct__mats(ka->in_obj[1], &batch, &T, &D);
+  if (ka->din[0])
+    CT__TRY(ct__ocl_gemm_batched(c, c->gemm, false, true, batch, T, T, D, ka->dout[0], T * D,
+                                 ka->in[1], T * D, NULL, 0.0f, ka->din[0], T * T));
+  if (ka->din[1])
+    CT__TRY(ct__ocl_gemm_batched(c, c->gemm, true, false, batch, T, D, T, ka->in[0], T * T,
+                                 ka->dout[0], T * D, NULL, 0.0f, ka->din[1], T * D));
+  return CT_OK;
+}
+
+/* ---- optimizer ------------------------------------------------------------------ */
+
+/* Elements per work-item of a squared-norm work-group before a second pass. */
+#define CT__SUMSQ_PER_ITEM 16
+
+/* sumsq[index] = sum of x^2: one work-group per chunk into the scratch, then one
+ * work-group over the chunk sums (a single pass when one chunk covers x). */
+static ct_status ct__ocl_sumsq(void *ctx, const void *x, int64_t n, void *sumsq, int index) {
+  ct__ocl *c = ctx;
+  if (n <= 0) {
+    cl_float zero = 0.0f;
+    CT__OCL_TRY("clEnqueueFillBuffer", clEnqueueFillBuffer(c->queue, (cl_mem)sumsq, &zero,
+                                                           sizeof zero, (size_t)index * sizeof zero,
+                                                           sizeof zero, 0, NULL, NULL));
+    return CT_OK;
+  }
+  size_t g = ct__pow2_group(c, CT__K_SUMSQ, n, sizeof(float));
+  int64_t chunk = (int64_t)g * CT__SUMSQ_PER_ITEM, groups = (n + chunk - 1) / chunk;
+  if (groups == 1) chunk = n;
+  else CT__TRY(ct__scratch(c, (size_t)groups * sizeof(float)));
+  ct__args a = ct__args_of(c, CT__K_SUMSQ);
+  ct__arg_mem(&a, x);
+  ct__arg_long(&a, n);
+  ct__arg_long(&a, chunk);
+  ct__arg_int(&a, 1);
+  ct__arg_mem(&a, groups == 1 ? sumsq : c->scratch);
+  ct__arg_long(&a, groups == 1 ? index : 0);
+  ct__arg_local(&a, g * sizeof(float));
+  CT__TRY(ct__run_rows(&a, groups, g));
+  if (groups == 1) return CT_OK;
+  size_t g2 = ct__pow2_group(c, CT__K_SUMSQ, groups, sizeof(float));
+  ct__args b = ct__args_of(c, CT__K_SUMSQ);
+  ct__arg_mem(&b, c->scratch);
+  ct__arg_long(&b, groups);
+  ct__arg_long(&b, groups);
+  ct__arg_int(&b, 0);
+  ct__arg_mem(&b, sumsq);
+  ct__arg_long(&b, index);
+  ct__arg_local(&b, g2 * sizeof(float));
+  return ct__run_rows(&b, 1, g2);
+}
+
+static ct_status ct__ocl_hyper_step(void *ctx, void *hyper, const void *sumsq, int n) {
+  ct__ocl *c = ctx;
+  ct__args a = ct__args_of(c, CT__K_HYPER_STEP);
+  ct__arg_mem(&a, hyper);
+  ct__arg_mem(&a, sumsq);
+  ct__arg_int(&a, n);
+  size_t one = 1;
+  return ct__run(&a, 1, &one, &one);
+}
+
+static ct_status ct__ocl_sgd_update(void *ctx, const void *hyper, void *param, const void *grad,
+                                    void *state, int64_t n, int decay) {
   ct__ocl *c = ctx;
   if (!grad || n <= 0) return CT_OK;
   ct__args a = ct__args_of(c, CT__K_SGD);
   ct__arg_mem(&a, param);
   ct__arg_mem(&a, grad);
-  ct__arg_float(&a, opt->lr);
+  ct__arg_mem(&a, hyper);
   ct__arg_long(&a, n);
+  ct__arg_mem(&a, c->record);
+  return ct__run1d(&a, n);
+}
+
+static ct_status ct__ocl_adamw_update(void *ctx, const void *hyper, void *param, const void *grad,
+                                      void *state, int64_t n, int decay) {
+  ct__ocl *c = ctx;
+  if (!grad || n <= 0) return CT_OK;
+  if (!state) return ct__fail(CT_ERR_INTERNAL, "opencl: AdamW update without its state buffer");
+  ct__args a = ct__args_of(c, CT__K_ADAMW);
+  ct__arg_mem(&a, param);
+  ct__arg_mem(&a, grad);
+  ct__arg_mem(&a, state);
+  ct__arg_mem(&a, hyper);
+  ct__arg_long(&a, n);
+  ct__arg_int(&a, decay);
   ct__arg_mem(&a, c->record);
   return ct__run1d(&a, n);
 }
@@ -706,6 +1037,14 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_COPY] = ct__ocl_copy_fwd,
             [CT_OP_ADD] = ct__ocl_add_fwd,
             [CT_OP_DISCARD] = ct__ocl_discard_fwd,
+            [CT_OP_POS_EMBEDDING] = ct__ocl_pos_embedding_fwd,
+            [CT_OP_LAYERNORM] = ct__ocl_layernorm_fwd,
+            [CT_OP_GELU] = ct__ocl_gelu_fwd,
+            [CT_OP_HEAD_SPLIT] = ct__ocl_head_split_fwd,
+            [CT_OP_HEAD_MERGE] = ct__ocl_head_merge_fwd,
+            [CT_OP_ATTN_SCORES] = ct__ocl_attn_scores_fwd,
+            [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_fwd,
+            [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_fwd,
         },
     .reverse =
         {
@@ -714,10 +1053,19 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_SOFTMAX] = ct__ocl_softmax_rev,
             [CT_OP_CROSS_ENTROPY] = ct__ocl_xent_rev,
             [CT_OP_SOFTMAX_XENT] = ct__ocl_softmax_xent_rev,
-            /* copy, add and discard reverse as add, copy and zero (see src/ops.c). */
+            [CT_OP_POS_EMBEDDING] = ct__ocl_pos_embedding_rev,
+            [CT_OP_LAYERNORM] = ct__ocl_layernorm_rev,
+            [CT_OP_GELU] = ct__ocl_gelu_rev,
+            [CT_OP_ATTN_SCORES] = ct__ocl_attn_scores_rev,
+            [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_rev,
+            [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_rev,
+            /* copy, add, discard, head_split and head_merge reverse as add, copy,
+             * zero, head_merge and head_split (see src/ops.c). */
         },
-    .opt_state_per_elem = {[CT_OPT_SGD] = 0},
-    .update = {[CT_OPT_SGD] = ct__ocl_sgd_update},
+    .opt_state_per_elem = {[CT_OPT_SGD] = 0, [CT_OPT_ADAMW] = 2},
+    .update = {[CT_OPT_SGD] = ct__ocl_sgd_update, [CT_OPT_ADAMW] = ct__ocl_adamw_update},
+    .sumsq = ct__ocl_sumsq,
+    .hyper_step = ct__ocl_hyper_step,
     .set_option = ct__ocl_set_option,
     .list_devices = ct__ocl_list_devices,
 };

@@ -36,7 +36,20 @@
   X(GEMM_LT_NN, "ct_gemm_lt_nn")                    \
   X(GEMM_LT_NT, "ct_gemm_lt_nt")                    \
   X(GEMM_LT_TN, "ct_gemm_lt_tn")                    \
-  X(TRANSPOSE, "ct_transpose")
+  X(TRANSPOSE, "ct_transpose")                      \
+  X(POS_FWD, "ct_pos_embedding_fwd")                \
+  X(LN_FWD, "ct_layernorm_fwd")                     \
+  X(LN_REV, "ct_layernorm_rev")                     \
+  X(LN_PARAM_PART, "ct_layernorm_param_part")       \
+  X(GELU_FWD, "ct_gelu_fwd")                        \
+  X(GELU_REV, "ct_gelu_rev")                        \
+  X(HEADS, "ct_heads_permute")                      \
+  X(CMASK, "ct_causal_mask")                        \
+  X(CSOFTMAX_FWD, "ct_causal_softmax_fwd")          \
+  X(CSOFTMAX_REV, "ct_causal_softmax_rev")          \
+  X(SUMSQ, "ct_sumsq_part")                         \
+  X(HYPER_STEP, "ct_hyper_step")                    \
+  X(ADAMW, "ct_adamw")
 
 typedef enum ct__ocl_kernel_id {
 #define CT__OCL_KENUM(e, n) CT__K_##e,
@@ -129,6 +142,13 @@ cl_device_id ct__ocl_opened_device(void);
 ct_status ct__ocl_gemm(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb, int64_t M,
                        int64_t N, int64_t K, cl_mem A, cl_mem B, cl_mem bias, float beta,
                        cl_mem C);
+/* The same over batch products: product z reads A + z sa, B + z sb and writes
+ * C + z sc (strides in floats). A batched nt on the register family needs B's
+ * matrices contiguous (sb = N K). */
+ct_status ct__ocl_gemm_batched(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb,
+                               int64_t batch, int64_t M, int64_t N, int64_t K, cl_mem A,
+                               int64_t sa, cl_mem B, int64_t sb, cl_mem bias, float beta, cl_mem C,
+                               int64_t sc);
 /* Whether the family can run on this device (the local-tiled kernels need a
  * 16 x 16 work-group). */
 bool ct__ocl_gemm_usable(const ct__ocl *c, ct__ocl_gemm_kind kind);

@@ -3,9 +3,11 @@
  * sizes, sizes that are not multiples of 32, and sizes that span many
  * work-groups), with guard regions after every buffer and NaN as a failure;
  * then whole plans node by node, the training step, device-detected id errors,
- * and the book's numbers. Usage: test_cross BACKEND (cuda or opencl). A backend
- * whose device is absent is decided in the group setup and every test reports
- * itself skipped, by name, with the reason. */
+ * and the book's numbers; the sequence generators, attention and AdamW
+ * (test_cross_seq.inc) and the GPT (test_cross_gpt.inc) likewise. Usage:
+ * test_cross BACKEND (cuda or opencl). A backend whose device is absent is
+ * decided in the group setup and every test reports itself skipped, by name,
+ * with the reason. */
 #include "ct_test.h"
 
 typedef struct fixture {
@@ -419,30 +421,36 @@ static void test_token_id_out_of_range(void **state) {
 }
 
 /* A bad target in a training batch: the step fails naming it and the device
- * parameters are not touched (the update is skipped on the device). */
+ * parameters are not touched (the update is skipped on the device), with each
+ * optimizer. */
 static void test_bad_target_leaves_params(void **state) {
   fixture *f = *state;
   NEED_DEVICE(f);
-  ct_param *E = make_param("E", 2, 6, 4, 1), *W = make_param("W", 2, 4, 6, 2);
-  ct_morphism *m = book_pipeline(E, W, NULL, 5);
-  ct_optimizer opt;
-  CT_ASSERT_OK(ct_optimizer_sgd(&opt, 0.5f));
-  ct_trainer *t;
-  CT_ASSERT_OK(ct_trainer_new(&t, m, f->dev, &opt));
-  int32_t ids[5] = {0, 1, 2, 3, 4}, targets[5] = {1, 2, 3, -4, 5};
-  CT_ASSERT_OK(ct_trainer_set_input(t, 0, ids, 5));
-  CT_ASSERT_OK(ct_trainer_set_input(t, 1, targets, 5));
-  float before[24], after[24];
-  CT_ASSERT_OK(ct_param_get(W, before, 24));
-  CT_ASSERT_STATUS(ct_trainer_step(t, 3), CT_ERR_RANGE);
-  CT_ASSERT_MESSAGE_HAS("(cross_entropy): target id -4 at position 3 is outside [0, 6)");
-  CT_ASSERT_OK(ct_trainer_store_params(t));
-  CT_ASSERT_OK(ct_param_get(W, after, 24));
-  assert_memory_equal(before, after, sizeof before);
-  ct_trainer_free(t);
-  ct_morphism_free(m);
-  ct_param_free(E);
-  ct_param_free(W);
+  for (int kind = 0; kind < CT_OPT_COUNT; kind++) {
+    ct_param *E = make_param("E", 2, 6, 4, 1), *W = make_param("W", 2, 4, 6, 2);
+    ct_morphism *m = book_pipeline(E, W, NULL, 5);
+    ct_optimizer opt;
+    if (kind == CT_OPT_SGD)
+      CT_ASSERT_OK(ct_optimizer_sgd(&opt, 0.5f));
+    else
+      CT_ASSERT_OK(ct_optimizer_adamw(&opt, 0.5f));
+    ct_trainer *t;
+    CT_ASSERT_OK(ct_trainer_new(&t, m, f->dev, &opt));
+    int32_t ids[5] = {0, 1, 2, 3, 4}, targets[5] = {1, 2, 3, -4, 5};
+    CT_ASSERT_OK(ct_trainer_set_input(t, 0, ids, 5));
+    CT_ASSERT_OK(ct_trainer_set_input(t, 1, targets, 5));
+    float before[24], after[24];
+    CT_ASSERT_OK(ct_param_get(W, before, 24));
+    CT_ASSERT_STATUS(ct_trainer_step(t, 3), CT_ERR_RANGE);
+    CT_ASSERT_MESSAGE_HAS("(cross_entropy): target id -4 at position 3 is outside [0, 6)");
+    CT_ASSERT_OK(ct_trainer_store_params(t));
+    CT_ASSERT_OK(ct_param_get(W, after, 24));
+    assert_memory_equal(before, after, sizeof before);
+    ct_trainer_free(t);
+    ct_morphism_free(m);
+    ct_param_free(E);
+    ct_param_free(W);
+  }
 }
 
 /* A plan larger than any device: the error names the plan's size. */
@@ -567,6 +575,9 @@ static void test_tf32_opt_in(void **state) {
   ct_param_free(W);
 }
 
+#include "test_cross_seq.inc"
+#include "test_cross_gpt.inc"
+
 /* ---- coverage ------------------------------------------------------------------- */
 
 /* Prints the generator x direction cells this run checked on the backend, and
@@ -613,6 +624,20 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_book_numbers_match_cpu),
       cmocka_unit_test(test_step_graph),
       cmocka_unit_test(test_tf32_opt_in),
+      cmocka_unit_test(test_pos_embedding),
+      cmocka_unit_test(test_layernorm),
+      cmocka_unit_test(test_gelu),
+      cmocka_unit_test(test_heads),
+      cmocka_unit_test(test_attn_scores),
+      cmocka_unit_test(test_causal_softmax),
+      cmocka_unit_test(test_attn_apply),
+      cmocka_unit_test(test_self_attention_node_by_node),
+      cmocka_unit_test(test_adamw_trains_like_cpu),
+      cmocka_unit_test(test_seq_training_deterministic),
+      cmocka_unit_test(test_grad_norm_long),
+      cmocka_unit_test(test_gpt_node_by_node),
+      cmocka_unit_test(test_gpt_trains_like_cpu),
+      cmocka_unit_test(test_gpt_step_graph),
       cmocka_unit_test(test_coverage),
   };
   char group[64];

@@ -11,6 +11,15 @@
 /* ln(1e-9): the same floor in log space, for the fused softmax-cross-entropy. */
 #define CT_LOG_P_FLOOR (-20.7232658369464f)
 
+/* t += v with the running compensation e (Kahan); works on scalars and vectors. */
+#define CT_KAHAN_ADD(t, e, v, T) \
+  do {                           \
+    T y_ = (v) - (e);            \
+    T s_ = (t) + y_;             \
+    (e) = (s_ - (t)) - y_;       \
+    (t) = s_;                    \
+  } while (0)
+
 /* The device error record (ints): a flag, then the first error's node, op,
  * kind (0 token id, 1 target id), value, position (low, high word) and limit
  * (low, high word). The host reads and clears it in sync(). */

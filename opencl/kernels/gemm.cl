@@ -3,10 +3,12 @@
  *   nn: A is M x K, B is K x N            y  = x . W (+ b)
  *   nt: A is M x K, B is stored N x K     dx = dy . W^T
  *   tn: A is stored K x M, B is K x N     dW += x^T . dy (beta = 1)
- * beta is 0 (C is overwritten, never read) or 1 (accumulate). Two families:
- * register-blocked (each work-item computes a 4 x CT_RB_W tile straight from
- * global memory with vector loads; nt transposes B first) and local-memory
- * tiled (a 16 x 16 work-group computes a 64 x 64 tile through local memory).
+ * beta is 0 (C is overwritten, never read) or 1 (accumulate). Launch
+ * dimension 2 runs a batch of such products (the attention generators').
+ * Two families: register-blocked (each work-item computes a 4 x CT_RB_W tile
+ * straight from global memory with vector loads; nt transposes B first) and
+ * local-memory tiled (a 16 x 16 work-group computes a 64 x 64 tile through
+ * local memory).
  * The host picks one per device.
  * Both sum each output in blocks of CT_KB products and add the block sums with
  * Kahan compensation, so the rounding error stays near that of one block
@@ -15,15 +17,6 @@
  * few additions per block. */
 
 #define CT_KB 32 /* products per partial sum (a multiple of 4 and of CT_LT_BK) */
-
-/* t += v with the running compensation e (Kahan); works on scalars and vectors. */
-#define CT_KAHAN_ADD(t, e, v, T) \
-  do {                           \
-    T y_ = (v) - (e);            \
-    T s_ = (t) + y_;             \
-    (e) = (s_ - (t)) - y_;       \
-    (t) = s_;                    \
-  } while (0)
 
 #define CT_A_NN(i, k) A[(long)(i) * K + (k)]
 #define CT_A_TN(i, k) A[(long)(k) * M + (i)]
@@ -110,11 +103,23 @@ typedef float4 ct_vec;
   CT_KAHAN_ADD(t3, e3, c3, ct_vec);                   \
   c0 = c1 = c2 = c3 = 0.0f
 
+/* Batched: dimension 2 of the launch is the batch index z; the operands of
+ * product z start sa, sb and sc elements further on per z (0 for one product). */
 #define CT_GEMM_ARGS                                                                    \
   int M, int N, int K, global const float *A, global const float *B,                    \
-      global const float *bias, int has_bias, float beta, global float *C
+      global const float *bias, int has_bias, float beta, global float *C, long sa,     \
+      long sb, long sc
+
+#define CT_GEMM_BATCH()                   \
+  do {                                    \
+    long z_ = (long)get_global_id(2);     \
+    A += z_ * sa;                         \
+    B += z_ * sb;                         \
+    C += z_ * sc;                         \
+  } while (0)
 
 #define CT_TILE_START(AE, BE)                                                           \
+  CT_GEMM_BATCH();                                                                      \
   int j0 = (int)get_global_id(0) * CT_RB_W, i0 = (int)get_global_id(1) * 4;           \
   if (i0 >= M || j0 >= N) return;                                                       \
   if (i0 + 4 > M || j0 + CT_RB_W > N) {                                                 \
@@ -185,6 +190,9 @@ kernel void ct_gemm_rb_tn(CT_GEMM_ARGS) {
 /* nt goes through a transpose: B (N x K) is copied to K x N, then nn. */
 kernel void ct_transpose(global const float *src, global float *dst, int rows, int cols) {
   int j = (int)get_global_id(0), i = (int)get_global_id(1);
+  long z = (long)get_global_id(2) * rows * cols; /* batch of matrices */
+  src += z;
+  dst += z;
   if (i < rows && j < cols) dst[(long)j * rows + i] = src[(long)i * cols + j];
 }
 
@@ -203,6 +211,7 @@ kernel void ct_transpose(global const float *src, global float *dst, int rows, i
   kernel __attribute__((reqd_work_group_size(CT_LT_T, CT_LT_T, 1))) void name(CT_GEMM_ARGS) { \
     local float As[CT_LT_BK][CT_LT_BM + 1];                                               \
     local float Bs[CT_LT_BK][CT_LT_BN + 1];                                               \
+    CT_GEMM_BATCH();                                                                      \
     int tx = (int)get_local_id(0), ty = (int)get_local_id(1), t = ty * CT_LT_T + tx;      \
     int bi = (int)get_group_id(1) * CT_LT_BM, bj = (int)get_group_id(0) * CT_LT_BN;       \
     float acc[4][4], part[4][4], err[4][4];                                               \

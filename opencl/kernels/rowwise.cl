@@ -1,20 +1,33 @@
 /* Row-wise kernels over a rows x cols matrix: one work-group per row (its size
- * a power of two), reductions in a fixed tree order, so results do not depend
- * on timing. Work-items stride over the columns of their row. */
+ * a power of two; 1 on CPU devices), reductions in a fixed tree order, so
+ * results do not depend on timing. Work-items stride over the columns of their
+ * row and Kahan-sum their share. */
 
-/* yr = softmax(xr) over one row, max-subtracted, by the whole work-group;
- * returns ln sum exp(xr). */
-float ct_softmax_row(global const float *xr, global float *yr, long cols, local float *tmp) {
+/* yr[0, len) = softmax(xr[0, len)), max-subtracted, by the whole work-group
+ * (exp once per entry: yr holds it until the division); returns ln sum exp. */
+float ct_softmax_row(global const float *xr, global float *yr, long len, local float *tmp) {
   long lid = (long)get_local_id(0), size = (long)get_local_size(0);
   float mx = xr[0];
-  for (long j = lid; j < cols; j += size)
+  for (long j = lid; j < len; j += size)
     if (xr[j] > mx) mx = xr[j];
   mx = ct_group_max(mx, tmp);
-  float s = 0.0f;
-  for (long j = lid; j < cols; j += size) s += exp(xr[j] - mx);
+  float s = 0.0f, err = 0.0f;
+  for (long j = lid; j < len; j += size) {
+    float e = exp(xr[j] - mx);
+    yr[j] = e;
+    CT_KAHAN_ADD(s, err, e, float);
+  }
   s = ct_group_sum(s, tmp);
-  for (long j = lid; j < cols; j += size) yr[j] = exp(xr[j] - mx) / s;
+  for (long j = lid; j < len; j += size) yr[j] = yr[j] / s;
   return mx + log(s);
+}
+
+/* <a, b> over [0, len) by the whole work-group, every work-item gets it. */
+float ct_row_dot(global const float *a, global const float *b, long len, local float *tmp) {
+  long lid = (long)get_local_id(0), size = (long)get_local_size(0);
+  float s = 0.0f, err = 0.0f;
+  for (long j = lid; j < len; j += size) CT_KAHAN_ADD(s, err, a[j] * b[j], float);
+  return ct_group_sum(s, tmp);
 }
 
 /* y = softmax(x) per row. */
@@ -30,9 +43,7 @@ kernel void ct_softmax_rev(global const float *y, global const float *dy, global
   long lid = (long)get_local_id(0), size = (long)get_local_size(0);
   global const float *yr = y + row * cols, *dyr = dy + row * cols;
   global float *dxr = dx + row * cols;
-  float dot = 0.0f;
-  for (long j = lid; j < cols; j += size) dot += dyr[j] * yr[j];
-  dot = ct_group_sum(dot, tmp);
+  float dot = ct_row_dot(dyr, yr, cols, tmp);
   for (long j = lid; j < cols; j += size) dxr[j] = yr[j] * (dyr[j] - dot);
 }
 
@@ -138,10 +149,12 @@ kernel void ct_colsum_part(global const float *dy, global float *part, long rows
   part[c * cols + j] = acc;
 }
 
-/* db[j] += sum over chunks of part[c, j], in chunk order. */
-kernel void ct_colsum_finish(global const float *part, global float *db, long chunks, long cols) {
+/* db[j] += sum over chunks of part[offset + c * cols + j], in chunk order. */
+kernel void ct_colsum_finish(global const float *part, global float *db, long chunks, long cols,
+                             long offset) {
   long j = (long)get_global_id(0);
   if (j >= cols) return;
+  part += offset;
   float acc = 0.0f, err = 0.0f;
   for (long c = 0; c < chunks; c++) {
     float y = part[c * cols + j] - err, s = acc + y;

@@ -844,6 +844,7 @@ static ct_status ct__ocl_hyper_step(void *ctx, void *hyper, const void *sumsq, i
   ct__arg_mem(&a, hyper);
   ct__arg_mem(&a, sumsq);
   ct__arg_int(&a, n);
+  ct__arg_mem(&a, c->record);
   size_t one = 1;
   return ct__run(&a, 1, &one, &one);
 }

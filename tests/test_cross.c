@@ -434,18 +434,29 @@ static void test_bad_target_leaves_params(void **state) {
       CT_ASSERT_OK(ct_optimizer_sgd(&opt, 0.5f));
     else
       CT_ASSERT_OK(ct_optimizer_adamw(&opt, 0.5f));
+    opt.warmup_steps = 10; /* the rate tells which step the device counts */
     ct_trainer *t;
     CT_ASSERT_OK(ct_trainer_new(&t, m, f->dev, &opt));
-    int32_t ids[5] = {0, 1, 2, 3, 4}, targets[5] = {1, 2, 3, -4, 5};
+    int32_t ids[5] = {0, 1, 2, 3, 4}, good[5] = {1, 2, 3, 4, 5}, targets[5] = {1, 2, 3, -4, 5};
     CT_ASSERT_OK(ct_trainer_set_input(t, 0, ids, 5));
+    CT_ASSERT_OK(ct_trainer_set_input(t, 1, good, 5));
+    CT_ASSERT_OK(ct_trainer_step(t, 2));
     CT_ASSERT_OK(ct_trainer_set_input(t, 1, targets, 5));
-    float before[24], after[24];
+    CT_ASSERT_OK(ct_trainer_store_params(t));
+    float before[24], after[24], lr;
     CT_ASSERT_OK(ct_param_get(W, before, 24));
     CT_ASSERT_STATUS(ct_trainer_step(t, 3), CT_ERR_RANGE);
     CT_ASSERT_MESSAGE_HAS("(cross_entropy): target id -4 at position 3 is outside [0, 6)");
     CT_ASSERT_OK(ct_trainer_store_params(t));
     CT_ASSERT_OK(ct_param_get(W, after, 24));
     assert_memory_equal(before, after, sizeof before);
+    /* The failed steps did not count: the next good step is step 3 everywhere. */
+    assert_int_equal(ct_trainer_steps(t), 2);
+    CT_ASSERT_OK(ct_trainer_set_input(t, 1, good, 5));
+    CT_ASSERT_OK(ct_trainer_step(t, 1));
+    assert_int_equal(ct_trainer_steps(t), 3);
+    CT_ASSERT_OK(ct_trainer_last_lr(t, &lr));
+    assert_true(lr == ct_optimizer_lr_at(&opt, 3));
     ct_trainer_free(t);
     ct_morphism_free(m);
     ct_param_free(E);

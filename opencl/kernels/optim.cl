@@ -38,8 +38,9 @@ kernel void ct_sumsq_part(global const float *x, long n, long chunk, int square,
 
 /* One work-item: advances the step and writes the schedule's rate, the bias
  * corrections, the global norm of n squared norms and the clipping scale. */
-kernel void ct_hyper_step(global float *h, global const float *sq, int n) {
-  if (get_global_id(0) != 0) return;
+kernel void ct_hyper_step(global float *h, global const float *sq, int n,
+                          global const int *rec) {
+  if (get_global_id(0) != 0 || rec[CT_REC_FLAG] != 0) return; /* no step while an error is pending */
   float t = h[CT_H_STEP] + 1.0f, sum = 0.0f;
   h[CT_H_STEP] = t;
   float peak = h[CT_H_PEAK_LR], lo = h[CT_H_MIN_LR], w = h[CT_H_WARMUP], total = h[CT_H_TOTAL];

@@ -585,17 +585,22 @@ __global__ void ct__k_adamw_update(const float *h, float *p, const float *g, flo
 
 /* ---- launch functions ----------------------------------------------------------- */
 
+/* Launches an element-wise kernel over n elements on stream s (nothing when n <= 0)
+ * and returns the launch status. */
+#define CT__LAUNCH_ELEMS(kernel, n, ...)                                                  \
+  do {                                                                                    \
+    if ((n) <= 0) return cudaSuccess;                                                     \
+    kernel<<<ct__blocks((n), CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(__VA_ARGS__); \
+    return cudaGetLastError();                                                            \
+  } while (0)
+
 extern "C" cudaError_t ct__cu_fill(float *x, float value, int64_t n, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  ct__k_fill<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, value, n);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_fill, n, x, value, n);
 }
 
 extern "C" cudaError_t ct__cu_add(const float *x, const float *y, float *z, int64_t n,
                                   cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  ct__k_add<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, y, z, n);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_add, n, x, y, z, n);
 }
 
 extern "C" cudaError_t ct__cu_embedding_fwd(const int32_t *ids, const float *table, float *y,
@@ -699,10 +704,7 @@ extern "C" cudaError_t ct__cu_pos_embedding_fwd(const float *x, const float *P, 
                                                 int64_t B, int64_t T, int64_t C,
                                                 cudaStream_t s) {
   int64_t n = B * T * C;
-  if (n <= 0) return cudaSuccess;
-  ct__k_pos_embedding_fwd<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(
-      x, P, y, n, T, C);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_pos_embedding_fwd, n, x, P, y, n, T, C);
 }
 
 extern "C" cudaError_t ct__cu_pos_embedding_rev(const float *dy, float *dP, int64_t B, int64_t T,
@@ -744,43 +746,30 @@ extern "C" cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, cons
 }
 
 extern "C" cudaError_t ct__cu_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  ct__k_gelu_fwd<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, y, n);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_gelu_fwd, n, x, y, n);
 }
 
 extern "C" cudaError_t ct__cu_gelu_rev(const float *x, const float *dy, float *dx, int64_t n,
                                        cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  ct__k_gelu_rev<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, dy, dx, n);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_gelu_rev, n, x, dy, dx, n);
 }
 
 extern "C" cudaError_t ct__cu_head_split(const float *x, float *y, int64_t B, int64_t H, int64_t T,
                                          int64_t D, cudaStream_t s) {
   int64_t n = B * H * T * D;
-  if (n <= 0) return cudaSuccess;
-  ct__k_head_split<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, y, n, H,
-                                                                                      T, D);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_head_split, n, x, y, n, H, T, D);
 }
 
 extern "C" cudaError_t ct__cu_head_merge(const float *x, float *y, int64_t B, int64_t H, int64_t T,
                                          int64_t D, cudaStream_t s) {
   int64_t n = B * H * T * D;
-  if (n <= 0) return cudaSuccess;
-  ct__k_head_merge<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(x, y, n, H,
-                                                                                      T, D);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_head_merge, n, x, y, n, H, T, D);
 }
 
 extern "C" cudaError_t ct__cu_causal_mask(const float *src, float *dst, int64_t batch, int64_t T,
                                           cudaStream_t s) {
   int64_t n = batch * T * T;
-  if (n <= 0) return cudaSuccess;
-  ct__k_causal_mask<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(src, dst,
-                                                                                       n, T);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_causal_mask, n, src, dst, n, T);
 }
 
 extern "C" cudaError_t ct__cu_causal_softmax_fwd(const float *x, float *y, int64_t rows, int64_t T,
@@ -821,19 +810,13 @@ extern "C" cudaError_t ct__cu_hyper_step(float *hyper, const float *sumsq, int n
 
 extern "C" cudaError_t ct__cu_sgd_update(const float *hyper, float *p, const float *g, int64_t n,
                                          const ct__cu_errrec *err, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  ct__k_sgd_update<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(hyper, p, g,
-                                                                                      n, err);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_sgd_update, n, hyper, p, g, n, err);
 }
 
 extern "C" cudaError_t ct__cu_adamw_update(const float *hyper, float *p, const float *g,
                                            float *state, int64_t n, int decay,
                                            const ct__cu_errrec *err, cudaStream_t s) {
-  if (n <= 0) return cudaSuccess;
-  ct__k_adamw_update<<<ct__blocks(n, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(
-      hyper, p, g, state, state + n, n, decay, err);
-  return cudaGetLastError();
+  CT__LAUNCH_ELEMS(ct__k_adamw_update, n, hyper, p, g, state, state + n, n, decay, err);
 }
 
 /* Loads every kernel now, so that none is first loaded inside a graph capture

@@ -15,6 +15,8 @@
 #include "ctml/check.h"
 #include "ctml/book.h"
 #include "ctml/gpt.h"
+#include "ctml/safetensors.h"
+#include "ctml/text.h"
 
 #define CTML_VERSION "0.1.0"
 

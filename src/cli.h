@@ -1,0 +1,106 @@
+/* Internals of the ctml command-line tool, shared by its commands. */
+#ifndef CTML_CLI_H
+#define CTML_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "ctml/ctml.h"
+#include "ctml/safetensors.h"
+#include "ctml/text.h"
+
+/* Exit codes: 0 success, 1 a failure (bad data, device error, check failed),
+ * 2 bad usage (unknown flag or command, bad flag value), 130 interrupted. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 };
+
+/* Prints "ctml <cmd>: <message>" on one line to stderr and returns code. */
+int cli_error(const char *cmd, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* The same with the library's last error appended: "...: <ct_last_error()>". */
+int cli_lib_error(const char *cmd, const char *what);
+
+/* A training run's settings: the model, the optimizer and the loop. */
+typedef struct cli_config {
+  char name[32];        /* preset it started from: "tiny", "small" */
+  ct_gpt_config model;  /* vocab is set from the data */
+  int64_t batch;
+  long steps;           /* total optimizer steps */
+  float lr, min_lr, weight_decay, clip, beta1, beta2;
+  long warmup;
+  long eval_every;      /* validation loss every k steps (and at the end) */
+  long eval_batches;    /* windows of batch x block evaluated each time */
+  long save_every;      /* checkpoint every N steps (and at the end); 0: end only */
+  uint64_t seed;        /* initialisation and batch draws */
+} cli_config;
+
+/* Fills c from a preset name; false for an unknown one. */
+bool cli_config_preset(cli_config *c, const char *name);
+/* Applies "--flag value" when flag names a config field (--layers --heads
+ * --width --block --batch --steps --lr --min-lr --weight-decay --clip --beta1
+ * --beta2 --warmup --eval-every --eval-batches --save-every --seed). Returns 1
+ * when consumed (value used), 0 when flag is not a config flag, -1 after
+ * printing an error for a bad value. */
+int cli_config_flag(cli_config *c, const char *cmd, const char *flag, const char *value);
+/* Checks the combination (heads divide width, ranges); prints and returns false when bad. */
+bool cli_config_check(const cli_config *c, const char *cmd);
+/* The optimizer the config describes. */
+ct_optimizer cli_config_optimizer(const cli_config *c);
+/* Help text for the config flags. */
+void cli_config_usage(FILE *f);
+
+/* Backend selection with the reason for the choice. name is "auto", "cpu",
+ * "cuda" or "opencl". auto takes CUDA, then OpenCL on a GPU, then cpu.
+ * On failure prints one line and returns false. */
+bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out, char *why,
+                      size_t why_len);
+
+/* Option parsing helper: when argv[*i] is "--name" or "--name=VALUE", stores
+ * the value (the next argument for the first form, advancing *i) and returns 1;
+ * 0 when it is another option; -1 after printing an error when the value is missing. */
+int cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, const char **value);
+/* Strict number parsing; print an error naming the flag and return false when bad. */
+bool cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+bool cli_parse_float(const char *cmd, const char *flag, const char *s, float lo, float hi,
+                     float *out);
+
+/* Checkpoints: one safetensors file holding the GPT parameters under their
+ * names, the AdamW moments as "optim.m.<name>" and "optim.v.<name>", and in
+ * the metadata the config, vocabulary (hex), step, batch RNG state and a
+ * fingerprint of the training data. */
+#define CLI_CHECKPOINT_FILE "checkpoint.safetensors"
+typedef struct cli_checkpoint {
+  cli_config cfg;
+  ct_vocab vocab;
+  long step;
+  uint64_t rng;
+  uint64_t data_hash;   /* FNV-1a of the training text */
+  int64_t data_bytes;
+  ct_safetensors *file; /* tensors; freed by cli_checkpoint_free */
+} cli_checkpoint;
+
+/* path is a run directory (holding checkpoint.safetensors) or a file. */
+bool cli_checkpoint_load(const char *cmd, const char *path, cli_checkpoint *ck);
+void cli_checkpoint_free(cli_checkpoint *ck);
+/* Copies the parameters into g (same config); prints and returns false on a mismatch. */
+bool cli_checkpoint_params(const char *cmd, const cli_checkpoint *ck, ct_gpt *g);
+
+/* FNV-1a 64-bit hash. */
+uint64_t cli_fnv1a(const uint8_t *data, int64_t n);
+
+/* Loss curve: an SVG of train loss (every logged step) and validation loss
+ * (its own steps) against step, with axes, ticks and a legend. Written
+ * atomically like checkpoints. Returns false (errno set) on a write failure. */
+bool cli_write_loss_svg(const char *path, const char *title, const long *steps,
+                        const float *train, int n, const long *val_steps, const float *val,
+                        int n_val);
+
+/* Commands. */
+int cli_train(int argc, char **argv);
+int cli_sample(int argc, char **argv);
+int cli_check(int argc, char **argv);
+int cli_bench(int argc, char **argv);
+
+#endif

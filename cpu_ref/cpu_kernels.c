@@ -1,6 +1,7 @@
 /* The reference kernels: plain, deterministic loops with double accumulators.
  * They are the oracle the device backends are checked against. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cpu_kernels.h"
 
@@ -11,20 +12,43 @@
 static double ct__clamp_below(double x, double floor) { return x < floor ? floor : x; }
 
 /* C[M,N] = beta*C + op(A) . op(B) (+ bias[N]); op(A) is M x K, op(B) is K x N.
- * A is stored M x K, or K x M when ta; B is K x N, or N x K when tb. */
+ * A is stored M x K, or K x M when ta; B is K x N, or N x K when tb. Each
+ * output is bias + sum over k = 0, 1, ..., K-1 of a(i,k) b(k,j) in double, in
+ * that order; a row of double accumulators keeps the inner loop contiguous. */
 static void ct__gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                      const float *B, const float *bias, float beta, float *C) {
-  for (int64_t i = 0; i < M; i++)
-    for (int64_t j = 0; j < N; j++) {
-      double acc = bias ? bias[j] : 0.0;
-      for (int64_t k = 0; k < K; k++) {
-        double av = ta ? A[k * M + i] : A[i * K + k];
-        double bv = tb ? B[j * K + k] : B[k * N + j];
-        acc += av * bv;
+  double *acc = malloc((size_t)(N > 0 ? N : 1) * sizeof *acc);
+  float *bt = tb ? malloc((size_t)(K * N > 0 ? K * N : 1) * sizeof *bt) : NULL;
+  if (!acc || (tb && !bt)) { /* out of memory: the same sums, one output at a time */
+    free(acc);
+    free(bt);
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double s = bias ? bias[j] : 0.0;
+        for (int64_t k = 0; k < K; k++)
+          s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+        float *c = &C[i * N + j];
+        *c = beta == 0.0f ? (float)s : (float)(beta * (double)*c + s);
       }
-      float *c = &C[i * N + j];
-      *c = beta == 0.0f ? (float)acc : (float)(beta * (double)*c + acc);
+    return;
+  }
+  if (tb) /* B^T as K x N rows */
+    for (int64_t j = 0; j < N; j++)
+      for (int64_t k = 0; k < K; k++) bt[k * N + j] = B[j * K + k];
+  const float *b = tb ? bt : B;
+  for (int64_t i = 0; i < M; i++) {
+    for (int64_t j = 0; j < N; j++) acc[j] = bias ? bias[j] : 0.0;
+    for (int64_t k = 0; k < K; k++) {
+      double av = ta ? A[k * M + i] : A[i * K + k];
+      const float *br = &b[k * N];
+      for (int64_t j = 0; j < N; j++) acc[j] += av * br[j];
     }
+    float *c = &C[i * N];
+    for (int64_t j = 0; j < N; j++)
+      c[j] = beta == 0.0f ? (float)acc[j] : (float)(beta * (double)c[j] + acc[j]);
+  }
+  free(acc);
+  free(bt);
 }
 
 /* Checks ids against [0, limit); names the generator, position and value. */

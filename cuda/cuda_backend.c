@@ -724,6 +724,7 @@ static void ct__cuda_device_entry(int i, int selected, ct_device_info *d) {
   int mode = cudaComputeModeDefault;
   memset(d, 0, sizeof *d);
   d->selected = i == selected;
+  d->gpu = true;
   cudaError_t e = cudaGetDeviceProperties(&prop, i);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();

@@ -288,6 +288,7 @@ int ct__ocl_list_devices(ct_device_info *out, int max) {
              devs[i].platform_index, devs[i].platform_name, devs[i].device_index,
              devs[i].device_name, ct__ocl_type_name(devs[i].type), ver);
     o->usable = devs[i].usable;
+    o->gpu = (devs[i].type & CL_DEVICE_TYPE_GPU) != 0;
     o->selected = opened ? devs[i].device == opened : i == sel;
     snprintf(o->reason, sizeof o->reason, "%s", devs[i].reason);
   }

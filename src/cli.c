@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "ctml/ctml.h"
+#include "cli.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -12,11 +12,21 @@ static void usage(FILE *f) {
           "  demo [--backend NAME] [--json] [--trace]\n"
           "                 the book's walkthrough: a one-token next-token model on\n"
           "                 \"I love Rust .\", trained with 80 gradient-descent steps\n"
+          "  train [--config tiny|small] [--data FILE] [--out DIR] [--resume DIR] ...\n"
+          "                 trains a character-level GPT (default: the fortunes corpus)\n"
+          "  sample --checkpoint DIR [--prompt TEXT] [--tokens N] [--temperature X]\n"
+          "         [--top-k K] [--seed N]\n"
+          "                 generates text from a trained checkpoint\n"
+          "  check [--backend NAME] [--config NAME | --checkpoint DIR]\n"
+          "                 one training step on a device backend against cpu_ref, node by node\n"
+          "  bench [--config NAME] [--backend NAME]\n"
+          "                 times the training step on every present backend\n"
           "  devices        every backend and device found, whether it is usable, and why not\n"
           "  help           this text\n"
           "  version        the version\n"
           "\n"
-          "backends: cpu, cuda, opencl, auto (the best one present)\n");
+          "backends: cpu, cuda, opencl, auto (the best one present)\n"
+          "'ctml <command> --help' describes a command's options.\n");
 }
 
 static int fail(const char *what, ct_status s) {
@@ -130,6 +140,10 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (!strcmp(cmd, "demo")) return cmd_demo(argc - 2, argv + 2);
   if (!strcmp(cmd, "devices")) return cmd_devices(argc - 2, argv + 2);
+  if (!strcmp(cmd, "train")) return cli_train(argc - 2, argv + 2);
+  if (!strcmp(cmd, "sample")) return cli_sample(argc - 2, argv + 2);
+  if (!strcmp(cmd, "check")) return cli_check(argc - 2, argv + 2);
+  if (!strcmp(cmd, "bench")) return cli_bench(argc - 2, argv + 2);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);
     return 0;

@@ -78,6 +78,7 @@ typedef struct cli_checkpoint {
   uint64_t rng;
   uint64_t data_hash;   /* FNV-1a of the training text */
   int64_t data_bytes;
+  char data_path[512];  /* the training text ("": the default corpus) */
   ct_safetensors *file; /* tensors; freed by cli_checkpoint_free */
 } cli_checkpoint;
 
@@ -86,6 +87,14 @@ bool cli_checkpoint_load(const char *cmd, const char *path, cli_checkpoint *ck);
 void cli_checkpoint_free(cli_checkpoint *ck);
 /* Copies the parameters into g (same config); prints and returns false on a mismatch. */
 bool cli_checkpoint_params(const char *cmd, const cli_checkpoint *ck, ct_gpt *g);
+/* Copies the AdamW moments into the trainer of g and sets its step count. */
+bool cli_checkpoint_optimizer(const char *cmd, const cli_checkpoint *ck, const ct_gpt *g,
+                              ct_trainer *t);
+/* Writes DIR/checkpoint.safetensors atomically from ck's metadata (cfg, vocab,
+ * step, rng, data fingerprint; ck->file unused), the host parameters of g and
+ * the trainer's moments. An existing checkpoint stays intact when it fails. */
+bool cli_checkpoint_save(const char *cmd, const char *dir, const cli_checkpoint *ck,
+                         const ct_gpt *g, ct_trainer *t);
 
 /* FNV-1a 64-bit hash. */
 uint64_t cli_fnv1a(const uint8_t *data, int64_t n);

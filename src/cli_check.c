@@ -1,1 +1,7 @@
 #include "cli.h"
+
+int cli_check(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  return cli_error("check", CLI_FAIL, "not built yet");
+}

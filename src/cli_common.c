@@ -1,1 +1,286 @@
+/* Shared pieces of the ctml commands: errors, option parsing, configs, backends. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #include "cli.h"
+
+int cli_error(const char *cmd, int code, const char *fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  /* one line: multi-line library messages (build logs) are folded */
+  for (char *c = msg; *c; c++)
+    if (*c == '\n' || *c == '\r') *c = ' ';
+  fprintf(stderr, "ctml %s: %s\n", cmd, msg);
+  return code;
+}
+
+int cli_lib_error(const char *cmd, const char *what) {
+  return cli_error(cmd, CLI_FAIL, "%s: %s", what, ct_last_error());
+}
+
+bool cli_config_preset(cli_config *c, const char *name) {
+  memset(c, 0, sizeof *c);
+  if (!strcmp(name, "tiny")) {
+    /* a few minutes on 2 CPU cores */
+    c->model = (ct_gpt_config){0, 64, 2, 4, 64};
+    c->batch = 16;
+    c->steps = 600;
+    c->lr = 3e-3f;
+    c->min_lr = 3e-4f;
+    c->warmup = 40;
+    c->eval_every = 100;
+    c->eval_batches = 8;
+    c->save_every = 200;
+  } else if (!strcmp(name, "small")) {
+    /* a GPU-sized model */
+    c->model = (ct_gpt_config){0, 256, 6, 6, 384};
+    c->batch = 64;
+    c->steps = 5000;
+    c->lr = 1e-3f;
+    c->min_lr = 1e-4f;
+    c->warmup = 200;
+    c->eval_every = 250;
+    c->eval_batches = 20;
+    c->save_every = 1000;
+  } else {
+    return false;
+  }
+  snprintf(c->name, sizeof c->name, "%s", name);
+  c->weight_decay = 0.1f;
+  c->clip = 1.0f;
+  c->beta1 = 0.9f;
+  c->beta2 = 0.99f;
+  c->seed = 1337;
+  return true;
+}
+
+bool cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi,
+                    long *out) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (!*s || *end || errno) {
+    cli_error(cmd, CLI_USAGE, "%s: '%s' is not an integer", flag, s);
+    return false;
+  }
+  if (v < lo || v > hi) {
+    cli_error(cmd, CLI_USAGE, "%s: %ld is outside [%ld, %ld]", flag, v, lo, hi);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+bool cli_parse_float(const char *cmd, const char *flag, const char *s, float lo, float hi,
+                     float *out) {
+  char *end = NULL;
+  errno = 0;
+  float v = strtof(s, &end);
+  if (!*s || *end || errno || !isfinite(v)) {
+    cli_error(cmd, CLI_USAGE, "%s: '%s' is not a finite number", flag, s);
+    return false;
+  }
+  if (v < lo || v > hi) {
+    cli_error(cmd, CLI_USAGE, "%s: %g is outside [%g, %g]", flag, (double)v, (double)lo,
+              (double)hi);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+int cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, const char **value) {
+  size_t n = strlen(name);
+  const char *a = argv[*i];
+  if (strncmp(a, name, n) != 0) return 0;
+  if (a[n] == '=') {
+    *value = a + n + 1;
+    return 1;
+  }
+  if (a[n] != '\0') return 0;
+  if (*i + 1 >= argc) {
+    cli_error(cmd, CLI_USAGE, "%s needs a value", name);
+    return -1;
+  }
+  *value = argv[++*i];
+  return 1;
+}
+
+/* The integer config fields and their ranges. */
+typedef struct cli__long_field {
+  const char *flag;
+  size_t offset;
+  int is_int64;
+  long lo, hi;
+} cli__long_field;
+
+#define CLI__L(flag, field, lo, hi) {flag, offsetof(cli_config, field), 0, lo, hi}
+#define CLI__I(flag, field, lo, hi) {flag, offsetof(cli_config, field), 1, lo, hi}
+static const cli__long_field cli__longs[] = {
+    CLI__I("--layers", model.layers, 1, 64),     CLI__I("--heads", model.heads, 1, 64),
+    CLI__I("--width", model.width, 1, 8192),     CLI__I("--block", model.block, 1, 8192),
+    CLI__I("--batch", batch, 1, 65536),          CLI__L("--steps", steps, 1, (1L << 24) - 1),
+    CLI__L("--warmup", warmup, 0, (1L << 24) - 2), CLI__L("--eval-every", eval_every, 1, 1L << 24),
+    CLI__L("--eval-batches", eval_batches, 1, 100000),
+    CLI__L("--save-every", save_every, 0, 1L << 24),
+};
+
+typedef struct cli__float_field {
+  const char *flag;
+  size_t offset;
+  float lo, hi;
+} cli__float_field;
+
+#define CLI__F(flag, field, lo, hi) {flag, offsetof(cli_config, field), lo, hi}
+static const cli__float_field cli__floats[] = {
+    CLI__F("--lr", lr, 1e-12f, 10.0f),           CLI__F("--min-lr", min_lr, 0.0f, 10.0f),
+    CLI__F("--weight-decay", weight_decay, 0.0f, 10.0f), CLI__F("--clip", clip, 0.0f, 1e9f),
+    CLI__F("--beta1", beta1, 0.0f, 0.999999f),   CLI__F("--beta2", beta2, 0.0f, 0.999999f),
+};
+
+int cli_config_flag(cli_config *c, const char *cmd, const char *flag, const char *value) {
+  for (size_t k = 0; k < sizeof cli__longs / sizeof *cli__longs; k++) {
+    const cli__long_field *f = &cli__longs[k];
+    if (strcmp(flag, f->flag)) continue;
+    long v;
+    if (!cli_parse_long(cmd, flag, value, f->lo, f->hi, &v)) return -1;
+    if (f->is_int64)
+      *(int64_t *)((char *)c + f->offset) = v;
+    else
+      *(long *)((char *)c + f->offset) = v;
+    return 1;
+  }
+  for (size_t k = 0; k < sizeof cli__floats / sizeof *cli__floats; k++) {
+    const cli__float_field *f = &cli__floats[k];
+    if (strcmp(flag, f->flag)) continue;
+    return cli_parse_float(cmd, flag, value, f->lo, f->hi, (float *)((char *)c + f->offset)) ? 1
+                                                                                            : -1;
+  }
+  if (!strcmp(flag, "--seed")) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (!*value || *end || errno || value[0] == '-') {
+      cli_error(cmd, CLI_USAGE, "--seed: '%s' is not a non-negative integer", value);
+      return -1;
+    }
+    c->seed = v;
+    return 1;
+  }
+  return 0;
+}
+
+bool cli_config_check(const cli_config *c, const char *cmd) {
+  if (c->model.width % c->model.heads != 0) {
+    cli_error(cmd, CLI_USAGE, "--heads %lld does not divide --width %lld",
+              (long long)c->model.heads, (long long)c->model.width);
+    return false;
+  }
+  if (c->min_lr > c->lr) {
+    cli_error(cmd, CLI_USAGE, "--min-lr %g exceeds --lr %g", (double)c->min_lr, (double)c->lr);
+    return false;
+  }
+  if (c->warmup >= c->steps) {
+    cli_error(cmd, CLI_USAGE, "--warmup %ld must be below --steps %ld", c->warmup, c->steps);
+    return false;
+  }
+  return true;
+}
+
+ct_optimizer cli_config_optimizer(const cli_config *c) {
+  ct_optimizer o;
+  ct_optimizer_adamw(&o, c->lr);
+  o.beta1 = c->beta1;
+  o.beta2 = c->beta2;
+  o.eps = 1e-8f;
+  o.weight_decay = c->weight_decay;
+  o.clip_norm = c->clip;
+  o.warmup_steps = c->warmup;
+  o.total_steps = c->steps;
+  o.min_lr = c->min_lr;
+  return o;
+}
+
+void cli_config_usage(FILE *f) {
+  fprintf(f,
+          "  model and training (override the preset):\n"
+          "    --layers N --heads N --width N --block N   transformer shape\n"
+          "    --batch N --steps N --seed N               sequences per step, steps, seed\n"
+          "    --lr X --min-lr X --warmup N               AdamW rate, cosine floor, warmup steps\n"
+          "    --weight-decay X --clip X --beta1 X --beta2 X\n"
+          "    --eval-every N --eval-batches N            validation loss every N steps\n"
+          "    --save-every N                             checkpoint every N steps (0: at the end)\n");
+}
+
+/* The selected device of backend index i, described; false when none is listed. */
+static bool cli__selected_device(int i, ct_device_info *out) {
+  ct_device_info dev[16];
+  int n = 0;
+  if (ct_backend_devices(i, dev, 16, &n) != CT_OK) return false;
+  for (int k = 0; k < n && k < 16; k++)
+    if (dev[k].selected) {
+      *out = dev[k];
+      return true;
+    }
+  return false;
+}
+
+bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out, char *why,
+                      size_t why_len) {
+  if (strcmp(name, "auto") != 0) {
+    if (ct_backend_get(name, out) != CT_OK) {
+      cli_lib_error(cmd, "--backend");
+      return false;
+    }
+    ct_backend_info info;
+    for (int i = 0; i < ct_backend_count(); i++)
+      if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, name))
+        snprintf(why, why_len, "asked for with --backend %s; device: %s", name, info.device);
+    return true;
+  }
+  /* auto: CUDA, then OpenCL on a GPU, then the CPU reference */
+  char skipped[1024] = "";
+  size_t used = 0;
+  const char *order[2] = {"cuda", "opencl"};
+  for (int o = 0; o < 2; o++) {
+    for (int i = 0; i < ct_backend_count(); i++) {
+      ct_backend_info info;
+      if (ct_backend_info_get(i, &info) != CT_OK || strcmp(info.name, order[o])) continue;
+      ct_device_info dev;
+      const char *reason = NULL;
+      char rbuf[256];
+      if (!info.present) {
+        snprintf(rbuf, sizeof rbuf, "%.200s", info.reason);
+        reason = rbuf;
+      } else if (!cli__selected_device(i, &dev) || !dev.gpu) {
+        snprintf(rbuf, sizeof rbuf, "its device is not a GPU (%.150s)", info.device);
+        reason = rbuf;
+      } else if (ct_backend_get(info.name, out) == CT_OK) {
+        snprintf(why, why_len, "auto: %s is present with a GPU, %s%s%s", info.name, info.device,
+                 skipped[0] ? "; " : "", skipped);
+        return true;
+      } else {
+        snprintf(rbuf, sizeof rbuf, "%.200s", ct_last_error());
+        reason = rbuf;
+      }
+      for (char *c = rbuf; *c; c++)
+        if (*c == '\n') *c = ' ';
+      if (used < sizeof skipped)
+        used += (size_t)snprintf(skipped + used, sizeof skipped - used, "%s%s not used: %s",
+                                 used ? "; " : "", info.name, reason);
+    }
+  }
+  if (ct_backend_get("cpu", out) != CT_OK) {
+    cli_lib_error(cmd, "backend cpu");
+    return false;
+  }
+  snprintf(why, why_len, "auto: no GPU backend (%s), so the CPU reference", skipped[0] ? skipped
+                                                                                    : "none built");
+  return true;
+}

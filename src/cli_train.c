@@ -1,1 +1,621 @@
+/* ctml train: a character-level GPT on a text, with validation, progress,
+ * checkpoints, resume, a loss log and a loss-curve plot. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include "cli.h"
+
+#define CLI__CMD "train"
+#define CLI__DEFAULT_CORPUS "/usr/share/games/fortunes"
+#define CLI__TRY(expr)                  \
+  do {                                  \
+    ct_status cli__s_ = (expr);         \
+    if (cli__s_ != CT_OK) return cli__s_; \
+  } while (0)
+
+static volatile sig_atomic_t cli__interrupted = 0;
+static void cli__on_sigint(int sig) {
+  (void)sig;
+  cli__interrupted = 1;
+}
+
+static double cli__now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void cli__usage(FILE *f) {
+  fprintf(f,
+          "usage: ctml train [--config tiny|small] [--data FILE] [--out DIR] [--resume DIR]\n"
+          "                  [--backend auto|cpu|cuda|opencl] [--log-every N] [config flags]\n"
+          "  --config NAME   preset: tiny (a few minutes on 2 CPU cores; default) or small\n"
+          "                  (6 layers, 6 heads, width 384, block 256, batch 64)\n"
+          "  --data FILE     any text; default: the plain files of " CLI__DEFAULT_CORPUS "\n"
+          "                  (Debian package 'fortunes'; CTML_FORTUNES_DIR overrides the path)\n"
+          "  --out DIR       run directory (default runs/<config>); refuses one that holds a\n"
+          "                  checkpoint unless resuming it\n"
+          "  --resume DIR    continue the run in DIR from its checkpoint (same config and data;\n"
+          "                  --steps may be raised)\n"
+          "  --log-every N   a progress line every N steps when not on a terminal (default 10)\n"
+          "  --stop-after N  stop after step N with a checkpoint, as Ctrl-C does (exit 0)\n");
+  cli_config_usage(f);
+}
+
+/* mkdir -p */
+static bool cli__mkdirs(const char *path) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *c = buf + 1;; c++) {
+    if (*c == '/' || *c == '\0') {
+      char keep = *c;
+      *c = '\0';
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return false;
+      *c = keep;
+      if (!keep) break;
+    }
+  }
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool cli__exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+/* The loss log: one row per step, validation where it was measured. */
+typedef struct cli__log {
+  long *steps, *val_steps;
+  float *train, *val;
+  int n, n_val, cap, cap_val;
+} cli__log;
+
+static bool cli__log_push(cli__log *l, long step, float train) {
+  if (l->n == l->cap) {
+    int cap = l->cap ? 2 * l->cap : 1024;
+    long *s = realloc(l->steps, (size_t)cap * sizeof *s);
+    if (!s) return false;
+    l->steps = s;
+    float *t = realloc(l->train, (size_t)cap * sizeof *t);
+    if (!t) return false;
+    l->train = t;
+    l->cap = cap;
+  }
+  l->steps[l->n] = step;
+  l->train[l->n++] = train;
+  return true;
+}
+
+static bool cli__log_push_val(cli__log *l, long step, float val) {
+  if (l->n_val == l->cap_val) {
+    int cap = l->cap_val ? 2 * l->cap_val : 64;
+    long *s = realloc(l->val_steps, (size_t)cap * sizeof *s);
+    if (!s) return false;
+    l->val_steps = s;
+    float *v = realloc(l->val, (size_t)cap * sizeof *v);
+    if (!v) return false;
+    l->val = v;
+    l->cap_val = cap;
+  }
+  l->val_steps[l->n_val] = step;
+  l->val[l->n_val++] = val;
+  return true;
+}
+
+static void cli__log_free(cli__log *l) {
+  free(l->steps);
+  free(l->train);
+  free(l->val_steps);
+  free(l->val);
+}
+
+/* Reads the rows of an existing loss.csv up to step last (resume) into l and
+ * their text into *kept, so the rewritten log continues exactly there. */
+static bool cli__log_resume(const char *csv, long last, cli__log *l, char **kept) {
+  size_t len = 0, cap = 4096;
+  *kept = malloc(cap);
+  if (!*kept) return false;
+  (*kept)[0] = '\0';
+  FILE *f = fopen(csv, "r");
+  if (!f) return true;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    long step;
+    float train, val;
+    char vbuf[64] = "";
+    if (sscanf(line, "%ld,%f,%63[^,]", &step, &train, vbuf) < 2 || step > last) continue;
+    if (!cli__log_push(l, step, train)) break;
+    if (vbuf[0] && sscanf(vbuf, "%f", &val) == 1) cli__log_push_val(l, step, val);
+    size_t k = strlen(line);
+    if (len + k + 1 > cap) {
+      char *g = realloc(*kept, cap = 2 * (len + k + 1));
+      if (!g) break;
+      *kept = g;
+    }
+    memcpy(*kept + len, line, k + 1);
+    len += k;
+  }
+  fclose(f);
+  return true;
+}
+
+/* Mean loss over fixed validation windows (evenly spaced, no randomness). */
+static ct_status cli__validate(ct_trainer *t, const int32_t *ids, int64_t n, int64_t B, int64_t T,
+                               long batches, int32_t *in, int32_t *tg, float *out) {
+  int64_t windows = (int64_t)batches * B, span = n - T - 1;
+  double sum = 0.0;
+  for (long k = 0; k < batches; k++) {
+    for (int64_t b = 0; b < B; b++) {
+      int64_t w = k * B + b;
+      int64_t s = windows > 1 ? w * span / (windows - 1) : 0;
+      memcpy(&in[b * T], &ids[s], (size_t)T * sizeof *in);
+      memcpy(&tg[b * T], &ids[s + 1], (size_t)T * sizeof *tg);
+    }
+    CLI__TRY(ct_trainer_set_input(t, 0, in, B * T));
+    CLI__TRY(ct_trainer_set_input(t, 1, tg, B * T));
+    float l;
+    CLI__TRY(ct_trainer_eval(t, &l));
+    sum += l;
+  }
+  *out = (float)(sum / (double)batches);
+  return CT_OK;
+}
+
+static void cli__duration(char *out, size_t len, double s) {
+  if (!(s >= 0.0) || s > 1e7) {
+    snprintf(out, len, "?");
+    return;
+  }
+  long v = (long)(s + 0.5);
+  if (v >= 3600)
+    snprintf(out, len, "%ldh%02ldm", v / 3600, v / 60 % 60);
+  else if (v >= 60)
+    snprintf(out, len, "%ldm%02lds", v / 60, v % 60);
+  else
+    snprintf(out, len, "%lds", v);
+}
+
+/* Held-out cross-entropy of the validation text under add-one smoothed byte
+ * frequencies of the training text: the unigram baseline. */
+static double cli__unigram(const int32_t *ids, int64_t n_train, int64_t n, int V) {
+  double *count = calloc((size_t)V, sizeof *count), h = 0.0;
+  if (!count) return NAN;
+  for (int64_t i = 0; i < n_train; i++) count[ids[i]] += 1.0;
+  for (int64_t i = n_train + 1; i < n; i++)
+    h -= log((count[ids[i]] + 1.0) / ((double)n_train + V));
+  free(count);
+  return h / (double)(n - n_train - 1);
+}
+
+typedef struct cli__run {
+  cli_config cfg;
+  cli_checkpoint ck;      /* metadata of the checkpoint to write */
+  char out_dir[512];
+  const ct_backend *be;
+  ct_gpt *g;
+  ct_trainer *t;
+  cli__log log;
+} cli__run;
+
+static bool cli__save(cli__run *r, long step, uint64_t rng) {
+  r->ck.step = step;
+  r->ck.rng = rng;
+  r->ck.cfg = r->cfg;
+  if (ct_trainer_store_params(r->t) != CT_OK) {
+    cli_lib_error(CLI__CMD, "checkpoint not saved: reading the parameters");
+    return false;
+  }
+  return cli_checkpoint_save(CLI__CMD, r->out_dir, &r->ck, r->g, r->t);
+}
+
+static void cli__plot(cli__run *r) {
+  char path[600], title[160];
+  snprintf(path, sizeof path, "%s/loss.svg", r->out_dir);
+  snprintf(title, sizeof title, "ctml train --config %s: %lld layers, %lld heads, width %lld, "
+           "block %lld", r->cfg.name, (long long)r->cfg.model.layers, (long long)r->cfg.model.heads,
+           (long long)r->cfg.model.width, (long long)r->cfg.model.block);
+  if (!cli_write_loss_svg(path, title, r->log.steps, r->log.train, r->log.n, r->log.val_steps,
+                          r->log.val, r->log.n_val))
+    cli_error(CLI__CMD, CLI_FAIL, "warning: %s not written: %s", path, strerror(errno));
+}
+
+/* Applies the flags that may differ on resume and rejects the rest when they
+ * disagree with the checkpoint. */
+static bool cli__resume_config(cli_config *ck_cfg, const cli_config *flags, const bool *given) {
+  /* given[] follows the order of the checks below */
+  struct {
+    const char *flag;
+    long long ck, want;
+  } shape[] = {
+      {"--layers", ck_cfg->model.layers, flags->model.layers},
+      {"--heads", ck_cfg->model.heads, flags->model.heads},
+      {"--width", ck_cfg->model.width, flags->model.width},
+      {"--block", ck_cfg->model.block, flags->model.block},
+      {"--batch", ck_cfg->batch, flags->batch},
+      {"--seed", (long long)ck_cfg->seed, (long long)flags->seed},
+      {"--warmup", ck_cfg->warmup, flags->warmup},
+  };
+  for (size_t k = 0; k < sizeof shape / sizeof *shape; k++)
+    if (given[k] && shape[k].ck != shape[k].want) {
+      cli_error(CLI__CMD, CLI_USAGE, "config mismatch: the checkpoint was trained with %s %lld, "
+                "not %lld", shape[k].flag, shape[k].ck, shape[k].want);
+      return false;
+    }
+  return true;
+}
+
+int cli_train(int argc, char **argv) {
+  const char *preset = NULL, *data_path = NULL, *out_dir = NULL, *resume = NULL,
+             *backend = "auto";
+  long log_every = 10, stop_after = 0;
+  /* the preset first, so flags override it wherever they stand */
+  for (int i = 0; i < argc; i++) {
+    const char *v;
+    int r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &v);
+    if (r < 0) return CLI_USAGE;
+    if (r > 0) preset = v;
+  }
+  cli__run run;
+  memset(&run, 0, sizeof run);
+  cli_config *cfg = &run.cfg;
+  if (!cli_config_preset(cfg, preset ? preset : "tiny"))
+    return cli_error(CLI__CMD, CLI_USAGE, "--config: unknown preset '%s' (tiny, small)", preset);
+  cli_config flags = *cfg;
+  const cli_config preset_cfg = *cfg;
+  bool given[7] = {false};
+  static const char *const tracked[7] = {"--layers", "--heads", "--width", "--block",
+                                         "--batch",  "--seed",  "--warmup"};
+  bool steps_given = false;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v = NULL;
+    int r;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      cli__usage(stdout);
+      return CLI_OK;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &v)) != 0) {
+      if (r < 0) return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--data", &data_path)) ||
+        (r = cli_opt(CLI__CMD, argc, argv, &i, "--out", &out_dir)) ||
+        (r = cli_opt(CLI__CMD, argc, argv, &i, "--resume", &resume)) ||
+        (r = cli_opt(CLI__CMD, argc, argv, &i, "--backend", &backend))) {
+      if (r < 0) return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--stop-after", &v)) != 0) {
+      if (r < 0 || !cli_parse_long(CLI__CMD, "--stop-after", v, 1, 1L << 30, &stop_after))
+        return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--log-every", &v)) != 0) {
+      if (r < 0 || !cli_parse_long(CLI__CMD, "--log-every", v, 1, 1L << 30, &log_every))
+        return CLI_USAGE;
+      continue;
+    }
+    if (strncmp(a, "--", 2) == 0) {
+      char flag[64];
+      snprintf(flag, sizeof flag, "%.*s", (int)(strchr(a, '=') ? strchr(a, '=') - a : 63), a);
+      const char *fv = strchr(a, '=') ? strchr(a, '=') + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+      cli_config probe = flags;
+      int known = fv ? cli_config_flag(&probe, CLI__CMD, flag, fv) : 0;
+      if (known < 0) return CLI_USAGE;
+      if (known > 0) {
+        flags = probe;
+        if (!strchr(a, '=')) i++;
+        for (int k = 0; k < 7; k++)
+          if (!strcmp(flag, tracked[k])) given[k] = true;
+        if (!strcmp(flag, "--steps")) steps_given = true;
+        continue;
+      }
+      if (!fv) {
+        cli_config p2 = flags;
+        if (cli_config_flag(&p2, CLI__CMD, flag, "1") != 0)
+          return cli_error(CLI__CMD, CLI_USAGE, "%s needs a value", flag);
+      }
+    }
+    cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml train --help')", a);
+    return CLI_USAGE;
+  }
+
+  /* the checkpoint to resume, and the config it fixes */
+  cli_checkpoint from;
+  memset(&from, 0, sizeof from);
+  if (resume) {
+    if (!cli_checkpoint_load(CLI__CMD, resume, &from)) return CLI_FAIL;
+    if (preset && strcmp(preset, from.cfg.name)) {
+      cli_checkpoint_free(&from);
+      return cli_error(CLI__CMD, CLI_USAGE, "config mismatch: the checkpoint in '%s' is a '%s' "
+                       "run, not '%s'", resume, from.cfg.name, preset);
+    }
+    if (!cli__resume_config(&from.cfg, &flags, given)) {
+      cli_checkpoint_free(&from);
+      return CLI_USAGE;
+    }
+    *cfg = from.cfg;
+    /* the loop's own settings may change on resume */
+    if (steps_given) cfg->steps = flags.steps;
+    if (flags.eval_every != preset_cfg.eval_every) cfg->eval_every = flags.eval_every;
+    if (flags.save_every != preset_cfg.save_every) cfg->save_every = flags.save_every;
+    if (flags.eval_batches != preset_cfg.eval_batches) cfg->eval_batches = flags.eval_batches;
+    if (cfg->steps <= from.step) {
+      cli_checkpoint_free(&from);
+      return cli_error(CLI__CMD, CLI_USAGE, "the checkpoint in '%s' is at step %ld of %ld: nothing "
+                       "to do (raise --steps)", resume, from.step, cfg->steps);
+    }
+    if (out_dir && strcmp(out_dir, resume)) {
+      cli_checkpoint_free(&from);
+      return cli_error(CLI__CMD, CLI_USAGE, "--resume %s continues that run in place; drop --out",
+                       resume);
+    }
+    out_dir = resume;
+    if (!data_path && from.data_path[0]) data_path = from.data_path;
+  } else {
+    *cfg = flags;
+    /* a short run without its own --warmup warms up over its first tenth */
+    if (!given[6] && cfg->warmup >= cfg->steps) cfg->warmup = cfg->steps / 10;
+  }
+  if (!cli_config_check(cfg, CLI__CMD)) {
+    cli_checkpoint_free(&from);
+    return CLI_USAGE;
+  }
+
+  /* the run directory: never overwrite a checkpoint of another run */
+  char dflt[64];
+  snprintf(dflt, sizeof dflt, "runs/%s", cfg->name);
+  snprintf(run.out_dir, sizeof run.out_dir, "%s", out_dir ? out_dir : dflt);
+  char ck_file[700];
+  snprintf(ck_file, sizeof ck_file, "%s/%s", run.out_dir, CLI_CHECKPOINT_FILE);
+  if (!resume && cli__exists(ck_file))
+    return cli_error(CLI__CMD, CLI_USAGE, "'%s' already holds a checkpoint; continue it with "
+                     "--resume %s or choose another --out", run.out_dir, run.out_dir);
+
+  /* the text */
+  uint8_t *text = NULL;
+  int64_t n = 0;
+  int files = 0;
+  char data_desc[700];
+  if (data_path) {
+    if (ct_text_read_file(data_path, &text, &n) != CT_OK) {
+      cli_checkpoint_free(&from);
+      return cli_error(CLI__CMD, CLI_FAIL, "--data: %s", ct_last_error());
+    }
+    snprintf(data_desc, sizeof data_desc, "%s", data_path);
+  } else {
+    const char *dir = getenv("CTML_FORTUNES_DIR");
+    if (!dir || !*dir) dir = CLI__DEFAULT_CORPUS;
+    if (ct_text_read_fortunes(dir, &text, &n, &files) != CT_OK) {
+      cli_checkpoint_free(&from);
+      return cli_error(CLI__CMD, CLI_FAIL, "no --data given and the default corpus is missing "
+                       "(install Debian's 'fortunes' package: bash tools/install-deps.sh): %s",
+                       ct_last_error());
+    }
+    snprintf(data_desc, sizeof data_desc, "default corpus %s (%d files)", dir, files);
+  }
+  int code = CLI_FAIL;
+  int32_t *ids = malloc((size_t)n * sizeof *ids);
+  int32_t *in = malloc((size_t)(cfg->batch * cfg->model.block) * sizeof *in);
+  int32_t *tg = malloc((size_t)(cfg->batch * cfg->model.block) * sizeof *tg);
+  ct_morphism *loss = NULL;
+  if (!ids || !in || !tg) {
+    cli_error(CLI__CMD, CLI_FAIL, "out of host memory for %lld tokens", (long long)n);
+    goto done;
+  }
+  uint64_t hash = cli_fnv1a(text, n);
+  if (resume) {
+    if (hash != from.data_hash || n != from.data_bytes) {
+      cli_error(CLI__CMD, CLI_USAGE, "the data (%s, %lld bytes) is not the text the checkpoint was "
+                "trained on (%lld bytes%s%s)", data_desc, (long long)n,
+                (long long)from.data_bytes, from.data_path[0] ? ", " : "", from.data_path);
+      code = CLI_USAGE;
+      goto done;
+    }
+    run.ck.vocab = from.vocab;
+  } else if (ct_vocab_build(&run.ck.vocab, text, n) != CT_OK) {
+    cli_lib_error(CLI__CMD, "--data");
+    goto done;
+  }
+  if (ct_vocab_encode(&run.ck.vocab, text, n, ids) != CT_OK) {
+    cli_lib_error(CLI__CMD, "--data");
+    goto done;
+  }
+  cfg->model.vocab = run.ck.vocab.size;
+  run.ck.data_hash = hash;
+  run.ck.data_bytes = n;
+  snprintf(run.ck.data_path, sizeof run.ck.data_path, "%s", data_path ? data_path : "");
+  const int64_t B = cfg->batch, T = cfg->model.block, n_train = n * 9 / 10, n_val = n - n_train;
+  if (n_train < T + 1 || n_val < T + 1) {
+    cli_error(CLI__CMD, CLI_FAIL, "--data: %s has %lld bytes; a 90/10 split needs at least %lld "
+              "for block %lld (or lower --block)", data_desc, (long long)n,
+              (long long)(10 * (T + 1)), (long long)T);
+    goto done;
+  }
+
+  char why[1400];
+  if (!cli_pick_backend(CLI__CMD, backend, &run.be, why, sizeof why)) goto done;
+  if (!cli__mkdirs(run.out_dir)) {
+    cli_error(CLI__CMD, CLI_FAIL, "--out: cannot create directory '%s': %s", run.out_dir,
+              strerror(errno));
+    goto done;
+  }
+
+  /* model, loss and trainer */
+  if (ct_gpt_new(&run.g, &cfg->model, cfg->seed) != CT_OK) {
+    cli_lib_error(CLI__CMD, "model");
+    goto done;
+  }
+  if (resume && !cli_checkpoint_params(CLI__CMD, &from, run.g)) goto done;
+  ct_optimizer opt = cli_config_optimizer(cfg);
+  if (ct_gpt_loss(&loss, run.g, B, T) != CT_OK ||
+      ct_trainer_new(&run.t, loss, run.be, &opt) != CT_OK) {
+    cli_lib_error(CLI__CMD, "model");
+    goto done;
+  }
+  if (resume && !cli_checkpoint_optimizer(CLI__CMD, &from, run.g, run.t)) goto done;
+  uint64_t rng = resume ? from.rng : cfg->seed ^ 0x5eedba7c4e5ull;
+  long step = resume ? from.step : 0;
+
+  char csv_path[600];
+  snprintf(csv_path, sizeof csv_path, "%s/loss.csv", run.out_dir);
+  char *kept = NULL;
+  if (resume && !cli__log_resume(csv_path, step, &run.log, &kept)) {
+    cli_error(CLI__CMD, CLI_FAIL, "out of host memory reading %s", csv_path);
+    goto done;
+  }
+  FILE *csv = fopen(csv_path, "w");
+  if (!csv) {
+    free(kept);
+    cli_error(CLI__CMD, CLI_FAIL, "cannot write %s: %s", csv_path, strerror(errno));
+    goto done;
+  }
+  fprintf(csv, "step,train_loss,val_loss,lr,tokens_per_s\n%s", kept ? kept : "");
+  free(kept);
+  fflush(csv);
+
+  double unigram = cli__unigram(ids, n_train, n, run.ck.vocab.size);
+  printf("ctml train: backend %s (%s)\n", ct_backend_name(run.be), why);
+  printf("data: %s, %lld bytes, vocabulary %d bytes; %lld train / %lld validation\n", data_desc,
+         (long long)n, run.ck.vocab.size, (long long)n_train, (long long)n_val);
+  printf("model: %s, %lld layers, %lld heads, width %lld, block %lld, %lld parameters; batch %lld, "
+         "%ld steps, AdamW lr %g\n", cfg->name, (long long)cfg->model.layers,
+         (long long)cfg->model.heads, (long long)cfg->model.width, (long long)T,
+         (long long)ct_gpt_numel(run.g), (long long)B, cfg->steps, (double)cfg->lr);
+  if (resume) printf("resuming %s at step %ld\n", run.out_dir, step);
+  printf("run directory: %s (checkpoint every %ld steps, unigram baseline %.4f)\n", run.out_dir,
+         cfg->save_every, unigram);
+  fflush(stdout);
+
+  struct sigaction sa, old_sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = cli__on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_sa);
+  sigaction(SIGTERM, &sa, NULL);
+
+  bool tty = isatty(STDOUT_FILENO);
+  float last_val = NAN;
+  long last_val_step = -1;
+  double t_start = cli__now(), rate = 0.0;
+  long steps_timed = 0;
+  code = CLI_OK;
+  bool stopped = false;
+  while (step < cfg->steps) {
+    if (cli__interrupted) break;
+    if (stop_after > 0 && step >= stop_after) {
+      stopped = true;
+      break;
+    }
+    double t0 = cli__now();
+    ct_status s = ct_batch_draw(&rng, ids, n_train, B, T, in, tg);
+    if (s == CT_OK) s = ct_trainer_set_input(run.t, 0, in, B * T);
+    if (s == CT_OK) s = ct_trainer_set_input(run.t, 1, tg, B * T);
+    if (s == CT_OK) s = ct_trainer_step(run.t, 1);
+    float train_loss = NAN, lr = 0.0f;
+    if (s == CT_OK) s = ct_trainer_last_loss(run.t, &train_loss);
+    if (s == CT_OK) s = ct_trainer_last_lr(run.t, &lr);
+    if (s != CT_OK) {
+      if (tty) printf("\n");
+      cli_error(CLI__CMD, CLI_FAIL, "step %ld: %s (the last checkpoint in %s is kept)", step + 1,
+                ct_last_error(), run.out_dir);
+      code = CLI_FAIL;
+      break;
+    }
+    step++;
+    double dt = cli__now() - t0;
+    steps_timed++;
+    rate = steps_timed == 1 ? dt : 0.9 * rate + 0.1 * dt;
+    bool eval = step % cfg->eval_every == 0 || step == cfg->steps;
+    float val = NAN;
+    if (eval) {
+      s = cli__validate(run.t, ids + n_train, n_val, B, T, cfg->eval_batches, in, tg, &val);
+      if (s != CT_OK) {
+        cli_error(CLI__CMD, CLI_FAIL, "validation at step %ld: %s", step, ct_last_error());
+        code = CLI_FAIL;
+        break;
+      }
+      last_val = val;
+      last_val_step = step;
+      cli__log_push_val(&run.log, step, val);
+    }
+    cli__log_push(&run.log, step, train_loss);
+    double tok_s = rate > 0.0 ? (double)(B * T) / rate : 0.0;
+    fprintf(csv, "%ld,%.9g,", step, (double)train_loss);
+    if (eval) fprintf(csv, "%.9g", (double)val);
+    fprintf(csv, ",%.9g,%.1f\n", (double)lr, tok_s);
+    fflush(csv);
+    char eta[32], vbuf[48] = "";
+    cli__duration(eta, sizeof eta, rate * (double)(cfg->steps - step));
+    if (last_val_step >= 0)
+      snprintf(vbuf, sizeof vbuf, " | val %.4f @%ld", (double)last_val, last_val_step);
+    if (tty) {
+      printf("\rstep %ld/%ld | train %.4f%s | %.0f tok/s | ETA %s\033[K", step, cfg->steps,
+             (double)train_loss, vbuf, tok_s, eta);
+      if (eval) printf("\n");
+      fflush(stdout);
+    } else if (step % log_every == 0 || eval || step == cfg->steps) {
+      char vnow[32] = "";
+      if (eval) snprintf(vnow, sizeof vnow, " val %.4f", (double)val);
+      printf("step %ld/%ld train %.4f%s tok/s %.0f eta %s\n", step, cfg->steps,
+             (double)train_loss, vnow, tok_s, eta);
+      fflush(stdout);
+    }
+    bool save = (cfg->save_every > 0 && step % cfg->save_every == 0) || step == cfg->steps;
+    if (save) {
+      if (!cli__save(&run, step, rng)) {
+        code = CLI_FAIL;
+        break;
+      }
+      cli__plot(&run);
+    } else if (eval) {
+      cli__plot(&run);
+    }
+  }
+  fclose(csv);
+  sigaction(SIGINT, &old_sa, NULL);
+  signal(SIGTERM, SIG_DFL);
+  if (code == CLI_OK && cli__interrupted) {
+    if (tty) printf("\n");
+    if (cli__save(&run, step, rng)) {
+      cli__plot(&run);
+      printf("interrupted at step %ld: checkpoint saved in %s; continue with: ctml train --resume "
+             "%s\n", step, run.out_dir, run.out_dir);
+      code = CLI_INTERRUPTED;
+    } else {
+      code = CLI_FAIL;
+    }
+  } else if (code == CLI_OK && stopped) {
+    if (tty) printf("\n");
+    if (cli__save(&run, step, rng)) {
+      cli__plot(&run);
+      printf("stopped after step %ld (--stop-after): checkpoint saved in %s; continue with: ctml "
+             "train --resume %s\n", step, run.out_dir, run.out_dir);
+    } else {
+      code = CLI_FAIL;
+    }
+  } else if (code == CLI_OK) {
+    if (tty) printf("\n");
+    double secs = cli__now() - t_start;
+    printf("done: %ld steps in %.1f s; validation loss %.4f (unigram baseline %.4f); checkpoint %s, "
+           "loss log %s, curve %s/loss.svg\n", step, secs, (double)last_val, unigram, ck_file,
+           csv_path, run.out_dir);
+  }
+done:
+  ct_trainer_free(run.t);
+  ct_morphism_free(loss);
+  ct_gpt_free(run.g);
+  cli__log_free(&run.log);
+  cli_checkpoint_free(&from);
+  free(text);
+  free(ids);
+  free(in);
+  free(tg);
+  return code;
+}

@@ -496,7 +496,7 @@ ct_status ct_plan_get_input_grad(ct_plan *p, int i, float *host, int64_t n) {
   return p->be->download(p->ctx, host, ct__plan_grad(p, v), ct_object_bytes(o));
 }
 
-static int ct__find_param(const ct_plan *p, const ct_param *param) {
+int ct__find_param(const ct_plan *p, const ct_param *param) {
   for (int i = 0; i < p->n_params; i++)
     if (p->params[i] == param) return i;
   return -1;

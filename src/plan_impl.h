@@ -34,6 +34,8 @@ struct ct_plan {
 /* The buffer of value v, of v's cotangent (NULL where none), of node i's residual. */
 void *ct__plan_value(const ct_plan *p, int v);
 void *ct__plan_grad(const ct_plan *p, int v);
+/* Index of param in p->params, -1 when the plan does not use it. */
+int ct__find_param(const ct_plan *p, const ct_param *param);
 /* Queues the forward pass without waiting (device errors surface at the next sync). */
 ct_status ct__plan_forward_queue(ct_plan *p);
 

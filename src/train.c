@@ -12,6 +12,7 @@ struct ct_trainer {
   void *hyper;  /* the optimizer's device record (CT__HYPER_COUNT floats) */
   void *sumsq;  /* squared gradient norm per parameter */
   long steps;
+  float last_loss; /* loss of the last step's forward (before its update) */
   int loss_value;
   bool use_graph;
   void *graph; /* one recorded step, when use_graph */
@@ -272,6 +273,7 @@ ct_status ct_trainer_step(ct_trainer *t, int n_steps) {
   /* The outputs now hold the pre-update forward; parameters have moved on. */
   float loss;
   if (s == CT_OK) s = ct__read_loss(t, &loss, "ct_trainer_step");
+  if (s == CT_OK) t->last_loss = loss;
   p->forward_valid = false;
   if (s != CT_OK) ct__resync_steps(t);
   return s;
@@ -306,6 +308,14 @@ ct_status ct_trainer_last_lr(ct_trainer *t, float *lr) {
   return ct__read_hyper(t, CT__HYPER_LR, lr, "ct_trainer_last_lr");
 }
 
+ct_status ct_trainer_last_loss(ct_trainer *t, float *loss) {
+  CT__NEED(t, "ct_trainer_last_loss");
+  CT__NEED(loss, "ct_trainer_last_loss");
+  if (t->steps == 0) return ct__fail(CT_ERR_STATE, "ct_trainer_last_loss: no step has been taken yet");
+  *loss = t->last_loss;
+  return CT_OK;
+}
+
 ct_status ct_trainer_last_grad_norm(ct_trainer *t, float *norm) {
   return ct__read_hyper(t, CT__HYPER_NORM, norm, "ct_trainer_last_grad_norm");
 }
@@ -323,4 +333,67 @@ ct_status ct_trainer_store_params(ct_trainer *t) {
 }
 
 long ct_trainer_steps(const ct_trainer *t) { return t ? t->steps : 0; }
+
+ct_status ct_trainer_set_steps(ct_trainer *t, long steps) {
+  CT__NEED(t, "ct_trainer_set_steps");
+  if (steps < 0 || steps >= CT__MAX_STEPS)
+    return ct__fail(CT_ERR_RANGE, "ct_trainer_set_steps: step count %ld is outside [0, %ld)",
+                    steps, CT__MAX_STEPS);
+  ct_plan *p = t->plan;
+  float count = (float)steps;
+  CT__TRY(p->be->sync(p->ctx));
+  CT__TRY(p->be->upload_at(p->ctx, t->hyper, CT__HYPER_STEP * sizeof(float), &count,
+                           sizeof count));
+  t->steps = steps;
+  return CT_OK;
+}
+
+/* The state buffer of param and its size in floats; fails naming param. */
+static ct_status ct__state_of(const ct_trainer *t, const ct_param *param, int64_t n_given,
+                              bool check_n, void **buf, int64_t *n, const char *fn) {
+  CT__NEED(t, fn);
+  CT__NEED(param, fn);
+  int k = ct__find_param(t->plan, param);
+  if (k < 0)
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: parameter '%s' is not trained by this trainer", fn,
+                    ct_param_name(param));
+  *n = ct_param_numel(param) * t->plan->be->opt_state_per_elem[t->opt.kind];
+  *buf = t->state[k];
+  if (check_n && n_given != *n)
+    return ct__fail(CT_ERR_SHAPE, "%s: the %s state of parameter '%s' has %lld floats, not %lld",
+                    fn, ct_opt_name(t->opt.kind), ct_param_name(param), (long long)*n,
+                    (long long)n_given);
+  return CT_OK;
+}
+
+ct_status ct_trainer_state_size(const ct_trainer *t, const ct_param *param, int64_t *n) {
+  CT__NEED(n, "ct_trainer_state_size");
+  void *buf;
+  return ct__state_of(t, param, 0, false, &buf, n, "ct_trainer_state_size");
+}
+
+ct_status ct_trainer_get_state(ct_trainer *t, const ct_param *param, float *host, int64_t n) {
+  void *buf;
+  int64_t size;
+  CT__TRY(ct__state_of(t, param, n, true, &buf, &size, "ct_trainer_get_state"));
+  if (size == 0) return CT_OK;
+  CT__NEED(host, "ct_trainer_get_state");
+  CT__TRY(t->plan->be->sync(t->plan->ctx));
+  return t->plan->be->download(t->plan->ctx, host, buf, (size_t)size * sizeof(float));
+}
+
+ct_status ct_trainer_set_state(ct_trainer *t, const ct_param *param, const float *host,
+                               int64_t n) {
+  void *buf;
+  int64_t size;
+  CT__TRY(ct__state_of(t, param, n, true, &buf, &size, "ct_trainer_set_state"));
+  if (size == 0) return CT_OK;
+  CT__NEED(host, "ct_trainer_set_state");
+  for (int64_t i = 0; i < size; i++)
+    if (!isfinite(host[i]))
+      return ct__fail(CT_ERR_NONFINITE, "ct_trainer_set_state: parameter '%s' state element %lld "
+                      "is %g", ct_param_name(param), (long long)i, (double)host[i]);
+  CT__TRY(t->plan->be->sync(t->plan->ctx));
+  return t->plan->be->upload(t->plan->ctx, buf, host, (size_t)size * sizeof(float));
+}
 ct_plan *ct_trainer_plan(ct_trainer *t) { return t ? t->plan : NULL; }

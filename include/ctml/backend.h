@@ -35,6 +35,7 @@ typedef struct ct_device_info {
   char name[192];        /* e.g. "platform 0 'Portable Computing Language' device 0 'cpu-...' (CPU)" */
   bool usable;
   bool selected;         /* the device the backend runs on (or would, when opened) */
+  bool gpu;              /* a GPU (CUDA devices; OpenCL devices of type GPU) */
   char reason[192];      /* why it is not usable, when not */
 } ct_device_info;
 /* Lists the devices of backend i (see ct_backend_count) into out[0..max);

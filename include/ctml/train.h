@@ -67,12 +67,27 @@ ct_status ct_trainer_set_optimizer(ct_trainer *t, const ct_optimizer *opt);
  * step, as computed on the device. */
 ct_status ct_trainer_last_lr(ct_trainer *t, float *lr);
 ct_status ct_trainer_last_grad_norm(ct_trainer *t, float *norm);
+/* The loss of the last ct_trainer_step's last step, from its forward (before
+ * that step's update). */
+ct_status ct_trainer_last_loss(ct_trainer *t, float *loss);
 /* Loss of the current parameters on the current batch (a forward run). */
 ct_status ct_trainer_eval(ct_trainer *t, float *loss);
 /* Copies the trained parameters back to the host parameter objects. */
 ct_status ct_trainer_store_params(ct_trainer *t);
 /* Steps taken so far. */
 long ct_trainer_steps(const ct_trainer *t);
+/* Sets the step count on the device and the host, as when resuming from a
+ * checkpoint taken after that many steps: the next step is steps + 1 (its
+ * schedule and bias corrections follow). 0 <= steps < 2^24. */
+ct_status ct_trainer_set_steps(ct_trainer *t, long steps);
+/* The optimizer state kept for param: *n floats (AdamW: numel first moments,
+ * then numel second moments; SGD: 0). get copies it out, set copies it in;
+ * n must equal the size. Together with the parameters and the step count it
+ * is everything a resumed run needs to continue bit for bit. */
+ct_status ct_trainer_state_size(const ct_trainer *t, const ct_param *param, int64_t *n);
+ct_status ct_trainer_get_state(ct_trainer *t, const ct_param *param, float *host, int64_t n);
+ct_status ct_trainer_set_state(ct_trainer *t, const ct_param *param, const float *host,
+                               int64_t n);
 ct_plan *ct_trainer_plan(ct_trainer *t);
 
 #ifdef __cplusplus

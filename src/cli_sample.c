@@ -2,15 +2,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cli.h"
 
 #define CLI__CMD "sample"
 
 static void cli__usage(FILE *f) {
   fprintf(f,
-          "usage: ctml sample --checkpoint DIR|FILE [--prompt TEXT] [--tokens N] [--temperature X]\n"
+          "usage: ctml sample [--checkpoint DIR|FILE] [--prompt TEXT] [--tokens N] [--temperature X]\n"
           "                   [--top-k K] [--seed N] [--backend auto|cpu|cuda|opencl]\n"
           "  --checkpoint    a run directory of 'ctml train' or its checkpoint.safetensors\n"
+          "                  (default: runs/latest, the last run 'ctml train' started)\n"
           "  --prompt TEXT   the text to continue (default: a newline); every byte must be in\n"
           "                  the checkpoint's vocabulary\n"
           "  --tokens N      bytes to generate (default 200)\n"
@@ -93,9 +95,13 @@ int cli_sample(int argc, char **argv) {
     return cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml sample --help')",
                      argv[i]);
   }
-  if (!ck_path)
-    return cli_error(CLI__CMD, CLI_USAGE, "--checkpoint DIR is required (a run directory of "
-                     "'ctml train')");
+  if (!ck_path) {
+    struct stat st;
+    if (stat("runs/latest", &st) != 0)
+      return cli_error(CLI__CMD, CLI_USAGE, "--checkpoint DIR is required (there is no "
+                       "runs/latest from 'ctml train' here)");
+    ck_path = "runs/latest";
+  }
   const ct_backend *be = NULL;
   char why[1400];
   if (!cli_pick_backend(CLI__CMD, backend, &be, why, sizeof why)) return CLI_FAIL;

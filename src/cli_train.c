@@ -39,8 +39,9 @@ static void cli__usage(FILE *f) {
           "                  (6 layers, 6 heads, width 384, block 256, batch 64)\n"
           "  --data FILE     any text; default: the plain files of " CLI__DEFAULT_CORPUS "\n"
           "                  (Debian package 'fortunes'; CTML_FORTUNES_DIR overrides the path)\n"
-          "  --out DIR       run directory (default runs/<config>); refuses one that holds a\n"
-          "                  checkpoint unless resuming it\n"
+          "  --out DIR       run directory; refuses one that holds a checkpoint unless resuming\n"
+          "                  it (default: the first free of runs/<config>, runs/<config>-2, ...,\n"
+          "                  linked as runs/latest)\n"
           "  --resume DIR    continue the run in DIR from its checkpoint (same config and data;\n"
           "                  --steps may be raised)\n"
           "  --log-every N   a progress line every N steps when not on a terminal (default 10)\n"
@@ -63,6 +64,19 @@ static bool cli__mkdirs(const char *path) {
   }
   struct stat st;
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* runs/latest -> the run directory under runs/, replaced atomically. */
+static bool cli__link_latest(const char *dir) {
+  const char *leaf = strrchr(dir, '/');
+  leaf = leaf ? leaf + 1 : dir;
+  (void)unlink("runs/.latest.tmp");
+  if (symlink(leaf, "runs/.latest.tmp") != 0) return false;
+  if (rename("runs/.latest.tmp", "runs/latest") != 0) {
+    (void)unlink("runs/.latest.tmp");
+    return false;
+  }
+  return true;
 }
 
 static bool cli__exists(const char *path) {
@@ -369,9 +383,19 @@ int cli_train(int argc, char **argv) {
   }
 
   /* the run directory: never overwrite a checkpoint of another run */
-  char dflt[64];
-  snprintf(dflt, sizeof dflt, "runs/%s", cfg->name);
-  snprintf(run.out_dir, sizeof run.out_dir, "%s", out_dir ? out_dir : dflt);
+  if (out_dir) {
+    snprintf(run.out_dir, sizeof run.out_dir, "%s", out_dir);
+  } else { /* the first of runs/<config>, runs/<config>-2, ... without a checkpoint */
+    for (int k = 1; k < 10000; k++) {
+      char probe[700];
+      if (k == 1)
+        snprintf(run.out_dir, sizeof run.out_dir, "runs/%s", cfg->name);
+      else
+        snprintf(run.out_dir, sizeof run.out_dir, "runs/%s-%d", cfg->name, k);
+      snprintf(probe, sizeof probe, "%s/%s", run.out_dir, CLI_CHECKPOINT_FILE);
+      if (!cli__exists(probe)) break;
+    }
+  }
   char ck_file[700];
   snprintf(ck_file, sizeof ck_file, "%s/%s", run.out_dir, CLI_CHECKPOINT_FILE);
   if (!resume && cli__exists(ck_file))
@@ -446,6 +470,9 @@ int cli_train(int argc, char **argv) {
               strerror(errno));
     goto done;
   }
+
+  if (!out_dir && !cli__link_latest(run.out_dir))
+    cli_error(CLI__CMD, CLI_FAIL, "warning: runs/latest not updated: %s", strerror(errno));
 
   /* model, loss and trainer */
   if (ct_gpt_new(&run.g, &cfg->model, cfg->seed) != CT_OK) {

@@ -259,6 +259,26 @@ static void test_sample_is_seeded(void **state) {
   run_free(&g);
 }
 
+/* Without --out, runs go to runs/<config>, runs/<config>-2, ... and runs/latest
+ * names the newest, which sample reads by default. */
+static void test_default_run_directories(void **state) {
+  (void)state;
+  for (int k = 0; k < 2; k++)
+    expect_ok(RUN("train", "--data", text, "--steps", "4", "--eval-every", "2", SMALL_MODEL));
+  struct stat st;
+  assert_int_equal(stat(file_in("runs/tiny", "checkpoint.safetensors"), &st), 0);
+  assert_int_equal(stat(file_in("runs/tiny-2", "checkpoint.safetensors"), &st), 0);
+  char target[64] = "";
+  ssize_t n = readlink(file_in("runs", "latest"), target, sizeof target - 1);
+  assert_true(n > 0);
+  target[n] = '\0';
+  assert_string_equal(target, "tiny-2");
+  run_result r = RUN("sample", "--tokens", "5", "--backend", "cpu");
+  assert_int_equal(r.code, 0);
+  assert_non_null(strstr(r.err, "step 4 checkpoint"));
+  run_free(&r);
+}
+
 /* ---- bad inputs ------------------------------------------------------------------ */
 
 static void test_missing_and_empty_data(void **state) {
@@ -285,7 +305,7 @@ static void test_bad_flags(void **state) {
   expect_error(RUN("train", "--config", "huge"), "train", "huge");
   expect_error(RUN("train", "--data"), "train", "needs a value");
   expect_error(RUN("sample", "--bogus"), "sample", "unknown option '--bogus'");
-  expect_error(RUN("sample"), "sample", "--checkpoint");
+  expect_error(RUN("sample", "--tokens"), "sample", "needs a value");
   expect_error(RUN("sample", "--checkpoint", "a", "--temperature", "-1"), "sample",
                "--temperature");
   expect_error(RUN("sample", "--checkpoint", "a", "--prompt", "\x01", "--backend", "cpu"),
@@ -374,6 +394,7 @@ int main(void) {
       cmocka_unit_test(test_resume_is_bitwise_identical),
       cmocka_unit_test(test_interrupt_saves_checkpoint),
       cmocka_unit_test(test_sample_is_seeded),
+      cmocka_unit_test(test_default_run_directories),
       cmocka_unit_test(test_missing_and_empty_data),
       cmocka_unit_test(test_bad_flags),
       cmocka_unit_test(test_absent_backend),

@@ -30,13 +30,13 @@ bool cli_config_preset(cli_config *c, const char *name) {
     /* a few minutes on 2 CPU cores */
     c->model = (ct_gpt_config){0, 64, 2, 4, 64};
     c->batch = 16;
-    c->steps = 600;
+    c->steps = 1500;
     c->lr = 3e-3f;
     c->min_lr = 3e-4f;
-    c->warmup = 40;
-    c->eval_every = 100;
+    c->warmup = 100;
+    c->eval_every = 250;
     c->eval_batches = 8;
-    c->save_every = 200;
+    c->save_every = 500;
   } else if (!strcmp(name, "small")) {
     /* a GPU-sized model */
     c->model = (ct_gpt_config){0, 256, 6, 6, 384};
@@ -255,8 +255,10 @@ bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out,
       ct_device_info dev;
       const char *reason = NULL;
       char rbuf[256];
-      if (!info.present) {
+      if (!info.present) { /* the reason up to its first parenthesis: the rest is in 'ctml devices' */
         snprintf(rbuf, sizeof rbuf, "%.200s", info.reason);
+        char *paren = strstr(rbuf, " (");
+        if (paren && paren - rbuf >= 20) *paren = '\0';
         reason = rbuf;
       } else if (!cli__selected_device(i, &dev) || !dev.gpu) {
         snprintf(rbuf, sizeof rbuf, "its device is not a GPU (%.150s)", info.device);

@@ -4,7 +4,8 @@
 #   build for sm_90, ctml devices, the whole ctest suite, the cross-backend suite
 #   on cuda and opencl (NVIDIA's OpenCL when its ICD is present; it includes the
 #   GPT node by node), the demo on every backend, the PyTorch reference of the GPT
-#   step on both device backends, and compute-sanitizer (memcheck, racecheck, synccheck,
+#   step on both device backends, ctml check/bench/train/sample with the small
+#   config (and PyTorch's time for the same step), and compute-sanitizer (memcheck, racecheck, synccheck,
 #   initcheck) over the CUDA cross-backend suite.
 # On the device machine, from the project root, after preparing .device once here
 # (bash ../shared/device/prepare.sh):
@@ -52,6 +53,20 @@ for be in cuda opencl; do
       "$out/gptdump-$be-$init"
   done
 done
+# The tool: check a device backend against cpu_ref on the GPT step, bench it
+# against the same step in PyTorch, train the small config and sample from it.
+step check_cuda_small check_cuda_small.log "$build/ctml" check --backend cuda --config small --batch 2
+step check_opencl_tiny check_opencl_tiny.log "$build/ctml" check --backend opencl --config tiny
+step bench_small bench_small.log "$build/ctml" bench --config small --runs 20
+step bench_small_graph bench_small_graph.log "$build/ctml" bench --config small --backend cuda --graph --runs 20
+step bench_small_tf32 bench_small_tf32.log "$build/ctml" bench --config small --backend cuda --graph --tf32 --runs 20
+step torch_small torch_small.log python3 tools/torch_gpt_bench.py --runs 20
+step torch_small_fused torch_small_fused.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention
+step torch_small_tf32 torch_small_tf32.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --tf32
+step train_small_cuda train_small_cuda.log "$build/ctml" train --config small --backend cuda \
+  --data tests/data/gpl-3.txt --steps 300 --eval-every 100 --out "$out/run-small"
+step sample_small_cuda sample_small_cuda.txt "$build/ctml" sample --checkpoint "$out/run-small" \
+  --backend cuda --prompt "The " --tokens 200
 # The OOM test asks for 512 GiB on purpose; its failed cudaMalloc is expected.
 for tool in memcheck racecheck synccheck initcheck; do
   step "sanitizer_$tool" "sanitizer_$tool.log" compute-sanitizer --tool "$tool" \

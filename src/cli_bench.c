@@ -1,7 +1,312 @@
+/* ctml bench: times the GPT training step (forward, reverse, AdamW update) on
+ * every present backend, or one, and reports tokens/s and, on GPUs, the
+ * model-FLOPs utilisation. */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include "cli.h"
 
+#define CLI__CMD "bench"
+#define CLI__VOCAB 96 /* as ctml check: a typical character vocabulary */
+
+static void cli__usage(FILE *f) {
+  fprintf(f,
+          "usage: ctml bench [--config tiny|small] [config flags] [--backend NAME|all]\n"
+          "                  [--warmup N] [--runs N] [--graph] [--tf32]\n"
+          "Times the GPT training step (forward, reverse, AdamW update; vocabulary %d, a\n"
+          "random batch) on each present backend: N warmup steps, then N timed steps, each\n"
+          "waiting for the device. Reports the median and fastest step, tokens/s, model\n"
+          "GFLOP/s and on GPUs the model-FLOPs utilisation (MFU) against the device's\n"
+          "peak. Model FLOPs per step = tokens x (6 N + 12 L C T), N the parameters less\n"
+          "the position table (PaLM, appendix B; full, not causal, attention).\n"
+          "  --backend NAME  all (default: every present backend), cpu, cuda or opencl\n"
+          "  --warmup N      untimed steps first (default 3)\n"
+          "  --runs N        timed steps (default 10)\n"
+          "  --graph         cuda: record the step once as a CUDA graph and replay it\n"
+          "  --tf32          cuda: matrix products in TF32 (MFU against the TF32 peak)\n"
+          "  --config NAME   preset: tiny (default) or small\n",
+          CLI__VOCAB);
+  cli_config_usage(f);
+}
+
+static double cli__now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The config flags that take a value (for "needs a value" messages). */
+static bool cli__is_config_flag(const char *flag) {
+  static const char *const names[] = {"--layers", "--heads", "--width", "--block", "--batch",
+                                      "--steps", "--lr", "--min-lr", "--weight-decay", "--clip",
+                                      "--beta1", "--beta2", "--warmup", "--eval-every",
+                                      "--eval-batches", "--save-every", "--seed"};
+  for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+    if (!strcmp(flag, names[k])) return true;
+  return false;
+}
+
+/* argv[*i] as a config flag ("--flag VALUE" or "--flag=VALUE") applied to c.
+ * 1 when consumed, 0 when it is not a config flag, -1 after printing an error. */
+static int cli__config_arg(cli_config *c, int argc, char **argv, int *i) {
+  const char *a = argv[*i], *eq = strchr(a, '=');
+  size_t len = eq ? (size_t)(eq - a) : strlen(a);
+  char flag[32];
+  if (strncmp(a, "--", 2) || len >= sizeof flag) return 0;
+  snprintf(flag, sizeof flag, "%.*s", (int)len, a);
+  if (!cli__is_config_flag(flag)) return 0;
+  const char *v = eq ? eq + 1 : (*i + 1 < argc ? argv[*i + 1] : NULL);
+  if (!v) {
+    cli_error(CLI__CMD, CLI_USAGE, "%s needs a value", flag);
+    return -1;
+  }
+  int r = cli_config_flag(c, CLI__CMD, flag, v);
+  if (r > 0 && !eq) ++*i;
+  return r;
+}
+
+/* FP32 (and TF32 tensor-core, dense) peaks in TFLOP/s, matched on the device
+ * name: every word of `match` must occur; the first matching row wins, so
+ * the PCIe and NVL variants come before the SXM default. */
+typedef struct cli__peak {
+  const char *match[2];
+  const char *label;
+  double fp32, tf32;
+} cli__peak;
+
+static const cli__peak cli__peaks[] = {
+    {{"H100", "PCIe"}, "H100 PCIe", 51.0, 378.0},
+    {{"H100", "NVL"}, "H100 NVL", 60.0, 417.5},
+    {{"H100", NULL}, "H100 SXM", 67.0, 494.7},
+    {{"H200", "NVL"}, "H200 NVL", 60.0, 417.5},
+    {{"H200", NULL}, "H200 SXM", 67.0, 494.7},
+    {{"A100", NULL}, "A100", 19.5, 156.0},
+    {{"L40S", NULL}, "L40S", 91.6, 183.0},
+    {{"RTX 4090", NULL}, "RTX 4090", 82.6, 82.6},
+};
+
+/* Case-insensitive substring test. */
+static bool cli__contains(const char *hay, const char *needle) {
+  size_t n = strlen(needle);
+  for (const char *h = hay; *h; h++) {
+    size_t k = 0;
+    while (k < n && h[k] && tolower((unsigned char)h[k]) == tolower((unsigned char)needle[k])) k++;
+    if (k == n) return true;
+  }
+  return false;
+}
+
+static const cli__peak *cli__find_peak(const char *device) {
+  for (size_t k = 0; k < sizeof cli__peaks / sizeof *cli__peaks; k++) {
+    const cli__peak *p = &cli__peaks[k];
+    if (cli__contains(device, p->match[0]) && (!p->match[1] || cli__contains(device, p->match[1])))
+      return p;
+  }
+  return NULL;
+}
+
+/* Whether the device backend i runs on is a GPU. */
+static bool cli__selected_gpu(int i) {
+  ct_device_info dev[16];
+  int n = 0;
+  if (ct_backend_devices(i, dev, 16, &n) != CT_OK) return false;
+  for (int k = 0; k < n && k < 16; k++)
+    if (dev[k].selected) return dev[k].gpu;
+  return false;
+}
+
+static int cli__cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+typedef struct cli__opts {
+  long warmup, runs;
+  bool graph, tf32;
+} cli__opts;
+
+/* Builds the model and trainer on be and times the steps into ms[0..runs).
+ * Returns false after printing an error. */
+static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const cli__opts *o,
+                              const int32_t *in, const int32_t *tg, double *ms) {
+  ct_gpt *g = NULL;
+  ct_morphism *loss = NULL;
+  ct_trainer *t = NULL;
+  ct_optimizer opt = cli_config_optimizer(cfg);
+  const int64_t tokens = cfg->batch * cfg->model.block;
+  bool is_cuda = !strcmp(ct_backend_name(be), "cuda");
+  ct_status s = ct_gpt_new(&g, &cfg->model, cfg->seed);
+  if (s == CT_OK) s = ct_gpt_loss(&loss, g, cfg->batch, cfg->model.block);
+  if (s == CT_OK) s = ct_trainer_new(&t, loss, be, &opt);
+  if (s == CT_OK && is_cuda && o->graph) s = ct_trainer_set_graph(t, true);
+  if (s == CT_OK) s = ct_trainer_set_input(t, 0, in, tokens);
+  if (s == CT_OK) s = ct_trainer_set_input(t, 1, tg, tokens);
+  for (long k = 0; k < o->warmup && s == CT_OK; k++) s = ct_trainer_step(t, 1);
+  for (long k = 0; k < o->runs && s == CT_OK; k++) {
+    double t0 = cli__now();
+    s = ct_trainer_step(t, 1); /* reads the loss back: waits for the device */
+    ms[k] = 1e3 * (cli__now() - t0);
+  }
+  if (s != CT_OK) {
+    char what[64];
+    snprintf(what, sizeof what, "backend %s", ct_backend_name(be));
+    cli_lib_error(CLI__CMD, what);
+  }
+  ct_trainer_free(t);
+  ct_morphism_free(loss);
+  ct_gpt_free(g);
+  return s == CT_OK;
+}
+
 int cli_bench(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  return cli_error("bench", CLI_FAIL, "not built yet");
+  const char *preset = NULL, *backend = "all";
+  cli__opts o = {3, 10, false, false};
+  /* the preset first, so flags override it wherever they stand */
+  for (int i = 0; i < argc; i++) {
+    int r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &preset);
+    if (r < 0) return CLI_USAGE;
+  }
+  cli_config cfg;
+  if (!cli_config_preset(&cfg, preset ? preset : "tiny"))
+    return cli_error(CLI__CMD, CLI_USAGE, "--config: unknown preset '%s' (tiny, small)", preset);
+  cfg.model.vocab = CLI__VOCAB;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v = NULL;
+    int r;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      cli__usage(stdout);
+      return CLI_OK;
+    }
+    if (!strcmp(a, "--graph") || !strcmp(a, "--tf32")) {
+      *(a[2] == 'g' ? &o.graph : &o.tf32) = true;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &v)) ||
+        (r = cli_opt(CLI__CMD, argc, argv, &i, "--backend", &backend))) {
+      if (r < 0) return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--warmup", &v)) != 0) {
+      if (r < 0 || !cli_parse_long(CLI__CMD, "--warmup", v, 0, 100000, &o.warmup))
+        return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--runs", &v)) != 0) {
+      if (r < 0 || !cli_parse_long(CLI__CMD, "--runs", v, 1, 100000, &o.runs)) return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli__config_arg(&cfg, argc, argv, &i)) != 0) {
+      if (r < 0) return CLI_USAGE;
+      continue;
+    }
+    return cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml bench --help')", a);
+  }
+  /* --warmup is the bench's; the schedule's warmup stays the preset's, so
+   * cli_config_check's warmup < steps holds */
+  if (!cli_config_check(&cfg, CLI__CMD)) return CLI_USAGE;
+  bool all = !strcmp(backend, "all");
+  bool known = all;
+  for (int i = 0; i < ct_backend_count(); i++) {
+    ct_backend_info info;
+    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, backend)) known = true;
+  }
+  if (!known)
+    return cli_error(CLI__CMD, CLI_USAGE, "--backend: unknown backend '%s' (all, cpu, cuda, "
+                     "opencl)", backend);
+  if ((o.graph || o.tf32) && !all && strcmp(backend, "cuda"))
+    return cli_error(CLI__CMD, CLI_USAGE, "%s applies to the cuda backend only",
+                     o.graph ? "--graph" : "--tf32");
+
+  /* the model's size and FLOPs: build it once on the host */
+  ct_gpt *probe = NULL;
+  if (ct_gpt_new(&probe, &cfg.model, cfg.seed) != CT_OK) return cli_lib_error(CLI__CMD, "model");
+  const int64_t B = cfg.batch, T = cfg.model.block, C = cfg.model.width, L = cfg.model.layers;
+  const int64_t numel = ct_gpt_numel(probe), n_flop = numel - T * C; /* less the position table */
+  ct_gpt_free(probe);
+  const double tokens = (double)(B * T);
+  const double flops = tokens * (6.0 * (double)n_flop + 12.0 * (double)(L * C * T));
+
+  int32_t *in = malloc((size_t)(B * T) * sizeof *in), *tg = malloc((size_t)(B * T) * sizeof *tg);
+  double *ms = malloc((size_t)o.runs * sizeof *ms);
+  if (!in || !tg || !ms) {
+    free(in);
+    free(tg);
+    free(ms);
+    return cli_error(CLI__CMD, CLI_FAIL, "out of host memory");
+  }
+  uint64_t rng = cfg.seed;
+  for (int64_t k = 0; k < B * T; k++) {
+    in[k] = (int32_t)(ct_splitmix64(&rng) % CLI__VOCAB);
+    tg[k] = (int32_t)(ct_splitmix64(&rng) % CLI__VOCAB);
+  }
+
+  printf("ctml bench: %s, %lld layers, %lld heads, width %lld, block %lld, vocabulary %d, %lld "
+         "parameters; batch %lld x %lld = %.0f tokens/step, %.3g GFLOP/step; %ld warmup + %ld "
+         "timed steps%s%s\n", cfg.name, (long long)L, (long long)cfg.model.heads, (long long)C,
+         (long long)T, CLI__VOCAB, (long long)numel, (long long)B, (long long)T, tokens,
+         flops * 1e-9, o.warmup, o.runs, o.graph ? "; cuda: step graph" : "",
+         o.tf32 ? "; cuda: TF32" : "");
+  printf("%-7s  %-32s  %21s  %10s  %9s  %s\n", "backend", "device", "ms/step median (min)",
+         "tokens/s", "GFLOP/s", "MFU");
+  fflush(stdout);
+  int code = CLI_OK;
+  for (int i = 0; i < ct_backend_count(); i++) {
+    ct_backend_info info;
+    if (ct_backend_info_get(i, &info) != CT_OK) continue;
+    if (!all && strcmp(info.name, backend)) continue;
+    const ct_backend *be = NULL;
+    if (!info.present || ct_backend_get(info.name, &be) != CT_OK) {
+      char reason[200];
+      snprintf(reason, sizeof reason, "%.199s", info.present ? ct_last_error() : info.reason);
+      for (char *c = reason; *c; c++)
+        if (*c == '\n') *c = ' ';
+      if (all)
+        printf("%-7s  absent: %s (skipped)\n", info.name, reason);
+      else
+        code = cli_error(CLI__CMD, CLI_FAIL, "backend %s is absent: %s", info.name, reason);
+      continue;
+    }
+    bool is_cuda = !strcmp(info.name, "cuda");
+    if (is_cuda && o.tf32 && ct_backend_set_option("cuda", "tf32", "on") != CT_OK) {
+      code = cli_lib_error(CLI__CMD, "--tf32");
+      continue;
+    }
+    fflush(stdout);
+    if (!cli__time_backend(&cfg, be, &o, in, tg, ms)) {
+      printf("%-7s  failed (see above)\n", info.name);
+      code = CLI_FAIL;
+      continue;
+    }
+    qsort(ms, (size_t)o.runs, sizeof *ms, cli__cmp_double);
+    double med = o.runs % 2 ? ms[o.runs / 2] : 0.5 * (ms[o.runs / 2 - 1] + ms[o.runs / 2]);
+    double achieved = flops / (med * 1e-3); /* model FLOP/s */
+    char mfu[200] = "-", timing[40];
+    bool gpu = is_cuda || cli__selected_gpu(i);
+    if (gpu) {
+      const cli__peak *p = cli__find_peak(info.device);
+      bool tf32 = is_cuda && o.tf32;
+      if (p)
+        snprintf(mfu, sizeof mfu, "%.1f%% of %g TFLOP/s (%s %s)",
+                 100.0 * achieved / ((tf32 ? p->tf32 : p->fp32) * 1e12), tf32 ? p->tf32 : p->fp32,
+                 p->label, tf32 ? "TF32 tensor cores, dense" : "FP32");
+      else
+        snprintf(mfu, sizeof mfu, "MFU n/a (peak of '%.150s' unknown)", info.device);
+    }
+    snprintf(timing, sizeof timing, "%.2f (%.2f)", med, ms[0]);
+    /* the device's name, without the details in parentheses */
+    char short_dev[128];
+    snprintf(short_dev, sizeof short_dev, "%s", info.device);
+    char *paren = strstr(short_dev, " (");
+    if (paren) *paren = '\0';
+    printf("%-7s  %-32.32s  %21s  %10.0f  %9.2f  %s\n", info.name, short_dev, timing,
+           tokens / (med * 1e-3), achieved * 1e-9, mfu);
+    fflush(stdout);
+  }
+  free(in);
+  free(tg);
+  free(ms);
+  return code;
 }

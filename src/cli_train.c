@@ -527,7 +527,7 @@ int cli_train(int argc, char **argv) {
   sigaction(SIGINT, &sa, &old_sa);
   sigaction(SIGTERM, &sa, NULL);
 
-  bool tty = isatty(STDOUT_FILENO);
+  bool tty = isatty(STDOUT_FILENO), line_open = false; /* an updating line awaits its newline */
   float last_val = NAN;
   long last_val_step = -1;
   double t_start = cli__now(), rate = 0.0;
@@ -549,7 +549,7 @@ int cli_train(int argc, char **argv) {
     if (s == CT_OK) s = ct_trainer_last_loss(run.t, &train_loss);
     if (s == CT_OK) s = ct_trainer_last_lr(run.t, &lr);
     if (s != CT_OK) {
-      if (tty) printf("\n");
+      if (line_open) printf("\n");
       cli_error(CLI__CMD, CLI_FAIL, "step %ld: %s (the last checkpoint in %s is kept)", step + 1,
                 ct_last_error(), run.out_dir);
       code = CLI_FAIL;
@@ -585,6 +585,7 @@ int cli_train(int argc, char **argv) {
     if (tty) {
       printf("\rstep %ld/%ld | train %.4f%s | %.0f tok/s | ETA %s\033[K", step, cfg->steps,
              (double)train_loss, vbuf, tok_s, eta);
+      line_open = !eval;
       if (eval) printf("\n");
       fflush(stdout);
     } else if (step % log_every == 0 || eval || step == cfg->steps) {
@@ -609,7 +610,7 @@ int cli_train(int argc, char **argv) {
   sigaction(SIGINT, &old_sa, NULL);
   signal(SIGTERM, SIG_DFL);
   if (code == CLI_OK && cli__interrupted) {
-    if (tty) printf("\n");
+    if (line_open) printf("\n");
     if (cli__save(&run, step, rng)) {
       cli__plot(&run);
       printf("interrupted at step %ld: checkpoint saved in %s; continue with: ctml train --resume "
@@ -619,7 +620,7 @@ int cli_train(int argc, char **argv) {
       code = CLI_FAIL;
     }
   } else if (code == CLI_OK && stopped) {
-    if (tty) printf("\n");
+    if (line_open) printf("\n");
     if (cli__save(&run, step, rng)) {
       cli__plot(&run);
       printf("stopped after step %ld (--stop-after): checkpoint saved in %s; continue with: ctml "
@@ -628,7 +629,7 @@ int cli_train(int argc, char **argv) {
       code = CLI_FAIL;
     }
   } else if (code == CLI_OK) {
-    if (tty) printf("\n");
+    if (line_open) printf("\n");
     double secs = cli__now() - t_start;
     printf("done: %ld steps in %.1f s; validation loss %.4f (unigram baseline %.4f); checkpoint %s, "
            "loss log %s, curve %s/loss.svg\n", step, secs, (double)last_val, unigram, ck_file,

@@ -484,16 +484,16 @@ static int ct__st_hex4(const unsigned char *s, uint32_t *v) {
   return 1;
 }
 
-/* A \uXXXX escape (with its low surrogate when it is a high one) at p->i,
- * which points at the 'u'; appends the code point as UTF-8. */
+/* A \uXXXX escape (with its low surrogate when it is a high one) whose hex
+ * digits begin at p->i; appends the code point as UTF-8. */
 static ct_status ct__st_unicode(ct__st_json *p, char **w) {
-  size_t at = p->i - 1;
+  size_t at = p->i - 2;
   uint32_t cp, lo;
-  if (p->n - p->i < 5 || !ct__st_hex4(p->s + p->i + 1, &cp)) {
+  if (p->n - p->i < 4 || !ct__st_hex4(p->s + p->i, &cp)) {
     p->i = at;
     return ct__st_jfail(p, "\\u escape needs four hex digits");
   }
-  p->i += 5;
+  p->i += 4;
   if (cp >= 0xDC00 && cp <= 0xDFFF) {
     p->i = at;
     return ct__st_jfail(p, "\\u%04X is a low surrogate without a high one", (unsigned)cp);
@@ -605,7 +605,9 @@ static ct_status ct__st_int(ct__st_json *p, int64_t *v, const char *ctx) {
 
 /* An array of integers; the first cap go to dst, *count gets how many there were. */
 static ct_status ct__st_ints(ct__st_json *p, int64_t *dst, int cap, int *count, const char *ctx) {
-  CT__TRY(ct__st_lit(p, '[', ctx));
+  char opening[64];
+  snprintf(opening, sizeof opening, "to open %s", ctx);
+  CT__TRY(ct__st_lit(p, '[', opening));
   int k = 0;
   ct__st_ws(p);
   if (p->i < p->n && p->s[p->i] == ']') {

@@ -1,1 +1,50 @@
 # ctest cases for ctml check and ctml bench (uses CLI from tests/CMakeLists.txt).
+
+# A GPT small enough for a test: one layer, width 32, 2 x 16 tokens.
+set(CTML_CB_TINY --layers 1 --width 32 --block 16 --batch 2)
+
+# check: the OpenCL backend (PoCL on a CPU in CI) agrees with cpu_ref on every
+# node and every updated parameter.
+if(CTML_WITH_OPENCL)
+  add_test(NAME cli_check_opencl COMMAND ${CLI} check --backend opencl ${CTML_CB_TINY})
+  set_tests_properties(cli_check_opencl PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION
+    "all [0-9]+ results agree.*update: all [0-9]+ parameters agree.*check passed: opencl")
+endif()
+
+# check on cpu compares the reference with itself, and says so.
+add_test(NAME cli_check_cpu_self COMMAND ${CLI} check --backend cpu ${CTML_CB_TINY})
+set_tests_properties(cli_check_cpu_self PROPERTIES PASS_REGULAR_EXPRESSION
+  "cpu compared with itself.*check passed: cpu")
+
+# check on cuda: passes on a GPU, fails cleanly (exit 1, one message) without
+# one; never a crash or a usage error.
+add_test(NAME cli_check_cuda_clean COMMAND bash -c
+  "out=$(\"$0\" check --backend cuda --layers 1 --width 32 --block 16 --batch 2 2>&1); rc=$?; \
+   echo \"$out\" | tail -3; \
+   if echo \"$out\" | grep -qE 'Segmentation|Abort|AddressSanitizer|runtime error'; then exit 3; fi; \
+   if [ $rc -eq 0 ]; then echo \"$out\" | grep -q 'check passed: cuda' || exit 4; \
+   elif [ $rc -eq 1 ]; then echo \"$out\" | grep -q '^ctml check: ' || exit 5; else exit 6; fi"
+  ${CLI})
+
+# Bad usage: exit 2 with one line naming the problem.
+foreach(bad "check;--bogus" "check;--layers" "check;--backend;nope" "check;--config;huge"
+            "check;--heads;3" "bench;--bogus" "bench;--runs;0" "bench;--backend;nope"
+            "bench;--graph;--backend;cpu")
+  string(REPLACE ";" "_" name "cli_rejects_${bad}")
+  string(REPLACE "-" "" name "${name}")
+  add_test(NAME ${name} COMMAND ${CLI} ${bad})
+  set_tests_properties(${name} PROPERTIES WILL_FAIL TRUE)
+endforeach()
+add_test(NAME cli_check_unknown_option_message COMMAND bash -c
+  "\"$0\" check --x 2>&1; test $? -eq 2" ${CLI})
+set_tests_properties(cli_check_unknown_option_message PROPERTIES PASS_REGULAR_EXPRESSION
+  "^ctml check: unknown option '--x' \\(see 'ctml check --help'\\)")
+add_test(NAME cli_bench_unknown_option_message COMMAND bash -c
+  "\"$0\" bench --x 2>&1; test $? -eq 2" ${CLI})
+set_tests_properties(cli_bench_unknown_option_message PROPERTIES PASS_REGULAR_EXPRESSION
+  "^ctml bench: unknown option '--x' \\(see 'ctml bench --help'\\)")
+
+# bench: a cpu row with the timing.
+add_test(NAME cli_bench_cpu COMMAND ${CLI} bench --backend cpu ${CTML_CB_TINY} --runs 2 --warmup 1)
+set_tests_properties(cli_bench_cpu PROPERTIES PASS_REGULAR_EXPRESSION
+  "tokens/step.*\ncpu +host CPU +[0-9.]+ \\([0-9.]+\\) +[0-9]+ +[0-9.]+ +-")

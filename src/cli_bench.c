@@ -211,7 +211,10 @@ int cli_bench(int argc, char **argv) {
   bool known = all;
   for (int i = 0; i < ct_backend_count(); i++) {
     ct_backend_info info;
-    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, backend)) known = true;
+    if (ct_backend_info_get(i, &info) != CT_OK || strcmp(info.name, backend)) continue;
+    known = true;
+    if (!info.present) /* a named backend must be there */
+      return cli_error(CLI__CMD, CLI_FAIL, "backend %s is absent: %s", info.name, info.reason);
   }
   if (!known)
     return cli_error(CLI__CMD, CLI_USAGE, "--backend: unknown backend '%s' (all, cpu, cuda, "

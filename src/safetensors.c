@@ -230,38 +230,41 @@ static ct_status ct__st_commit(const char *fn, const char *path, const ct__st_bu
   free(tmp);
   err = ct__st_sync_dir(path);
   if (err)
-    return ct__fail(CT_ERR_IO, "%s: %s was written but flushing its directory failed: %s", fn,
-                    path, strerror(err));
+    return ct__fail(CT_ERR_IO, "%s: %s was written but flushing its directory failed: %s", fn, path,
+                    strerror(err));
   return CT_OK;
 }
 
 /* Checks the arguments; fills bytes[i] with the data size of tensor i. */
-static ct_status ct__st_check_args(const char *fn, const char *path, const ct_st_tensor *t,
-                                   int nt, const ct_st_meta *meta, int nm, int64_t *bytes) {
+static ct_status ct__st_check_args(const char *fn, const char *path, const ct_st_tensor *t, int nt,
+                                   const ct_st_meta *meta, int nm, int64_t *bytes) {
   int64_t total = 0;
   for (int i = 0; i < nt; i++) {
     const char *name = t[i].name;
-    if (!name) return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor %d has a NULL name", fn, path, i);
+    if (!name)
+      return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor %d has a NULL name", fn, path, i);
     size_t len = strlen(name);
     if (len == 0)
       return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor %d has an empty name", fn, path, i);
     if (len >= CT__ST_MAX_NAME)
-      return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor %d name '%.32s...' has %zu bytes (at most %d)",
-                      fn, path, i, name, len, CT__ST_MAX_NAME - 1);
+      return ct__fail(CT_ERR_INVALID_ARG,
+                      "%s: %s: tensor %d name '%.32s...' has %zu bytes (at most %d)", fn, path, i,
+                      name, len, CT__ST_MAX_NAME - 1);
     if (strcmp(name, "__metadata__") == 0)
-      return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor %d is named '__metadata__', which is reserved",
-                      fn, path, i);
+      return ct__fail(CT_ERR_INVALID_ARG,
+                      "%s: %s: tensor %d is named '__metadata__', which is reserved", fn, path, i);
     long bad = ct__st_utf8_bad(name);
     if (bad >= 0)
-      return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor %d name is not valid UTF-8 (byte %ld)", fn,
-                      path, i, bad);
+      return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor %d name is not valid UTF-8 (byte %ld)",
+                      fn, path, i, bad);
     if (t[i].rank < 0 || t[i].rank > CT_MAX_RANK)
       return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor '%s' has rank %d (0 .. %d allowed)", fn,
                       path, name, t[i].rank, CT_MAX_RANK);
     for (int k = 0; k < t[i].rank; k++)
       if (t[i].dims[k] < 0)
-        return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: tensor '%s' dimension %d is %lld (must be >= 0)",
-                        fn, path, name, k, (long long)t[i].dims[k]);
+        return ct__fail(CT_ERR_INVALID_ARG,
+                        "%s: %s: tensor '%s' dimension %d is %lld (must be >= 0)", fn, path, name,
+                        k, (long long)t[i].dims[k]);
     int64_t numel = ct__st_numel(t[i].rank, t[i].dims);
     char sh[128];
     if (numel < 0 || numel * 4 > INT64_MAX - total || (uint64_t)(numel * 4) > SIZE_MAX)
@@ -283,8 +286,9 @@ static ct_status ct__st_check_args(const char *fn, const char *path, const ct_st
                       fn, path, i, bad);
     bad = ct__st_utf8_bad(meta[i].value);
     if (bad >= 0)
-      return ct__fail(CT_ERR_INVALID_ARG, "%s: %s: metadata value of '%s' is not valid UTF-8 (byte %ld)",
-                      fn, path, meta[i].key, bad);
+      return ct__fail(CT_ERR_INVALID_ARG,
+                      "%s: %s: metadata value of '%s' is not valid UTF-8 (byte %ld)", fn, path,
+                      meta[i].key, bad);
   }
   return CT_OK;
 }
@@ -311,12 +315,12 @@ ct_status ct_safetensors_write(const char *path, const ct_st_tensor *tensors, in
   if (n_tensors > 0) CT__NEED(tensors, "ct_safetensors_write");
   if (n_meta > 0) CT__NEED(meta, "ct_safetensors_write");
   if (!ct__st_little_endian())
-    return ct__fail(CT_ERR_UNSUPPORTED, "%s: %s: safetensors data is little-endian and this host is not",
-                    fn, path);
+    return ct__fail(CT_ERR_UNSUPPORTED,
+                    "%s: %s: safetensors data is little-endian and this host is not", fn, path);
 
   int nk = n_tensors > n_meta ? n_tensors : n_meta;
-  int64_t *bytes = malloc(sizeof *bytes * (size_t)(n_tensors + 1));
-  ct__st_key *keys = malloc(sizeof *keys * (size_t)(nk + 1));
+  int64_t *bytes = malloc(sizeof *bytes * ((size_t)n_tensors + 1));
+  ct__st_key *keys = malloc(sizeof *keys * ((size_t)nk + 1));
   ct__st_buf hdr = {0};
   ct_status s = CT_OK;
   if (!bytes || !keys) {
@@ -455,8 +459,8 @@ static const char *ct__st_found(const ct__st_json *p, char *buf, size_t cap) {
 }
 
 static void ct__st_ws(ct__st_json *p) {
-  while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-                         p->s[p->i] == '\r'))
+  while (p->i < p->n &&
+         (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
     p->i++;
 }
 
@@ -475,10 +479,14 @@ static int ct__st_hex4(const unsigned char *s, uint32_t *v) {
   *v = 0;
   for (int k = 0; k < 4; k++) {
     unsigned c = s[k], d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return 0;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      return 0;
     *v = *v << 4 | d;
   }
   return 1;
@@ -546,13 +554,29 @@ static ct_status ct__st_string(ct__st_json *p, const char **out, const char *ctx
       if (++p->i >= p->n) return ct__st_jfail(p, "unterminated string");
       unsigned e = p->s[p->i++];
       switch (e) {
-        case '"': case '\\': case '/': *w++ = (char)e; break;
-        case 'b': *w++ = '\b'; break;
-        case 'f': *w++ = '\f'; break;
-        case 'n': *w++ = '\n'; break;
-        case 'r': *w++ = '\r'; break;
-        case 't': *w++ = '\t'; break;
-        case 'u': CT__TRY(ct__st_unicode(p, &w)); break;
+        case '"':
+        case '\\':
+        case '/':
+          *w++ = (char)e;
+          break;
+        case 'b':
+          *w++ = '\b';
+          break;
+        case 'f':
+          *w++ = '\f';
+          break;
+        case 'n':
+          *w++ = '\n';
+          break;
+        case 'r':
+          *w++ = '\r';
+          break;
+        case 't':
+          *w++ = '\t';
+          break;
+        case 'u':
+          CT__TRY(ct__st_unicode(p, &w));
+          break;
         default:
           p->i -= 2;
           if (e > 0x20 && e < 0x7f) return ct__st_jfail(p, "invalid escape '\\%c'", (char)e);
@@ -582,7 +606,8 @@ static ct_status ct__st_int(ct__st_json *p, int64_t *v, const char *ctx) {
   if (neg) p->i++;
   char b[16];
   if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9')
-    return ct__st_jfail(p, "expected an integer in %s, found %s", ctx, ct__st_found(p, b, sizeof b));
+    return ct__st_jfail(p, "expected an integer in %s, found %s", ctx,
+                        ct__st_found(p, b, sizeof b));
   if (p->s[p->i] == '0' && p->i + 1 < p->n && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')
     return ct__st_jfail(p, "integer in %s has a leading zero", ctx);
   int64_t x = 0;
@@ -628,7 +653,8 @@ static ct_status ct__st_ints(ct__st_json *p, int64_t *dst, int cap, int *count, 
       p->i++;
       break;
     } else {
-      return ct__st_jfail(p, "expected ',' or ']' in %s, found %s", ctx, ct__st_found(p, b, sizeof b));
+      return ct__st_jfail(p, "expected ',' or ']' in %s, found %s", ctx,
+                          ct__st_found(p, b, sizeof b));
     }
   }
   *count = k;
@@ -682,7 +708,8 @@ static ct_status ct__st_tensor(ct__st_json *p, ct__st_entry *e) {
         CT__TRY(ct__st_ints(p, off, 2, &cnt, "data_offsets"));
         if (cnt != 2) {
           p->i = at;
-          return ct__st_jfail(p, "tensor '%s': data_offsets has %d entries, expected 2", e->name, cnt);
+          return ct__st_jfail(p, "tensor '%s': data_offsets has %d entries, expected 2", e->name,
+                              cnt);
         }
         if (off[0] < 0 || off[1] < 0) {
           p->i = at;
@@ -702,7 +729,10 @@ static ct_status ct__st_tensor(ct__st_json *p, ct__st_entry *e) {
     }
     CT__TRY(ct__st_next(p, &more, ctx));
   }
-  const char *missing = !e->dtype ? "dtype" : e->rank < 0 ? "shape" : e->begin < 0 ? "data_offsets" : NULL;
+  const char *missing = !e->dtype      ? "dtype"
+                        : e->rank < 0  ? "shape"
+                        : e->begin < 0 ? "data_offsets"
+                                       : NULL;
   if (missing) {
     p->i--;
     return ct__st_jfail(p, "tensor '%s' has no \"%s\"", e->name, missing);
@@ -746,7 +776,8 @@ static ct_status ct__st_parse(ct__st_json *p) {
   ct_safetensors *f = p->f;
   char b[16];
   if (p->n == 0 || p->s[0] != '{')
-    return ct__st_jfail(p, "the header must begin with '{', found %s", ct__st_found(p, b, sizeof b));
+    return ct__st_jfail(p, "the header must begin with '{', found %s",
+                        ct__st_found(p, b, sizeof b));
   int empty, more = 1, seen_meta = 0;
   CT__TRY(ct__st_open(p, &empty, "to begin the header"));
   while (!empty && more) {
@@ -770,7 +801,8 @@ static ct_status ct__st_parse(ct__st_json *p) {
       if (f->n == f->cap_t) {
         int cap = f->cap_t ? 2 * f->cap_t : 16;
         ct__st_entry *t = realloc(f->t, sizeof *t * (size_t)cap);
-        if (!t) return ct__fail(CT_ERR_NOMEM, "ct_safetensors_read: %s: out of host memory", p->path);
+        if (!t)
+          return ct__fail(CT_ERR_NOMEM, "ct_safetensors_read: %s: out of host memory", p->path);
         f->t = t;
         f->cap_t = cap;
       }
@@ -782,7 +814,8 @@ static ct_status ct__st_parse(ct__st_json *p) {
   }
   ct__st_ws(p);
   if (p->i < p->n)
-    return ct__st_jfail(p, "unexpected %s after the header's closing '}'", ct__st_found(p, b, sizeof b));
+    return ct__st_jfail(p, "unexpected %s after the header's closing '}'",
+                        ct__st_found(p, b, sizeof b));
   return CT_OK;
 }
 
@@ -840,18 +873,21 @@ static ct_status ct__st_validate(ct_safetensors *f, const char *path, int64_t da
       int neg = 0;
       for (int k = 0; k < e->rank; k++) neg |= e->dims[k] < 0;
       if (neg)
-        s = ct__fail(CT_ERR_IO, "%s: %s: tensor '%s' has a negative dimension in shape %s", fn, path,
-                     e->name, shape);
+        s = ct__fail(CT_ERR_IO, "%s: %s: tensor '%s' has a negative dimension in shape %s", fn,
+                     path, e->name, shape);
       else if (numel < 0)
-        s = ct__fail(CT_ERR_IO, "%s: %s: tensor '%s' shape %s is too large", fn, path, e->name, shape);
+        s = ct__fail(CT_ERR_IO, "%s: %s: tensor '%s' shape %s is too large", fn, path, e->name,
+                     shape);
       else if (e->end < e->begin)
-        s = ct__fail(CT_ERR_IO, "%s: %s: tensor '%s' data_offsets [%lld, %lld) end before they begin",
-                     fn, path, e->name, (long long)e->begin, (long long)e->end);
-      else if (e->end - e->begin != 4 * numel)
         s = ct__fail(CT_ERR_IO,
-                     "%s: %s: tensor '%s' data_offsets [%lld, %lld) do not match its shape %s (%lld bytes)",
-                     fn, path, e->name, (long long)e->begin, (long long)e->end, shape,
-                     (long long)(4 * numel));
+                     "%s: %s: tensor '%s' data_offsets [%lld, %lld) end before they begin", fn,
+                     path, e->name, (long long)e->begin, (long long)e->end);
+      else if (e->end - e->begin != 4 * numel)
+        s = ct__fail(
+            CT_ERR_IO,
+            "%s: %s: tensor '%s' data_offsets [%lld, %lld) do not match its shape %s (%lld bytes)",
+            fn, path, e->name, (long long)e->begin, (long long)e->end, shape,
+            (long long)(4 * numel));
     }
   }
   if (s != CT_OK) {
@@ -867,22 +903,24 @@ static ct_status ct__st_validate(ct_safetensors *f, const char *path, int64_t da
     const ct__st_entry *e = &order[i];
     if (e->begin < end)
       s = ct__fail(CT_ERR_IO, "%s: %s: tensors '%s' [%lld, %lld) and '%s' [%lld, %lld) overlap", fn,
-                   path, order[i - 1].name, (long long)order[i - 1].begin, (long long)order[i - 1].end,
-                   e->name, (long long)e->begin, (long long)e->end);
+                   path, order[i - 1].name, (long long)order[i - 1].begin,
+                   (long long)order[i - 1].end, e->name, (long long)e->begin, (long long)e->end);
     else if (e->begin > end)
-      s = ct__fail(CT_ERR_IO, "%s: %s: data bytes [%lld, %lld) belong to no tensor (gap before '%s')",
-                   fn, path, (long long)end, (long long)e->begin, e->name);
+      s = ct__fail(CT_ERR_IO,
+                   "%s: %s: data bytes [%lld, %lld) belong to no tensor (gap before '%s')", fn,
+                   path, (long long)end, (long long)e->begin, e->name);
     end = e->end;
   }
   free(order);
   if (s != CT_OK) return s;
   if (end > data_bytes)
-    return ct__fail(CT_ERR_IO, "%s: %s: truncated: header promises %lld data bytes, file has %lld", fn,
-                    path, (long long)end, (long long)data_bytes);
+    return ct__fail(CT_ERR_IO, "%s: %s: truncated: header promises %lld data bytes, file has %lld",
+                    fn, path, (long long)end, (long long)data_bytes);
   if (end < data_bytes)
-    return ct__fail(CT_ERR_IO,
-                    "%s: %s: %lld bytes after the last tensor: header promises %lld data bytes, file has %lld",
-                    fn, path, (long long)(data_bytes - end), (long long)end, (long long)data_bytes);
+    return ct__fail(
+        CT_ERR_IO,
+        "%s: %s: %lld bytes after the last tensor: header promises %lld data bytes, file has %lld",
+        fn, path, (long long)(data_bytes - end), (long long)end, (long long)data_bytes);
   return CT_OK;
 }
 
@@ -905,7 +943,8 @@ static int ct__st_read_all(int fd, void *p, size_t n) {
 
 static ct_status ct__st_read_fail(const char *path, int err, const char *what) {
   if (err < 0)
-    return ct__fail(CT_ERR_IO, "ct_safetensors_read: %s: the file shrank while reading %s", path, what);
+    return ct__fail(CT_ERR_IO, "ct_safetensors_read: %s: the file shrank while reading %s", path,
+                    what);
   return ct__fail(CT_ERR_IO, "ct_safetensors_read: %s: reading %s failed: %s", path, what,
                   strerror(err));
 }
@@ -915,19 +954,24 @@ static ct_status ct__st_read_header(int fd, const char *path, int64_t size, ct_s
                                     int64_t *data_bytes) {
   static const char fn[] = "ct_safetensors_read";
   if (size < 8)
-    return ct__fail(CT_ERR_IO, "%s: %s: truncated: the file has %lld bytes, fewer than the 8 of the "
-                    "header length", fn, path, (long long)size);
+    return ct__fail(CT_ERR_IO,
+                    "%s: %s: truncated: the file has %lld bytes, fewer than the 8 of the "
+                    "header length",
+                    fn, path, (long long)size);
   unsigned char len8[8];
   int err = ct__st_read_all(fd, len8, 8);
   if (err) return ct__st_read_fail(path, err, "the header length");
   uint64_t hlen = 0;
   for (int k = 7; k >= 0; k--) hlen = hlen << 8 | len8[k];
   if (hlen > CT__ST_MAX_HEADER)
-    return ct__fail(CT_ERR_IO, "%s: %s: header length %llu exceeds the limit of %llu bytes (corrupt, "
-                    "or not a safetensors file)", fn, path, (unsigned long long)hlen, CT__ST_MAX_HEADER);
+    return ct__fail(CT_ERR_IO,
+                    "%s: %s: header length %llu exceeds the limit of %llu bytes (corrupt, "
+                    "or not a safetensors file)",
+                    fn, path, (unsigned long long)hlen, CT__ST_MAX_HEADER);
   if ((int64_t)hlen > size - 8)
-    return ct__fail(CT_ERR_IO, "%s: %s: truncated: header length %llu needs %llu bytes, file has %lld",
-                    fn, path, (unsigned long long)hlen, (unsigned long long)hlen + 8, (long long)size);
+    return ct__fail(CT_ERR_IO,
+                    "%s: %s: truncated: header length %llu needs %llu bytes, file has %lld", fn,
+                    path, (unsigned long long)hlen, (unsigned long long)hlen + 8, (long long)size);
   unsigned char *text = malloc((size_t)hlen + 1);
   f->strings = malloc((size_t)hlen + 1);
   if (!text || !f->strings) {
@@ -953,8 +997,8 @@ ct_status ct_safetensors_read(ct_safetensors **out, const char *path) {
   *out = NULL;
   CT__NEED(path, "ct_safetensors_read");
   if (!ct__st_little_endian())
-    return ct__fail(CT_ERR_UNSUPPORTED, "%s: %s: safetensors data is little-endian and this host is not",
-                    fn, path);
+    return ct__fail(CT_ERR_UNSUPPORTED,
+                    "%s: %s: safetensors data is little-endian and this host is not", fn, path);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ct__fail(CT_ERR_IO, "%s: cannot open %s: %s", fn, path, strerror(errno));
   struct stat st;
@@ -1021,8 +1065,10 @@ const char *ct_safetensors_meta(const ct_safetensors *f, const char *key) {
     int mid = lo + (hi - lo) / 2;
     int c = strcmp(f->meta[mid].key, key);
     if (c == 0) return f->meta[mid].value;
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return NULL;
 }
@@ -1044,8 +1090,10 @@ ct_status ct_safetensors_get(const ct_safetensors *f, const char *name, int *ran
       if (data) *data = e->data;
       return CT_OK;
     }
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return ct__fail(CT_ERR_IO, "ct_safetensors_get: %s has no tensor '%s'", f->path, name);
 }

@@ -99,6 +99,8 @@ static int dir_entries(void) {
   return n;
 }
 
+static volatile uint32_t g_sink; /* keeps reads of tensor data from being optimised away */
+
 static int is_float_aligned(const float *p) { return (uintptr_t)p % alignof(float) == 0; }
 
 /* Every float of every tensor is readable (ASan checks the bounds) and aligned. */
@@ -115,11 +117,10 @@ static void touch_all(const ct_safetensors *f) {
     for (int k = 0; k < rank; k++) numel *= dims[k];
     assert_non_null(data);
     assert_true(is_float_aligned(data));
-    volatile uint32_t acc = 0;
     for (int64_t j = 0; j < numel; j++) {
       uint32_t b;
       memcpy(&b, &data[j], 4);
-      acc ^= b;
+      g_sink ^= b;
     }
   }
 }
@@ -136,12 +137,8 @@ static void test_round_trip(void **state) {
   memcpy(special, special_bits, sizeof special);
   const char *odd_name = "na\xc3\xafve \"q\" \\ / \n\x01";
   ct_st_tensor t[] = {
-      {"wte", 2, {4, 8}, wte},
-      {"scalar", 0, {0}, &scalar},
-      {"empty", 2, {3, 0}, NULL},
-      {"special", 1, {8}, special},
-      {odd_name, 1, {1}, &scalar},
-      {"blk.0.w", 4, {1, 2, 1, 3}, w4},
+      {"wte", 2, {4, 8}, wte},      {"scalar", 0, {0}, &scalar}, {"empty", 2, {3, 0}, NULL},
+      {"special", 1, {8}, special}, {odd_name, 1, {1}, &scalar}, {"blk.0.w", 4, {1, 2, 1, 3}, w4},
   };
   ct_st_meta m[] = {
       {"quote", "say \"hi\" \\o/"},
@@ -215,9 +212,10 @@ static void test_header_bytes(void **state) {
   for (int k = 7; k >= 0; k--) hlen = hlen << 8 | p[k];
   assert_int_equal((8 + hlen) % 8, 0);
   assert_int_equal(n, 8 + hlen + 28);
-  const char *want = "{\"__metadata__\":{\"k\":\"v\\\"\\\\\\u000a\\u0001\xc3\xa9\",\"step\":\"12\"},"
-                     "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-                     "\"b\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[24,28]}}";
+  const char *want =
+      "{\"__metadata__\":{\"k\":\"v\\\"\\\\\\u000a\\u0001\xc3\xa9\",\"step\":\"12\"},"
+      "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+      "\"b\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[24,28]}}";
   size_t nw = strlen(want);
   assert_true(hlen >= nw && hlen < nw + 8);
   assert_memory_equal(p + 8, want, nw);
@@ -271,13 +269,17 @@ static void test_truncated_at_every_byte(void **state) {
     spit(cut, p, len);
     ct_safetensors *f = (ct_safetensors *)&f; /* must be reset to NULL */
     ct_status st = ct_safetensors_read(&f, cut);
-    if (st != CT_ERR_IO) fail_msg("cut at %zu of %zu: %s (%s)", len, n, ct_status_name(st), ct_last_error());
+    if (st != CT_ERR_IO)
+      fail_msg("cut at %zu of %zu: %s (%s)", len, n, ct_status_name(st), ct_last_error());
     assert_null(f);
     if (!strstr(ct_last_error(), "truncated"))
       fail_msg("cut at %zu: message '%s' does not say truncated", len, ct_last_error());
-    if (len < 8) CT_ASSERT_MESSAGE_HAS("fewer than the 8");
-    else if (len < 8 + hlen) CT_ASSERT_MESSAGE_HAS("truncated: header length");
-    else CT_ASSERT_MESSAGE_HAS("truncated: header promises 28 data bytes, file has");
+    if (len < 8)
+      CT_ASSERT_MESSAGE_HAS("fewer than the 8");
+    else if (len < 8 + hlen)
+      CT_ASSERT_MESSAGE_HAS("truncated: header length");
+    else
+      CT_ASSERT_MESSAGE_HAS("truncated: header promises 28 data bytes, file has");
   }
   free(p);
 }
@@ -318,8 +320,8 @@ static void test_corrupted_header_bytes(void **state) {
   uint64_t hlen = 0;
   for (int k = 7; k >= 0; k--) hlen = hlen << 8 | p[k];
   const unsigned char xors[] = {0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff};
-  const unsigned char sets[] = {'"', '{', '}', '[', ']', ',', ':', '\\', '0', '9', '-',
-                                ' ', 'u', '\0', 0xc3, 0xff};
+  const unsigned char sets[] = {'"', '{', '}', '[', ']', ',',  ':',  '\\',
+                                '0', '9', '-', ' ', 'u', '\0', 0xc3, 0xff};
   int ok = 0, refused = 0;
   for (size_t i = 0; i < 8 + hlen; i++) {
     for (size_t v = 0; v < sizeof xors + sizeof sets; v++) {
@@ -340,8 +342,10 @@ static void test_corrupted_header_bytes(void **state) {
       assert_null(f);
       if (st != CT_ERR_IO && st != CT_ERR_UNSUPPORTED)
         fail_msg("byte %zu variant %zu: %s (%s)", i, v, ct_status_name(st), ct_last_error());
-      if (strncmp(ct_last_error(), "ct_safetensors_read: ", 21) != 0 || !strstr(ct_last_error(), bad))
-        fail_msg("byte %zu variant %zu: message '%s' does not name the file", i, v, ct_last_error());
+      if (strncmp(ct_last_error(), "ct_safetensors_read: ", 21) != 0 ||
+          !strstr(ct_last_error(), bad))
+        fail_msg("byte %zu variant %zu: message '%s' does not name the file", i, v,
+                 ct_last_error());
     }
   }
   print_message("    %d corrupted files refused, %d still valid\n", refused, ok);
@@ -356,7 +360,8 @@ static void test_bad_dtype(void **state) {
     char json[256];
     snprintf(json, sizeof json,
              "{\"ok\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-             "\"h\":{\"dtype\":\"%s\",\"shape\":[2],\"data_offsets\":[4,8]}}", types[i]);
+             "\"h\":{\"dtype\":\"%s\",\"shape\":[2],\"data_offsets\":[4,8]}}",
+             types[i]);
     const char data[8] = {0};
     craft(path, json, 0, data, 8);
     ct_safetensors *f = NULL;
@@ -379,19 +384,19 @@ static void test_bad_offsets(void **state) {
       {"{\"wte\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[0,96]}}", 96,
        "tensor 'wte' data_offsets [0, 96) do not match its shape [4,8] (128 bytes)"},
       {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-       "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24,
-       "tensors 'a' [0, 16) and 'b' [8, 24) overlap"},
+       "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
+       24, "tensors 'a' [0, 16) and 'b' [8, 24) overlap"},
       {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 16,
-       "overlap"},
+       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+       16, "overlap"},
       {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}", 20,
-       "data bytes [8, 12) belong to no tensor (gap before 'b')"},
+       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}",
+       20, "data bytes [8, 12) belong to no tensor (gap before 'b')"},
       {"{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12,
        "data bytes [0, 4) belong to no tensor"},
       {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-       "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[100,100]}}", 8,
-       "data bytes [8, 100) belong to no tensor"},
+       "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[100,100]}}",
+       8, "data bytes [8, 100) belong to no tensor"},
       {"{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 8,
        "data_offsets [8, 4) end before they begin"},
       {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,9]}}", 9,
@@ -419,7 +424,8 @@ static void test_bad_offsets(void **state) {
 
 /* Malformed headers are refused with the header byte where parsing stopped. */
 static void test_malformed_headers(void **state) {
-#define T(name, shape, off) "\"" name "\":{\"dtype\":\"F32\",\"shape\":" shape ",\"data_offsets\":" off "}"
+#define T(name, shape, off) \
+  "\"" name "\":{\"dtype\":\"F32\",\"shape\":" shape ",\"data_offsets\":" off "}"
   static const struct {
     const char *json;
     ct_status st;
@@ -428,7 +434,8 @@ static void test_malformed_headers(void **state) {
       {"", CT_ERR_IO, "header byte 0: the header must begin with '{', found the end of the header"},
       {"[]", CT_ERR_IO, "header byte 0: the header must begin with '{', found '['"},
       {" {}", CT_ERR_IO, "must begin with '{', found byte 0x20"},
-      {"{", CT_ERR_IO, "header byte 1: expected '\"' as a tensor name, found the end of the header"},
+      {"{", CT_ERR_IO,
+       "header byte 1: expected '\"' as a tensor name, found the end of the header"},
       {"{" T("a", "[1]", "[0,4]") ",}", CT_ERR_IO, "expected '\"' as a tensor name, found '}'"},
       {"{\"a\" {}}", CT_ERR_IO, "header byte 5: expected ':' after a key, found '{'"},
       {"{" T("a", "[1]", "[0,4]") " " T("b", "[1]", "[4,8]") "}", CT_ERR_IO,
@@ -437,15 +444,19 @@ static void test_malformed_headers(void **state) {
       {"{" T("a", "[1.0]", "[0,4]") "}", CT_ERR_IO, "number in the shape is not an integer"},
       {"{" T("a", "[1e0]", "[0,4]") "}", CT_ERR_IO, "number in the shape is not an integer"},
       {"{" T("a", "[99999999999999999999]", "[0,4]") "}", CT_ERR_IO, "does not fit in 64 bits"},
-      {"{" T("a", "[\"1\"]", "[0,4]") "}", CT_ERR_IO, "expected an integer in the shape, found '\"'"},
+      {"{" T("a", "[\"1\"]", "[0,4]") "}", CT_ERR_IO,
+       "expected an integer in the shape, found '\"'"},
       {"{" T("a", "[1,]", "[0,4]") "}", CT_ERR_IO, "expected an integer in the shape, found ']'"},
       {"{" T("a", "[1 1]", "[0,4]") "}", CT_ERR_IO, "expected ',' or ']' in the shape, found '1'"},
       {"{" T("a", "1", "[0,4]") "}", CT_ERR_IO, "expected '[' to open the shape, found '1'"},
-      {"{" T("a", "[1]", "[0,4,8]") "}", CT_ERR_IO, "tensor 'a': data_offsets has 3 entries, expected 2"},
+      {"{" T("a", "[1]", "[0,4,8]") "}", CT_ERR_IO,
+       "tensor 'a': data_offsets has 3 entries, expected 2"},
       {"{" T("a", "[1]", "[0,4]") "," T("a", "[1]", "[4,8]") "}", CT_ERR_IO,
        "tensor 'a' appears twice in the header (bytes 1 and 54)"},
-      {"{\"__metadata__\":{},\"__metadata__\":{}}", CT_ERR_IO, "header byte 19: __metadata__ appears twice"},
-      {"{\"__metadata__\":{\"k\":1}}", CT_ERR_IO, "__metadata__ value of 'k' must be a string, found '1'"},
+      {"{\"__metadata__\":{},\"__metadata__\":{}}", CT_ERR_IO,
+       "header byte 19: __metadata__ appears twice"},
+      {"{\"__metadata__\":{\"k\":1}}", CT_ERR_IO,
+       "__metadata__ value of 'k' must be a string, found '1'"},
       {"{\"__metadata__\":{\"k\":null}}", CT_ERR_IO, "must be a string, found 'n'"},
       {"{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", CT_ERR_IO,
        "metadata key 'k' appears twice (header bytes 17 and 25)"},
@@ -453,9 +464,11 @@ static void test_malformed_headers(void **state) {
       {"{\"a\":null}", CT_ERR_IO, "expected '{' for tensor 'a', found 'n'"},
       {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"foo\":1}}", CT_ERR_IO,
        "tensor 'a': unknown key 'foo'"},
-      {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", CT_ERR_IO, "tensor 'a' has no \"data_offsets\""},
+      {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", CT_ERR_IO,
+       "tensor 'a' has no \"data_offsets\""},
       {"{\"a\":{}}", CT_ERR_IO, "tensor 'a' has no \"dtype\""},
-      {"{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\"}}", CT_ERR_IO, "tensor 'a': key 'dtype' appears twice"},
+      {"{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\"}}", CT_ERR_IO,
+       "tensor 'a': key 'dtype' appears twice"},
       {"{\"a\\x\":{}}", CT_ERR_IO, "header byte 3: invalid escape '\\x'"},
       {"{\"\\udc00\":{}}", CT_ERR_IO, "\\uDC00 is a low surrogate without a high one"},
       {"{\"\\ud800x\":{}}", CT_ERR_IO, "\\uD800 is a high surrogate without a low one"},
@@ -465,16 +478,17 @@ static void test_malformed_headers(void **state) {
       {"{\"\\u12g4\":{}}", CT_ERR_IO, "\\u escape needs four hex digits"},
       {"{\"a\x01\":{}}", CT_ERR_IO, "header byte 3: control byte 0x01 inside a string"},
       {"{\"a\xff\":{}}", CT_ERR_IO, "header byte 3: malformed UTF-8 inside a string"},
-      {"{\"\xc0\xaf\":{}}", CT_ERR_IO, "malformed UTF-8"},       /* overlong '/' */
-      {"{\"\xed\xa0\x80\":{}}", CT_ERR_IO, "malformed UTF-8"},   /* encoded surrogate */
+      {"{\"\xc0\xaf\":{}}", CT_ERR_IO, "malformed UTF-8"},         /* overlong '/' */
+      {"{\"\xed\xa0\x80\":{}}", CT_ERR_IO, "malformed UTF-8"},     /* encoded surrogate */
       {"{\"\xf4\x90\x80\x80\":{}}", CT_ERR_IO, "malformed UTF-8"}, /* > U+10FFFF */
-      {"{\"\xe2\x9c\":{}}", CT_ERR_IO, "malformed UTF-8"},       /* cut sequence */
+      {"{\"\xe2\x9c\":{}}", CT_ERR_IO, "malformed UTF-8"},         /* cut sequence */
       {"{\"abc", CT_ERR_IO, "header byte 5: unterminated string"},
       {"{\"abc\\", CT_ERR_IO, "unterminated string"},
       {"{} x", CT_ERR_IO, "header byte 3: unexpected 'x' after the header's closing '}'"},
       {"{}}", CT_ERR_IO, "unexpected '}' after the header's closing '}'"},
       {"{\"\":{}}", CT_ERR_IO, "header byte 1: a tensor has an empty name"},
-      {"{" T("a", "[1,1,1,1,1]", "[0,4]") "}", CT_ERR_UNSUPPORTED, "tensor 'a' has rank 5; ctml supports up to 4"},
+      {"{" T("a", "[1,1,1,1,1]", "[0,4]") "}", CT_ERR_UNSUPPORTED,
+       "tensor 'a' has rank 5; ctml supports up to 4"},
   };
 #undef T
   const char *path = tpath("malformed.safetensors");
@@ -520,11 +534,14 @@ static void test_malformed_headers(void **state) {
 static void test_valid_variants(void **state) {
   const char *path = tpath("variants.safetensors");
   const float v[2] = {10.0f, 20.0f};
-  craft(path,
-        "{ \"__metadata__\" : { } ,\r\n \"b\" : { \"data_offsets\" : [ 4 , 8 ] , \"shape\" : [ 1 ] ,"
-        " \"dtype\" : \"F32\" } , \"\\u00e9\\ud83d\\ude00\\/\\t\\\"\" : {\"shape\":[],\"dtype\":\"F32\","
-        "\"data_offsets\":[0,4]},\"z\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[8,8]}}\t\r\n",
-        5, v, sizeof v);
+  craft(
+      path,
+      "{ \"__metadata__\" : { } ,\r\n \"b\" : { \"data_offsets\" : [ 4 , 8 ] , \"shape\" : [ 1 ] ,"
+      " \"dtype\" : \"F32\" } , \"\\u00e9\\ud83d\\ude00\\/\\t\\\"\" : "
+      "{\"shape\":[],\"dtype\":\"F32\","
+      "\"data_offsets\":[0,4]},\"z\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[8,8]}}"
+      "\t\r\n",
+      5, v, sizeof v);
   ct_safetensors *f = NULL;
   CT_ASSERT_OK(ct_safetensors_read(&f, path));
   assert_int_equal(ct_safetensors_count(f), 3);
@@ -573,7 +590,8 @@ static void test_reads_reference_file(void **state) {
       "{\"__metadata__\":{\"note\":\"\xc3\xa9\",\"format\":\"np\"},"
       "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
       "\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[4,20]}}       "
-      "\x00\x00\x80\x3e" "\x00\x00\x80\x3f\x00\x00\x00\xc0\x00\x00\x00\x3f\x00\x00\x40\x40";
+      "\x00\x00\x80\x3e"
+      "\x00\x00\x80\x3f\x00\x00\x00\xc0\x00\x00\x00\x3f\x00\x00\x40\x40";
   const char *path = tpath("reference.safetensors");
   spit(path, file, sizeof file - 1);
   ct_safetensors *f = NULL;
@@ -643,7 +661,8 @@ static void test_failed_save_keeps_old_file(void **state) {
   free(before);
 
   /* A missing directory is an error naming the temporary path. */
-  CT_ASSERT_STATUS(ct_safetensors_write(tpath("no/such/dir.safetensors"), t, 1, NULL, 0), CT_ERR_IO);
+  CT_ASSERT_STATUS(ct_safetensors_write(tpath("no/such/dir.safetensors"), t, 1, NULL, 0),
+                   CT_ERR_IO);
   CT_ASSERT_MESSAGE_HAS("no/such/dir.safetensors.tmp");
   CT_ASSERT_MESSAGE_HAS("No such file or directory");
 }
@@ -667,7 +686,8 @@ static void test_writer_rejects_bad_args(void **state) {
       {{"r", -1, {4}, NULL}, "tensor 'r' has rank -1 (0 .. 4 allowed)"},
       {{"r", 5, {4}, NULL}, "tensor 'r' has rank 5 (0 .. 4 allowed)"},
       {{"d", 2, {4, -1}, NULL}, "tensor 'd' dimension 1 is -1 (must be >= 0)"},
-      {{"big", 2, {INT64_MAX / 2, 3}, NULL}, "tensor 'big' of shape [4611686018427387903,3] is too large"},
+      {{"big", 2, {INT64_MAX / 2, 3}, NULL},
+       "tensor 'big' of shape [4611686018427387903,3] is too large"},
       {{"nul", 2, {2, 2}, NULL}, "tensor 'nul' of shape [2,2] has NULL data"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

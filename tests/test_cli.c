@@ -3,6 +3,7 @@
  * without touching a saved checkpoint. Runs the built binary in a scratch
  * directory. */
 #include "ct_test.h"
+#include "ct_files.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,22 +31,6 @@ typedef struct run_result {
   char *out;   /* stdout */
   char *err;   /* stderr */
 } run_result;
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 4096, n = 0;
-  char *b = malloc(cap);
-  size_t k;
-  while (b && (k = fread(b + n, 1, cap - n - 1, f)) > 0) {
-    n += k;
-    if (n + 1 == cap) b = realloc(b, cap *= 2);
-  }
-  fclose(f);
-  if (b) b[n] = '\0';
-  if (len) *len = n;
-  return b;
-}
 
 /* Starts ctml with args (NULL-terminated) and env additions; returns the pid.
  * stdout and stderr go to files in the scratch directory. */
@@ -84,9 +69,9 @@ static run_result finish(pid_t pid) {
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   char path[300];
   snprintf(path, sizeof path, "%s/.stdout", scratch);
-  r.out = slurp(path, NULL);
+  r.out = ct_slurp(path, NULL);
   snprintf(path, sizeof path, "%s/.stderr", scratch);
-  r.err = slurp(path, NULL);
+  r.err = ct_slurp(path, NULL);
   return r;
 }
 
@@ -131,7 +116,7 @@ static char *file_in(const char *dir, const char *name) {
 
 /* The loss log without its timing column: step,train_loss,val_loss,lr rows. */
 static char *log_without_timing(const char *dir) {
-  char *csv = slurp(file_in(dir, "loss.csv"), NULL);
+  char *csv = ct_slurp(file_in(dir, "loss.csv"), NULL);
   assert_non_null(csv);
   char *out = malloc(strlen(csv) + 1), *w = out;
   for (char *line = strtok(csv, "\n"); line; line = strtok(NULL, "\n")) {
@@ -148,7 +133,7 @@ static char *log_without_timing(const char *dir) {
 
 static bool same_file(const char *a, const char *b) {
   size_t na, nb;
-  char *x = slurp(a, &na), *y = slurp(b, &nb);
+  char *x = ct_slurp(a, &na), *y = ct_slurp(b, &nb);
   bool same = x && y && na == nb && memcmp(x, y, na) == 0;
   free(x);
   free(y);
@@ -163,9 +148,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
-  return system(cmd) == 0 ? 0 : -1;
+  ct_rm_tree(scratch);
+  return 0;
 }
 
 /* ---- training, resume and sampling ---------------------------------------------- */
@@ -177,12 +161,12 @@ static void test_train_writes_run_directory(void **state) {
   struct stat st;
   assert_int_equal(stat(file_in("a", "checkpoint.safetensors"), &st), 0);
   assert_int_equal(stat(file_in("a", "loss.svg"), &st), 0);
-  char *csv = slurp(file_in("a", "loss.csv"), NULL);
+  char *csv = ct_slurp(file_in("a", "loss.csv"), NULL);
   assert_non_null(csv);
   assert_non_null(strstr(csv, "step,train_loss,val_loss,lr,tokens_per_s\n1,"));
   assert_non_null(strstr(csv, "\n30,"));
   free(csv);
-  char *svg = slurp(file_in("a", "loss.svg"), NULL);
+  char *svg = ct_slurp(file_in("a", "loss.svg"), NULL);
   assert_non_null(svg);
   assert_non_null(strstr(svg, "<svg"));
   assert_non_null(strstr(svg, "polyline"));
@@ -220,7 +204,7 @@ static void test_interrupt_saves_checkpoint(void **state) {
   char out[300];
   snprintf(out, sizeof out, "%s/.stdout", scratch);
   for (int k = 0; k < 600; k++) {
-    char *o = slurp(out, NULL);
+    char *o = ct_slurp(out, NULL);
     bool stepping = o && strstr(o, "step 10/");
     free(o);
     if (stepping) break;
@@ -330,7 +314,7 @@ static void test_unreadable_and_truncated_checkpoint(void **state) {
   expect_error(RUN("train", "--resume", "no-such-run"), "train", "no-such-run");
   expect_error(RUN("sample", "--checkpoint", "no-such-run"), "sample", "no-such-run");
   size_t n;
-  char *bytes = slurp(file_in("a", "checkpoint.safetensors"), &n);
+  char *bytes = ct_slurp(file_in("a", "checkpoint.safetensors"), &n);
   assert_non_null(bytes);
   mkdir(file_in("cut", ""), 0777);
   const size_t cuts[] = {0, 5, 8, 100, n / 2, n - 1};
@@ -368,7 +352,7 @@ static void test_checkpoint_never_overwritten(void **state) {
   (void)state;
   char *before = file_in("a", "checkpoint.safetensors");
   size_t n;
-  char *orig = slurp(before, &n);
+  char *orig = ct_slurp(before, &n);
   assert_non_null(orig);
   expect_error(RUN("train", "--data", text, "--out", "a", SMALL_MODEL), "train",
                "already holds a checkpoint");
@@ -382,7 +366,7 @@ static void test_checkpoint_never_overwritten(void **state) {
   assert_non_null(strstr(r.err, "checkpoint not saved"));
   run_free(&r);
   size_t m;
-  char *after = slurp(before, &m);
+  char *after = ct_slurp(before, &m);
   assert_true(after && m == n && memcmp(orig, after, n) == 0);
   free(orig);
   free(after);

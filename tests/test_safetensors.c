@@ -1,6 +1,7 @@
 /* Safetensors files: round trips, the header bytes, alignment, and files that
  * are truncated, extended, corrupted or malformed; atomic writes. */
 #include "ct_test.h"
+#include "ct_files.h"
 #include <dirent.h>
 #include <float.h>
 #include <stdalign.h>
@@ -14,27 +15,8 @@ static int setup(void **state) {
   return mkdtemp(g_dir) ? 0 : -1;
 }
 
-/* Removes the files and one level of subdirectories made by the tests. */
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-    struct stat st;
-    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-      rm_tree(p);
-    else
-      unlink(p);
-  }
-  closedir(d);
-  rmdir(dir);
-}
-
 static int teardown(void **state) {
-  rm_tree(g_dir);
+  ct_rm_tree(g_dir);
   return 0;
 }
 
@@ -48,17 +30,8 @@ static const char *tpath(const char *name) {
 }
 
 static unsigned char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  assert_int_equal(fseek(f, 0, SEEK_END), 0);
-  long len = ftell(f);
-  assert_true(len >= 0);
-  rewind(f);
-  unsigned char *p = malloc((size_t)len + 1);
+  unsigned char *p = (unsigned char *)ct_slurp(path, n);
   assert_non_null(p);
-  assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
-  fclose(f);
-  *n = (size_t)len;
   return p;
 }
 

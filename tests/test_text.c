@@ -1,6 +1,7 @@
 /* Byte-level text data: reading files and fortune directories, the byte
  * vocabulary, splitmix64 and batch windows. */
 #include "ct_test.h"
+#include "ct_files.h"
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,25 +19,6 @@ static void write_file(const char *dir, const char *name, const char *text) {
   assert_non_null(f);
   assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
   assert_int_equal(fclose(f), 0);
-}
-
-/* Removes the files, links and one level of subdirectories made by the tests. */
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-    char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-    struct stat st;
-    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-      rm_tree(p);
-    else
-      unlink(p);
-  }
-  closedir(d);
-  rmdir(dir);
 }
 
 static void test_read_file(void **state) {
@@ -87,7 +69,7 @@ static void test_read_file(void **state) {
 
   CT_ASSERT_STATUS(ct_text_read_file(NULL, &data, &n), CT_ERR_INVALID_ARG);
   CT_ASSERT_MESSAGE_HAS("'path' is NULL");
-  rm_tree(dir);
+  ct_rm_tree(dir);
 }
 
 static void test_read_fortunes_layout(void **state) {
@@ -138,7 +120,7 @@ static void test_read_fortunes_layout(void **state) {
   CT_ASSERT_STATUS(ct_text_read_fortunes(p, &data, &n, &files), CT_ERR_IO);
   CT_ASSERT_MESSAGE_HAS(p);
   CT_ASSERT_MESSAGE_HAS("No such file or directory");
-  rm_tree(dir);
+  ct_rm_tree(dir);
 }
 
 static void test_read_fortunes_debian(void **state) {

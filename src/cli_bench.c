@@ -27,9 +27,11 @@ static void cli__usage(FILE *f) {
           "  --runs N        timed steps (default 10)\n"
           "  --graph         cuda: record the step once as a CUDA graph and replay it\n"
           "  --tf32          cuda: matrix products in TF32 (MFU against the TF32 peak)\n"
-          "  --config NAME   preset: tiny (default) or small\n",
+          "  --config NAME   preset: tiny (default; seconds) or small (GPU-sized: minutes per\n"
+          "                  step on a CPU, so name a GPU backend or lower --batch)\n",
           CLI__VOCAB);
   cli_config_usage(f);
+  fprintf(f, "    (--warmup here is the untimed steps, see above)\n");
 }
 
 static double cli__now(void) {
@@ -292,7 +294,7 @@ int cli_bench(int argc, char **argv) {
       const cli__peak *p = cli__find_peak(info.device);
       bool tf32 = is_cuda && o.tf32;
       if (p)
-        snprintf(mfu, sizeof mfu, "%.1f%% of %g TFLOP/s (%s %s)",
+        snprintf(mfu, sizeof mfu, "%.3g%% of %g TFLOP/s (%s %s)",
                  100.0 * achieved / ((tf32 ? p->tf32 : p->fp32) * 1e12), tf32 ? p->tf32 : p->fp32,
                  p->label, tf32 ? "TF32 tensor cores, dense" : "FP32");
       else

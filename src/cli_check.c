@@ -20,11 +20,13 @@ static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml check [--backend NAME] [--config tiny|small] [config flags]\n"
           "                  [--checkpoint DIR|FILE] [--seed N] [--verbose]\n"
-          "Compiles the GPT training step (loss of one batch x block batch) on a device\n"
-          "backend and on the CPU reference, runs both on the same batch, and compares\n"
-          "every node's forward result and input cotangent, every parameter gradient and\n"
-          "every parameter after one AdamW update. Exit status 0 when all agree, 1 when\n"
-          "something diverges or a backend fails, 2 on bad usage.\n"
+          "Compiles the GPT training step (the loss of a batch x block batch, forward and\n"
+          "reverse) on a device backend and on the CPU reference, runs both on the same\n"
+          "random batch, and compares every node's forward result and input cotangent,\n"
+          "every parameter gradient and every parameter after one AdamW update. Exit\n"
+          "status 0 when all agree, 1 when something diverges or a backend fails, 2 on bad\n"
+          "usage. --config small is GPU-sized: on a 2-core CPU the reference side takes\n"
+          "minutes (lower --batch for a quicker check).\n"
           "  --backend NAME    auto (default: cuda if present, else opencl on any device),\n"
           "                    cuda, opencl, or cpu (compares the reference with itself)\n"
           "  --config NAME     preset: tiny (default) or small\n"
@@ -92,7 +94,8 @@ static int cli__config_arg(int argc, char **argv, int *i, cli__pair *pair) {
 
 /* The device backend to check. auto: cuda if present, else opencl on any
  * device; none present is an error naming both reasons. */
-static bool cli__pick(const char *name, const ct_backend **out, int *code) {
+static bool cli__pick(const char *name, const ct_backend **out, int *code, char *note,
+                      size_t note_len) {
   *code = CLI_FAIL;
   if (strcmp(name, "auto") != 0) {
     bool known = false;
@@ -118,7 +121,10 @@ static bool cli__pick(const char *name, const ct_backend **out, int *code) {
     for (int i = 0; i < ct_backend_count(); i++) {
       ct_backend_info info;
       if (ct_backend_info_get(i, &info) != CT_OK || strcmp(info.name, order[o])) continue;
-      if (info.present && ct_backend_get(info.name, out) == CT_OK) return true;
+      if (info.present && ct_backend_get(info.name, out) == CT_OK) {
+        if (o == 1) snprintf(note, note_len, "auto: cuda not present (%.150s)", why[0]);
+        return true;
+      }
       snprintf(why[o], sizeof why[o], "%.200s", info.present ? ct_last_error() : info.reason);
     }
   cli_error(CLI__CMD, CLI_FAIL, "no device backend is present (cuda: %s; opencl: %s)", why[0],
@@ -391,9 +397,10 @@ int cli_check(int argc, char **argv) {
       seed = s;
       continue;
     }
-    if (n_pairs < CLI__MAX_PAIRS && (r = cli__config_arg(argc, argv, &i, &pairs[n_pairs])) != 0) {
+    if ((r = cli__config_arg(argc, argv, &i, &pairs[n_pairs])) != 0) {
       if (r < 0) return CLI_USAGE;
-      n_pairs++;
+      if (++n_pairs == CLI__MAX_PAIRS)
+        return cli_error(CLI__CMD, CLI_USAGE, "more than %d config flags", CLI__MAX_PAIRS - 1);
       continue;
     }
     return cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml check --help')", a);
@@ -438,7 +445,8 @@ int cli_check(int argc, char **argv) {
               (long long)T);
     goto done;
   }
-  if (!cli__pick(backend, &dev, &code)) goto done;
+  char note[256] = "";
+  if (!cli__pick(backend, &dev, &code, note, sizeof note)) goto done;
   code = CLI_FAIL;
   if (ct_backend_get("cpu", &ref) != CT_OK) {
     cli_lib_error(CLI__CMD, "backend cpu");
@@ -470,6 +478,7 @@ int cli_check(int argc, char **argv) {
          cli__device(dev_name, devbuf, sizeof devbuf),
          strcmp(dev_name, "cpu") ? "" : " -- cpu compared with itself: a self-test of the "
                                         "checker, not of a device");
+  if (note[0]) printf("%s\n", note);
   if (checkpoint)
     printf("model: checkpoint %s (%s, step %ld), vocabulary %lld", checkpoint, cfg.name, ck.step,
            (long long)V);
@@ -507,19 +516,19 @@ int cli_check(int argc, char **argv) {
     printf("all %d results agree\n", report.count);
   } else {
     const ct_check_entry *e = &report.entries[report.first_divergent];
-    char op[40] = "?";
+    char op[40] = "?", how[64];
     sscanf(e->label, "node %*d %39s", op);
+    if (e->nonfinite)
+      snprintf(how, sizeof how, "NaN/Inf");
+    else
+      snprintf(how, sizeof how, "%.3g x the tolerance", e->max_ratio);
     if (e->detail[0])
       printf("first divergent: %s: %s\n", e->label, e->detail);
     else if (e->node >= 0)
       printf("first divergent: node %d (%s) %s: %s, max |a-b| %.3g, %s\n", e->node, op,
-             e->dir == CT_FORWARD ? "forward" : "reverse", e->label, e->max_abs,
-             e->nonfinite ? "NaN/Inf" : "over the tolerance");
+             e->dir == CT_FORWARD ? "forward" : "reverse", e->label, e->max_abs, how);
     else
-      printf("first divergent: %s, max |a-b| %.3g%s\n", e->label, e->max_abs,
-             e->nonfinite ? ", NaN/Inf" : "");
-    if (!e->detail[0] && !e->nonfinite)
-      printf("  (%.3g x the tolerance)\n", e->max_ratio);
+      printf("first divergent: %s, max |a-b| %.3g, %s\n", e->label, e->max_abs, how);
   }
   fflush(stdout);
 

@@ -44,6 +44,12 @@ bool cli_config_preset(cli_config *c, const char *name);
  * when consumed (value used), 0 when flag is not a config flag, -1 after
  * printing an error for a bad value. */
 int cli_config_flag(cli_config *c, const char *cmd, const char *flag, const char *value);
+/* argv[*i] as a config flag ("--flag VALUE" or "--flag=VALUE") applied to c;
+ * its name goes to flag and its value to *value. 1 when consumed (*i moves past
+ * the value), 0 when argv[*i] is not a config flag, -1 after printing an error
+ * (a missing or bad value). */
+int cli_config_arg(cli_config *c, const char *cmd, int argc, char **argv, int *i,
+                   char flag[32], const char **value);
 /* Checks the combination (heads divide width, ranges); prints and returns false when bad. */
 bool cli_config_check(const cli_config *c, const char *cmd);
 /* The optimizer the config describes. */
@@ -56,6 +62,9 @@ void cli_config_usage(FILE *f);
  * On failure prints one line and returns false. */
 bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out, char *why,
                       size_t why_len);
+
+/* The device backend i (see ct_backend_count) runs on, or would; false when none is listed. */
+bool cli_selected_device(int i, ct_device_info *out);
 
 /* Option parsing helper: when argv[*i] is "--name" or "--name=VALUE", stores
  * the value (the next argument for the first form, advancing *i) and returns 1;

@@ -40,36 +40,6 @@ static double cli__now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The config flags that take a value (for "needs a value" messages). */
-static bool cli__is_config_flag(const char *flag) {
-  static const char *const names[] = {"--layers", "--heads", "--width", "--block", "--batch",
-                                      "--steps", "--lr", "--min-lr", "--weight-decay", "--clip",
-                                      "--beta1", "--beta2", "--warmup", "--eval-every",
-                                      "--eval-batches", "--save-every", "--seed"};
-  for (size_t k = 0; k < sizeof names / sizeof *names; k++)
-    if (!strcmp(flag, names[k])) return true;
-  return false;
-}
-
-/* argv[*i] as a config flag ("--flag VALUE" or "--flag=VALUE") applied to c.
- * 1 when consumed, 0 when it is not a config flag, -1 after printing an error. */
-static int cli__config_arg(cli_config *c, int argc, char **argv, int *i) {
-  const char *a = argv[*i], *eq = strchr(a, '=');
-  size_t len = eq ? (size_t)(eq - a) : strlen(a);
-  char flag[32];
-  if (strncmp(a, "--", 2) || len >= sizeof flag) return 0;
-  snprintf(flag, sizeof flag, "%.*s", (int)len, a);
-  if (!cli__is_config_flag(flag)) return 0;
-  const char *v = eq ? eq + 1 : (*i + 1 < argc ? argv[*i + 1] : NULL);
-  if (!v) {
-    cli_error(CLI__CMD, CLI_USAGE, "%s needs a value", flag);
-    return -1;
-  }
-  int r = cli_config_flag(c, CLI__CMD, flag, v);
-  if (r > 0 && !eq) ++*i;
-  return r;
-}
-
 /* FP32 (and TF32 tensor-core, dense) peaks in TFLOP/s, matched on the device
  * name: every word of `match` must occur; the first matching row wins, so
  * the PCIe and NVL variants come before the SXM default. */
@@ -112,12 +82,8 @@ static const cli__peak *cli__find_peak(const char *device) {
 
 /* Whether the device backend i runs on is a GPU. */
 static bool cli__selected_gpu(int i) {
-  ct_device_info dev[16];
-  int n = 0;
-  if (ct_backend_devices(i, dev, 16, &n) != CT_OK) return false;
-  for (int k = 0; k < n && k < 16; k++)
-    if (dev[k].selected) return dev[k].gpu;
-  return false;
+  ct_device_info dev;
+  return cli_selected_device(i, &dev) && dev.gpu;
 }
 
 static int cli__cmp_double(const void *a, const void *b) {
@@ -200,7 +166,8 @@ int cli_bench(int argc, char **argv) {
       if (r < 0 || !cli_parse_long(CLI__CMD, "--runs", v, 1, 100000, &o.runs)) return CLI_USAGE;
       continue;
     }
-    if ((r = cli__config_arg(&cfg, argc, argv, &i)) != 0) {
+    char flag[32];
+    if ((r = cli_config_arg(&cfg, CLI__CMD, argc, argv, &i, flag, &v)) != 0) {
       if (r < 0) return CLI_USAGE;
       continue;
     }

@@ -47,17 +47,6 @@ static double cli__now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The config flags that take a value (for "needs a value" messages). */
-static bool cli__is_config_flag(const char *flag) {
-  static const char *const names[] = {"--layers", "--heads", "--width", "--block", "--batch",
-                                      "--steps", "--lr", "--min-lr", "--weight-decay", "--clip",
-                                      "--beta1", "--beta2", "--warmup", "--eval-every",
-                                      "--eval-batches", "--save-every", "--seed"};
-  for (size_t k = 0; k < sizeof names / sizeof *names; k++)
-    if (!strcmp(flag, names[k])) return true;
-  return false;
-}
-
 /* Model-shape flags, fixed by a checkpoint. */
 static bool cli__is_shape_flag(const char *flag) {
   return !strcmp(flag, "--layers") || !strcmp(flag, "--heads") || !strcmp(flag, "--width") ||
@@ -69,27 +58,12 @@ typedef struct cli__pair {
   const char *value;
 } cli__pair;
 
-/* argv[*i] as a config flag ("--flag VALUE" or "--flag=VALUE"): validated on
- * a scratch config and recorded in pair. 1 when consumed, 0 when it is not a
- * config flag, -1 after printing an error. */
+/* argv[*i] as a config flag, validated on a scratch config and recorded in
+ * pair (applied once the config is known). As cli_config_arg. */
 static int cli__config_arg(int argc, char **argv, int *i, cli__pair *pair) {
-  const char *a = argv[*i], *eq = strchr(a, '=');
-  size_t len = eq ? (size_t)(eq - a) : strlen(a);
-  if (strncmp(a, "--", 2) || len >= sizeof pair->flag) return 0;
-  snprintf(pair->flag, sizeof pair->flag, "%.*s", (int)len, a);
-  if (!cli__is_config_flag(pair->flag)) return 0;
-  const char *v = eq ? eq + 1 : (*i + 1 < argc ? argv[*i + 1] : NULL);
-  if (!v) {
-    cli_error(CLI__CMD, CLI_USAGE, "%s needs a value", pair->flag);
-    return -1;
-  }
   cli_config scratch;
   cli_config_preset(&scratch, "tiny");
-  int r = cli_config_flag(&scratch, CLI__CMD, pair->flag, v);
-  if (r <= 0) return r;
-  pair->value = v;
-  if (!eq) ++*i;
-  return 1;
+  return cli_config_arg(&scratch, CLI__CMD, argc, argv, i, pair->flag, &pair->value);
 }
 
 /* The device backend to check. auto: cuda if present, else opencl on any

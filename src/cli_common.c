@@ -176,6 +176,34 @@ int cli_config_flag(cli_config *c, const char *cmd, const char *flag, const char
   return 0;
 }
 
+static bool cli__is_config_flag(const char *flag) {
+  for (size_t k = 0; k < sizeof cli__longs / sizeof *cli__longs; k++)
+    if (!strcmp(flag, cli__longs[k].flag)) return true;
+  for (size_t k = 0; k < sizeof cli__floats / sizeof *cli__floats; k++)
+    if (!strcmp(flag, cli__floats[k].flag)) return true;
+  return !strcmp(flag, "--seed");
+}
+
+int cli_config_arg(cli_config *c, const char *cmd, int argc, char **argv, int *i,
+                   char flag[32], const char **value) {
+  const char *a = argv[*i], *eq = strchr(a, '=');
+  size_t len = eq ? (size_t)(eq - a) : strlen(a);
+  if (strncmp(a, "--", 2) || len >= 32) return 0;
+  snprintf(flag, 32, "%.*s", (int)len, a);
+  if (!cli__is_config_flag(flag)) return 0;
+  const char *v = eq ? eq + 1 : (*i + 1 < argc ? argv[*i + 1] : NULL);
+  if (!v) {
+    cli_error(cmd, CLI_USAGE, "%s needs a value", flag);
+    return -1;
+  }
+  int r = cli_config_flag(c, cmd, flag, v);
+  if (r > 0) {
+    *value = v;
+    if (!eq) ++*i;
+  }
+  return r;
+}
+
 bool cli_config_check(const cli_config *c, const char *cmd) {
   if (c->model.width % c->model.heads != 0) {
     cli_error(cmd, CLI_USAGE, "--heads %lld does not divide --width %lld",
@@ -218,8 +246,7 @@ void cli_config_usage(FILE *f) {
           "    --save-every N                             checkpoint every N steps (0: at the end)\n");
 }
 
-/* The selected device of backend index i, described; false when none is listed. */
-static bool cli__selected_device(int i, ct_device_info *out) {
+bool cli_selected_device(int i, ct_device_info *out) {
   ct_device_info dev[16];
   int n = 0;
   if (ct_backend_devices(i, dev, 16, &n) != CT_OK) return false;
@@ -260,7 +287,7 @@ bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out,
         char *paren = strstr(rbuf, " (");
         if (paren && paren - rbuf >= 20) *paren = '\0';
         reason = rbuf;
-      } else if (!cli__selected_device(i, &dev) || !dev.gpu) {
+      } else if (!cli_selected_device(i, &dev) || !dev.gpu) {
         snprintf(rbuf, sizeof rbuf, "its device is not a GPU (%.150s)", info.device);
         reason = rbuf;
       } else if (ct_backend_get(info.name, out) == CT_OK) {

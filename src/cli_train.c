@@ -315,26 +315,13 @@ int cli_train(int argc, char **argv) {
         return CLI_USAGE;
       continue;
     }
-    if (strncmp(a, "--", 2) == 0) {
-      char flag[64];
-      snprintf(flag, sizeof flag, "%.*s", (int)(strchr(a, '=') ? strchr(a, '=') - a : 63), a);
-      const char *fv = strchr(a, '=') ? strchr(a, '=') + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
-      cli_config probe = flags;
-      int known = fv ? cli_config_flag(&probe, CLI__CMD, flag, fv) : 0;
-      if (known < 0) return CLI_USAGE;
-      if (known > 0) {
-        flags = probe;
-        if (!strchr(a, '=')) i++;
-        for (int k = 0; k < 7; k++)
-          if (!strcmp(flag, tracked[k])) given[k] = true;
-        if (!strcmp(flag, "--steps")) steps_given = true;
-        continue;
-      }
-      if (!fv) {
-        cli_config p2 = flags;
-        if (cli_config_flag(&p2, CLI__CMD, flag, "1") != 0)
-          return cli_error(CLI__CMD, CLI_USAGE, "%s needs a value", flag);
-      }
+    char flag[32];
+    if ((r = cli_config_arg(&flags, CLI__CMD, argc, argv, &i, flag, &v)) != 0) {
+      if (r < 0) return CLI_USAGE;
+      for (int k = 0; k < 7; k++)
+        if (!strcmp(flag, tracked[k])) given[k] = true;
+      if (!strcmp(flag, "--steps")) steps_given = true;
+      continue;
     }
     cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml train --help')", a);
     return CLI_USAGE;

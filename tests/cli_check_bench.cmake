@@ -21,7 +21,7 @@ set_tests_properties(cli_check_cpu_self PROPERTIES PASS_REGULAR_EXPRESSION
 add_test(NAME cli_check_cuda_clean COMMAND bash -c
   "out=$(\"$0\" check --backend cuda --layers 1 --width 32 --block 16 --batch 2 2>&1); rc=$?; \
    echo \"$out\" | tail -3; \
-   if echo \"$out\" | grep -qE 'Segmentation|Abort|AddressSanitizer|runtime error'; then exit 3; fi; \
+   if echo \"$out\" | grep -qE 'Segmentation|Abort|AddressSanitizer|: runtime error: '; then exit 3; fi; \
    if [ $rc -eq 0 ]; then echo \"$out\" | grep -q 'check passed: cuda' || exit 4; \
    elif [ $rc -eq 1 ]; then echo \"$out\" | grep -q '^ctml check: ' || exit 5; else exit 6; fi"
   ${CLI})

@@ -38,6 +38,13 @@ typedef struct cli_config {
 
 /* Fills c from a preset name; false for an unknown one. */
 bool cli_config_preset(cli_config *c, const char *name);
+/* The same for --config NAME (NULL: tiny); prints the error for an unknown one. */
+bool cli_config_named(cli_config *c, const char *cmd, const char *name);
+/* The preset of the --config flag found anywhere in argv (so the other flags
+ * override it wherever they stand); *preset receives its name or NULL.
+ * CLI_OK, or CLI_USAGE after printing. */
+int cli_config_from_args(cli_config *c, const char *cmd, int argc, char **argv,
+                         const char **preset);
 /* Applies "--flag value" when flag names a config field (--layers --heads
  * --width --block --batch --steps --lr --min-lr --weight-decay --clip --beta1
  * --beta2 --warmup --eval-every --eval-batches --save-every --seed). Returns 1
@@ -104,6 +111,9 @@ bool cli_checkpoint_optimizer(const char *cmd, const cli_checkpoint *ck, const c
  * the trainer's moments. An existing checkpoint stays intact when it fails. */
 bool cli_checkpoint_save(const char *cmd, const char *dir, const cli_checkpoint *ck,
                          const ct_gpt *g, ct_trainer *t);
+
+/* Monotonic seconds. */
+double cli_now(void);
 
 /* FNV-1a 64-bit hash. */
 uint64_t cli_fnv1a(const uint8_t *data, int64_t n);

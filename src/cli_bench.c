@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cli.h"
 
 #define CLI__CMD "bench"
@@ -32,12 +31,6 @@ static void cli__usage(FILE *f) {
           CLI__VOCAB);
   cli_config_usage(f);
   fprintf(f, "    (--warmup here is the untimed steps, see above)\n");
-}
-
-static double cli__now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* FP32 (and TF32 tensor-core, dense) peaks in TFLOP/s, matched on the device
@@ -114,9 +107,9 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
   if (s == CT_OK) s = ct_trainer_set_input(t, 1, tg, tokens);
   for (long k = 0; k < o->warmup && s == CT_OK; k++) s = ct_trainer_step(t, 1);
   for (long k = 0; k < o->runs && s == CT_OK; k++) {
-    double t0 = cli__now();
+    double t0 = cli_now();
     s = ct_trainer_step(t, 1); /* reads the loss back: waits for the device */
-    ms[k] = 1e3 * (cli__now() - t0);
+    ms[k] = 1e3 * (cli_now() - t0);
   }
   if (s != CT_OK) {
     char what[64];
@@ -132,14 +125,8 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
 int cli_bench(int argc, char **argv) {
   const char *preset = NULL, *backend = "all";
   cli__opts o = {3, 10, false, false};
-  /* the preset first, so flags override it wherever they stand */
-  for (int i = 0; i < argc; i++) {
-    int r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &preset);
-    if (r < 0) return CLI_USAGE;
-  }
   cli_config cfg;
-  if (!cli_config_preset(&cfg, preset ? preset : "tiny"))
-    return cli_error(CLI__CMD, CLI_USAGE, "--config: unknown preset '%s' (tiny, small)", preset);
+  if (cli_config_from_args(&cfg, CLI__CMD, argc, argv, &preset) != CLI_OK) return CLI_USAGE;
   cfg.model.vocab = CLI__VOCAB;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = NULL;

@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "cli.h"
 
 #define CLI__CMD "check"
@@ -39,12 +38,6 @@ static void cli__usage(FILE *f) {
           CLI__VOCAB);
   cli_config_usage(f);
   fprintf(f, "    (--seed here is the batch seed, see above)\n");
-}
-
-static double cli__now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Model-shape flags, fixed by a checkpoint. */
@@ -395,8 +388,7 @@ int cli_check(int argc, char **argv) {
     if (!cli_checkpoint_load(CLI__CMD, checkpoint, &ck)) return CLI_FAIL;
     cfg = ck.cfg;
   } else {
-    if (!cli_config_preset(&cfg, preset ? preset : "tiny"))
-      return cli_error(CLI__CMD, CLI_USAGE, "--config: unknown preset '%s' (tiny, small)", preset);
+    if (!cli_config_named(&cfg, CLI__CMD, preset)) return CLI_USAGE;
     cfg.model.vocab = CLI__VOCAB;
   }
   for (int k = 0; k < n_pairs; k++) cli_config_flag(&cfg, CLI__CMD, pairs[k].flag, pairs[k].value);
@@ -467,7 +459,7 @@ int cli_check(int argc, char **argv) {
   fflush(stdout);
 
   /* the loss morphism, node by node */
-  double t0 = cli__now();
+  double t0 = cli_now();
   if (ct_gpt_loss(&loss, side[1].g, B, T) != CT_OK) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
@@ -511,7 +503,7 @@ int cli_check(int argc, char **argv) {
   const ct_backend *const pair[2] = {dev, ref};
   bool update_ok = false;
   if (!cli__check_update(side, pair, &opt, in, tg, B * T, &update_ok)) goto done;
-  double secs = cli__now() - t0;
+  double secs = cli_now() - t0;
   if (nodes_ok && update_ok) {
     printf("check passed: %s agrees with cpu on every node and every updated parameter (%.2f s)\n",
            dev_name, secs);

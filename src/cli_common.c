@@ -1,10 +1,12 @@
 /* Shared pieces of the ctml commands: errors, option parsing, configs, backends. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "cli.h"
 
 int cli_error(const char *cmd, int code, const char *fmt, ...) {
@@ -58,6 +60,26 @@ bool cli_config_preset(cli_config *c, const char *name) {
   c->beta2 = 0.99f;
   c->seed = 1337;
   return true;
+}
+
+bool cli_config_named(cli_config *c, const char *cmd, const char *name) {
+  if (cli_config_preset(c, name ? name : "tiny")) return true;
+  cli_error(cmd, CLI_USAGE, "--config: unknown preset '%s' (tiny, small)", name);
+  return false;
+}
+
+int cli_config_from_args(cli_config *c, const char *cmd, int argc, char **argv,
+                         const char **preset) {
+  *preset = NULL;
+  for (int i = 0; i < argc; i++)
+    if (cli_opt(cmd, argc, argv, &i, "--config", preset) < 0) return CLI_USAGE;
+  return cli_config_named(c, cmd, *preset) ? CLI_OK : CLI_USAGE;
+}
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 bool cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi,

@@ -25,12 +25,6 @@ static void cli__on_sigint(int sig) {
   cli__interrupted = 1;
 }
 
-static double cli__now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml train [--config tiny|small] [--data FILE] [--out DIR] [--resume DIR]\n"
@@ -269,18 +263,10 @@ int cli_train(int argc, char **argv) {
   const char *preset = NULL, *data_path = NULL, *out_dir = NULL, *resume = NULL,
              *backend = "auto";
   long log_every = 10, stop_after = 0;
-  /* the preset first, so flags override it wherever they stand */
-  for (int i = 0; i < argc; i++) {
-    const char *v;
-    int r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &v);
-    if (r < 0) return CLI_USAGE;
-    if (r > 0) preset = v;
-  }
   cli__run run;
   memset(&run, 0, sizeof run);
   cli_config *cfg = &run.cfg;
-  if (!cli_config_preset(cfg, preset ? preset : "tiny"))
-    return cli_error(CLI__CMD, CLI_USAGE, "--config: unknown preset '%s' (tiny, small)", preset);
+  if (cli_config_from_args(cfg, CLI__CMD, argc, argv, &preset) != CLI_OK) return CLI_USAGE;
   cli_config flags = *cfg;
   const cli_config preset_cfg = *cfg;
   bool given[7] = {false};
@@ -517,7 +503,7 @@ int cli_train(int argc, char **argv) {
   bool tty = isatty(STDOUT_FILENO), line_open = false; /* an updating line awaits its newline */
   float last_val = NAN;
   long last_val_step = -1;
-  double t_start = cli__now(), rate = 0.0;
+  double t_start = cli_now(), rate = 0.0;
   long steps_timed = 0;
   code = CLI_OK;
   bool stopped = false;
@@ -527,7 +513,7 @@ int cli_train(int argc, char **argv) {
       stopped = true;
       break;
     }
-    double t0 = cli__now();
+    double t0 = cli_now();
     ct_status s = ct_batch_draw(&rng, ids, n_train, B, T, in, tg);
     if (s == CT_OK) s = ct_trainer_set_input(run.t, 0, in, B * T);
     if (s == CT_OK) s = ct_trainer_set_input(run.t, 1, tg, B * T);
@@ -543,7 +529,7 @@ int cli_train(int argc, char **argv) {
       break;
     }
     step++;
-    double dt = cli__now() - t0;
+    double dt = cli_now() - t0;
     steps_timed++;
     rate = steps_timed == 1 ? dt : 0.9 * rate + 0.1 * dt;
     bool eval = step % cfg->eval_every == 0 || step == cfg->steps;
@@ -617,7 +603,7 @@ int cli_train(int argc, char **argv) {
     }
   } else if (code == CLI_OK) {
     if (line_open) printf("\n");
-    double secs = cli__now() - t_start;
+    double secs = cli_now() - t_start;
     printf("done: %ld steps in %.1f s; validation loss %.4f (unigram baseline %.4f); checkpoint %s, "
            "loss log %s, curve %s/loss.svg\n", step, secs, (double)last_val, unigram, ck_file,
            csv_path, run.out_dir);

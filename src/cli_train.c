@@ -234,28 +234,37 @@ static void cli__plot(cli__run *r) {
     cli_error(CLI__CMD, CLI_FAIL, "warning: %s not written: %s", path, strerror(errno));
 }
 
-/* Applies the flags that may differ on resume and rejects the rest when they
- * disagree with the checkpoint. */
-static bool cli__resume_config(cli_config *ck_cfg, const cli_config *flags, const bool *given) {
-  /* given[] follows the order of the checks below */
-  struct {
-    const char *flag;
-    long long ck, want;
-  } shape[] = {
-      {"--layers", ck_cfg->model.layers, flags->model.layers},
-      {"--heads", ck_cfg->model.heads, flags->model.heads},
-      {"--width", ck_cfg->model.width, flags->model.width},
-      {"--block", ck_cfg->model.block, flags->model.block},
-      {"--batch", ck_cfg->batch, flags->batch},
-      {"--seed", (long long)ck_cfg->seed, (long long)flags->seed},
-      {"--warmup", ck_cfg->warmup, flags->warmup},
-  };
-  for (size_t k = 0; k < sizeof shape / sizeof *shape; k++)
-    if (given[k] && shape[k].ck != shape[k].want) {
-      cli_error(CLI__CMD, CLI_USAGE, "config mismatch: the checkpoint was trained with %s %lld, "
-                "not %lld", shape[k].flag, shape[k].ck, shape[k].want);
+/* A config flag as the user gave it. */
+typedef struct cli__given {
+  char flag[32];
+  const char *value;
+} cli__given;
+
+static bool cli__was_given(const cli__given *g, int n, const char *flag) {
+  for (int k = 0; k < n; k++)
+    if (!strcmp(g[k].flag, flag)) return true;
+  return false;
+}
+
+/* The checkpoint's config with the given flags: the loop's own settings
+ * (--steps, --eval-every, --eval-batches, --save-every) are applied; any other
+ * flag must repeat the checkpoint's value, or it is a config mismatch. */
+static bool cli__resume_config(cli_config *c, const cli__given *g, int n) {
+  static const char *const loop[] = {"--steps", "--eval-every", "--eval-batches", "--save-every"};
+  for (int k = 0; k < n; k++) {
+    cli_config probe = *c;
+    cli_config_flag(&probe, CLI__CMD, g[k].flag, g[k].value);
+    bool is_loop = false;
+    for (size_t l = 0; l < sizeof loop / sizeof *loop; l++) is_loop |= !strcmp(g[k].flag, loop[l]);
+    if (is_loop) {
+      *c = probe;
+    } else if (memcmp(&probe, c, sizeof probe) != 0) {
+      cli_error(CLI__CMD, CLI_USAGE, "config mismatch: the checkpoint was not trained with %s %s "
+                "(its metadata holds the value it was; drop the flag to resume)", g[k].flag,
+                g[k].value);
       return false;
     }
+  }
   return true;
 }
 
@@ -268,11 +277,8 @@ int cli_train(int argc, char **argv) {
   cli_config *cfg = &run.cfg;
   if (cli_config_from_args(cfg, CLI__CMD, argc, argv, &preset) != CLI_OK) return CLI_USAGE;
   cli_config flags = *cfg;
-  const cli_config preset_cfg = *cfg;
-  bool given[7] = {false};
-  static const char *const tracked[7] = {"--layers", "--heads", "--width", "--block",
-                                         "--batch",  "--seed",  "--warmup"};
-  bool steps_given = false;
+  cli__given given[64];
+  int n_given = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v = NULL;
     int r;
@@ -301,12 +307,11 @@ int cli_train(int argc, char **argv) {
         return CLI_USAGE;
       continue;
     }
-    char flag[32];
-    if ((r = cli_config_arg(&flags, CLI__CMD, argc, argv, &i, flag, &v)) != 0) {
+    if (n_given == 64) return cli_error(CLI__CMD, CLI_USAGE, "more than 64 config flags");
+    cli__given *g = &given[n_given];
+    if ((r = cli_config_arg(&flags, CLI__CMD, argc, argv, &i, g->flag, &g->value)) != 0) {
       if (r < 0) return CLI_USAGE;
-      for (int k = 0; k < 7; k++)
-        if (!strcmp(flag, tracked[k])) given[k] = true;
-      if (!strcmp(flag, "--steps")) steps_given = true;
+      n_given++;
       continue;
     }
     cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml train --help')", a);
@@ -323,16 +328,11 @@ int cli_train(int argc, char **argv) {
       return cli_error(CLI__CMD, CLI_USAGE, "config mismatch: the checkpoint in '%s' is a '%s' "
                        "run, not '%s'", resume, from.cfg.name, preset);
     }
-    if (!cli__resume_config(&from.cfg, &flags, given)) {
+    *cfg = from.cfg;
+    if (!cli__resume_config(cfg, given, n_given)) {
       cli_checkpoint_free(&from);
       return CLI_USAGE;
     }
-    *cfg = from.cfg;
-    /* the loop's own settings may change on resume */
-    if (steps_given) cfg->steps = flags.steps;
-    if (flags.eval_every != preset_cfg.eval_every) cfg->eval_every = flags.eval_every;
-    if (flags.save_every != preset_cfg.save_every) cfg->save_every = flags.save_every;
-    if (flags.eval_batches != preset_cfg.eval_batches) cfg->eval_batches = flags.eval_batches;
     if (cfg->steps <= from.step) {
       cli_checkpoint_free(&from);
       return cli_error(CLI__CMD, CLI_USAGE, "the checkpoint in '%s' is at step %ld of %ld: nothing "
@@ -348,7 +348,7 @@ int cli_train(int argc, char **argv) {
   } else {
     *cfg = flags;
     /* a short run without its own --warmup warms up over its first tenth */
-    if (!given[6] && cfg->warmup >= cfg->steps) cfg->warmup = cfg->steps / 10;
+    if (!cli__was_given(given, n_given, "--warmup") && cfg->warmup >= cfg->steps) cfg->warmup = cfg->steps / 10;
   }
   if (!cli_config_check(cfg, CLI__CMD)) {
     cli_checkpoint_free(&from);

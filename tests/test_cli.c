@@ -340,6 +340,8 @@ static void test_config_mismatch(void **state) {
                "config mismatch");
   expect_error(RUN("train", "--resume", "a", "--config", "small", "--backend", "cpu"), "train",
                "config mismatch");
+  expect_error(RUN("train", "--resume", "a", "--lr", "0.5", "--steps", "60", "--backend", "cpu"),
+               "train", "config mismatch");
   /* other data than the checkpoint's */
   expect_error(RUN("train", "--resume", "a", "--data", "short.txt", "--steps", "60", "--backend",
                    "cpu"),

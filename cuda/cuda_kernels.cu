@@ -9,8 +9,16 @@
 #define CT__P_FLOOR 1e-9
 /* Threads per block, everywhere (a power of two). */
 #define CT__THREADS 256
-/* Grid cap for grid-stride loops (grid x allows 2^31 - 1). */
+/* Grid cap for grid-stride loops (grid x allows 2^31 - 1); tests/cudasim
+ * lowers it to make every grid-stride loop take several passes. */
+#ifndef CT__MAX_BLOCKS
 #define CT__MAX_BLOCKS ((int64_t)1 << 20)
+#endif
+/* CT__CU_LAUNCH(kernel, grid, block, stream)(args): the one spelling of a
+ * launch (tests/cudasim defines its own to run kernels on the CPU). */
+#ifndef CT__CU_LAUNCH
+#define CT__CU_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>
+#endif
 
 /* ---- launch shapes ------------------------------------------------------- */
 
@@ -587,11 +595,12 @@ __global__ void ct__k_adamw_update(const float *h, float *p, const float *g, flo
 
 /* Launches an element-wise kernel over n elements on stream s (nothing when n <= 0)
  * and returns the launch status. */
-#define CT__LAUNCH_ELEMS(kernel, n, ...)                                                  \
-  do {                                                                                    \
-    if ((n) <= 0) return cudaSuccess;                                                     \
-    kernel<<<ct__blocks((n), CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(__VA_ARGS__); \
-    return cudaGetLastError();                                                            \
+#define CT__LAUNCH_ELEMS(kernel, n, ...)                                                \
+  do {                                                                                  \
+    if ((n) <= 0) return cudaSuccess;                                                   \
+    CT__CU_LAUNCH(kernel, ct__blocks((n), CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, s) \
+    (__VA_ARGS__);                                                                      \
+    return cudaGetLastError();                                                          \
   } while (0)
 
 extern "C" cudaError_t ct__cu_fill(float *x, float value, int64_t n, cudaStream_t s) {
@@ -605,12 +614,11 @@ extern "C" cudaError_t ct__cu_add(const float *x, const float *y, float *z, int6
 
 extern "C" cudaError_t ct__cu_embedding_fwd(const int32_t *ids, const float *table, float *y,
                                             int64_t n, int64_t vocab, int64_t width,
-                                            ct__cu_errrec *err, int node, int op,
-                                            cudaStream_t s) {
+                                            ct__cu_errrec *err, int node, int op, cudaStream_t s) {
   if (n <= 0 || width <= 0) return cudaSuccess;
   dim3 b = ct__row_block(width);
-  ct__k_embedding_fwd<<<ct__blocks(n, b.y, CT__MAX_BLOCKS), b, 0, s>>>(ids, table, y, n, vocab,
-                                                                        width, err, node, op);
+  CT__CU_LAUNCH(ct__k_embedding_fwd, ct__blocks(n, b.y, CT__MAX_BLOCKS), b, s)
+  (ids, table, y, n, vocab, width, err, node, op);
   return cudaGetLastError();
 }
 
@@ -628,7 +636,7 @@ extern "C" cudaError_t ct__cu_embedding_rev(const int32_t *ids, const float *dy,
   if (parts > (int64_t)8 * 65535) parts = (int64_t)8 * 65535;
   int64_t chunk = (vocab + parts - 1) / parts;
   dim3 grid(ct__blocks(tiles, 1, 0x7fffffff), (unsigned)(parts / 8));
-  ct__k_embedding_rev<<<grid, dim3(32, 8), 0, s>>>(ids, dy, dtable, n, vocab, width, chunk);
+  CT__CU_LAUNCH(ct__k_embedding_rev, grid, dim3(32, 8), s)(ids, dy, dtable, n, vocab, width, chunk);
   return cudaGetLastError();
 }
 
@@ -636,7 +644,7 @@ extern "C" cudaError_t ct__cu_bias_rows(const float *b, float *y, int64_t rows, 
                                         cudaStream_t s) {
   if (rows <= 0 || m <= 0) return cudaSuccess;
   dim3 bl = ct__row_block(m);
-  ct__k_bias_rows<<<ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, 0, s>>>(b, y, rows, m);
+  CT__CU_LAUNCH(ct__k_bias_rows, ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, s)(b, y, rows, m);
   return cudaGetLastError();
 }
 
@@ -644,7 +652,7 @@ extern "C" cudaError_t ct__cu_softmax_fwd(const float *x, float *y, int64_t rows
                                           cudaStream_t s) {
   if (rows <= 0 || c <= 0) return cudaSuccess;
   dim3 b = ct__row_block(c);
-  ct__k_softmax_fwd<<<ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, 0, s>>>(x, y, rows, c);
+  CT__CU_LAUNCH(ct__k_softmax_fwd, ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, s)(x, y, rows, c);
   return cudaGetLastError();
 }
 
@@ -652,7 +660,7 @@ extern "C" cudaError_t ct__cu_softmax_rev(const float *y, const float *dy, float
                                           int64_t c, cudaStream_t s) {
   if (rows <= 0 || c <= 0) return cudaSuccess;
   dim3 b = ct__row_block(c);
-  ct__k_softmax_rev<<<ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, 0, s>>>(y, dy, dx, rows, c);
+  CT__CU_LAUNCH(ct__k_softmax_rev, ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, s)(y, dy, dx, rows, c);
   return cudaGetLastError();
 }
 
@@ -661,10 +669,10 @@ extern "C" cudaError_t ct__cu_xent_fwd(const float *p, const int32_t *t, float *
                                        ct__cu_errrec *err, int node, int op, cudaStream_t s) {
   if (rows <= 0 || c <= 0) return cudaSuccess;
   unsigned g = ct__blocks(rows, CT__THREADS, CT__CU_PARTIALS);
-  ct__k_xent_fwd<<<g, CT__THREADS, 0, s>>>(p, t, partials, rows, c, err, node, op);
+  CT__CU_LAUNCH(ct__k_xent_fwd, g, CT__THREADS, s)(p, t, partials, rows, c, err, node, op);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  ct__k_mean<<<1, CT__THREADS, 0, s>>>(partials, (int)g, rows, loss);
+  CT__CU_LAUNCH(ct__k_mean, 1, CT__THREADS, s)(partials, (int)g, rows, loss);
   return cudaGetLastError();
 }
 
@@ -672,7 +680,8 @@ extern "C" cudaError_t ct__cu_xent_rev(const float *p, const int32_t *t, const f
                                        float *dp, int64_t rows, int64_t c, cudaStream_t s) {
   if (rows <= 0 || c <= 0) return cudaSuccess;
   dim3 b = ct__row_block(c);
-  ct__k_xent_rev<<<ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, 0, s>>>(p, t, dloss, dp, rows, c);
+  CT__CU_LAUNCH(ct__k_xent_rev, ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, s)
+  (p, t, dloss, dp, rows, c);
   return cudaGetLastError();
 }
 
@@ -683,10 +692,10 @@ extern "C" cudaError_t ct__cu_softmax_xent_fwd(const float *x, const int32_t *t,
   if (rows <= 0 || c <= 0) return cudaSuccess;
   dim3 b = ct__row_block(c);
   unsigned g = ct__blocks(rows, b.y, CT__CU_PARTIALS);
-  ct__k_softmax_xent_fwd<<<g, b, 0, s>>>(x, t, probs, partials, rows, c, err, node, op);
+  CT__CU_LAUNCH(ct__k_softmax_xent_fwd, g, b, s)(x, t, probs, partials, rows, c, err, node, op);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
-  ct__k_mean<<<1, CT__THREADS, 0, s>>>(partials, (int)g, rows, loss);
+  CT__CU_LAUNCH(ct__k_mean, 1, CT__THREADS, s)(partials, (int)g, rows, loss);
   return cudaGetLastError();
 }
 
@@ -695,14 +704,13 @@ extern "C" cudaError_t ct__cu_softmax_xent_rev(const float *probs, const int32_t
                                                int64_t c, cudaStream_t s) {
   if (rows <= 0 || c <= 0) return cudaSuccess;
   dim3 b = ct__row_block(c);
-  ct__k_softmax_xent_rev<<<ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, 0, s>>>(probs, t, dloss, dx,
-                                                                              rows, c);
+  CT__CU_LAUNCH(ct__k_softmax_xent_rev, ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, s)
+  (probs, t, dloss, dx, rows, c);
   return cudaGetLastError();
 }
 
-extern "C" cudaError_t ct__cu_pos_embedding_fwd(const float *x, const float *P, float *y,
-                                                int64_t B, int64_t T, int64_t C,
-                                                cudaStream_t s) {
+extern "C" cudaError_t ct__cu_pos_embedding_fwd(const float *x, const float *P, float *y, int64_t B,
+                                                int64_t T, int64_t C, cudaStream_t s) {
   int64_t n = B * T * C;
   CT__LAUNCH_ELEMS(ct__k_pos_embedding_fwd, n, x, P, y, n, T, C);
 }
@@ -710,8 +718,9 @@ extern "C" cudaError_t ct__cu_pos_embedding_fwd(const float *x, const float *P, 
 extern "C" cudaError_t ct__cu_pos_embedding_rev(const float *dy, float *dP, int64_t B, int64_t T,
                                                 int64_t C, cudaStream_t s) {
   if (B <= 0 || T * C <= 0) return cudaSuccess;
-  ct__k_pos_embedding_rev<<<ct__blocks(T * C, CT__THREADS, CT__MAX_BLOCKS), CT__THREADS, 0, s>>>(
-      dy, dP, B, T, C);
+  CT__CU_LAUNCH(ct__k_pos_embedding_rev, ct__blocks(T * C, CT__THREADS, CT__MAX_BLOCKS),
+                CT__THREADS, s)
+  (dy, dP, B, T, C);
   return cudaGetLastError();
 }
 
@@ -720,8 +729,8 @@ extern "C" cudaError_t ct__cu_layernorm_fwd(const float *x, const float *g, cons
                                             cudaStream_t s) {
   if (rows <= 0 || n <= 0) return cudaSuccess;
   dim3 bl = ct__row_block(n);
-  ct__k_layernorm_fwd<<<ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, 0, s>>>(x, g, b, y, saved,
-                                                                             rows, n);
+  CT__CU_LAUNCH(ct__k_layernorm_fwd, ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, s)
+  (x, g, b, y, saved, rows, n);
   return cudaGetLastError();
 }
 
@@ -731,15 +740,15 @@ extern "C" cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, cons
   if (rows <= 0 || n <= 0) return cudaSuccess;
   if (dx) {
     dim3 bl = ct__row_block(n);
-    ct__k_layernorm_rev_dx<<<ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, 0, s>>>(x, g, dy, dx,
-                                                                                rows, n);
+    CT__CU_LAUNCH(ct__k_layernorm_rev_dx, ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, s)
+    (x, g, dy, dx, rows, n);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
   if (dg || db) {
-    ct__k_layernorm_rev_params<<<ct__blocks(n, CT__COL_X, CT__MAX_BLOCKS),
-                                 dim3(CT__COL_X, CT__COL_Y), 0, s>>>(x, dy, saved, dg, db, rows,
-                                                                     n);
+    CT__CU_LAUNCH(ct__k_layernorm_rev_params, ct__blocks(n, CT__COL_X, CT__MAX_BLOCKS),
+                  dim3(CT__COL_X, CT__COL_Y), s)
+    (x, dy, saved, dg, db, rows, n);
     return cudaGetLastError();
   }
   return cudaSuccess;
@@ -776,7 +785,8 @@ extern "C" cudaError_t ct__cu_causal_softmax_fwd(const float *x, float *y, int64
                                                  cudaStream_t s) {
   if (rows <= 0 || T <= 0) return cudaSuccess;
   dim3 b = ct__row_block(T);
-  ct__k_causal_softmax_fwd<<<ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, 0, s>>>(x, y, rows, T);
+  CT__CU_LAUNCH(ct__k_causal_softmax_fwd, ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, s)
+  (x, y, rows, T);
   return cudaGetLastError();
 }
 
@@ -784,8 +794,8 @@ extern "C" cudaError_t ct__cu_causal_softmax_rev(const float *y, const float *dy
                                                  int64_t rows, int64_t T, cudaStream_t s) {
   if (rows <= 0 || T <= 0) return cudaSuccess;
   dim3 b = ct__row_block(T);
-  ct__k_causal_softmax_rev<<<ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, 0, s>>>(y, dy, dx, rows,
-                                                                                T);
+  CT__CU_LAUNCH(ct__k_causal_softmax_rev, ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, s)
+  (y, dy, dx, rows, T);
   return cudaGetLastError();
 }
 
@@ -794,17 +804,17 @@ extern "C" cudaError_t ct__cu_sumsq(const float *x, int64_t n, double *partials,
   unsigned g = 0;
   if (n > 0) {
     g = ct__blocks(n, CT__THREADS, CT__CU_PARTIALS);
-    ct__k_sumsq_partials<<<g, CT__THREADS, 0, s>>>(x, n, partials);
+    CT__CU_LAUNCH(ct__k_sumsq_partials, g, CT__THREADS, s)(x, n, partials);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
-  ct__k_sum_partials<<<1, CT__THREADS, 0, s>>>(partials, (int)g, out);
+  CT__CU_LAUNCH(ct__k_sum_partials, 1, CT__THREADS, s)(partials, (int)g, out);
   return cudaGetLastError();
 }
 
 extern "C" cudaError_t ct__cu_hyper_step(float *hyper, const float *sumsq, int n,
                                          const ct__cu_errrec *err, cudaStream_t s) {
-  ct__k_hyper_step<<<1, 1, 0, s>>>(hyper, sumsq, n, err);
+  CT__CU_LAUNCH(ct__k_hyper_step, 1, 1, s)(hyper, sumsq, n, err);
   return cudaGetLastError();
 }
 

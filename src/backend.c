@@ -7,6 +7,7 @@ typedef struct ct__registry_entry {
   const char *name;
   const ct_backend *table; /* NULL when not built into this library */
   const char *not_built;   /* why, when table is NULL */
+  bool simulated;          /* the table runs on a CPU simulator of the device */
   bool opened;
   ct_status open_status;
   void *ctx;
@@ -16,7 +17,9 @@ typedef struct ct__registry_entry {
 
 /* "auto" takes the first present entry: GPUs before the CPU reference. */
 static ct__registry_entry ct__registry[] = {
-#ifdef CTML_WITH_CUDA
+#if defined(CTML_WITH_CUDA) && defined(CTML_CUDA_SIMULATOR)
+    {.name = "cuda", .table = &ct__cuda_backend, .simulated = true},
+#elif defined(CTML_WITH_CUDA)
     {.name = "cuda", .table = &ct__cuda_backend},
 #else
     {.name = "cuda", .not_built = "the CUDA backend is not built into this ctml (configured "
@@ -58,6 +61,7 @@ ct_status ct_backend_info_get(int i, ct_backend_info *out) {
   out->name = e->name;
   out->built = e->table != NULL;
   out->present = e->open_status == CT_OK;
+  out->simulated = e->simulated;
   snprintf(out->device, sizeof out->device, "%s", out->present ? e->device : "");
   snprintf(out->reason, sizeof out->reason, "%s", out->present ? "" : e->reason);
   return CT_OK;
@@ -70,6 +74,7 @@ ct_status ct_backend_get(const char *name, const ct_backend **out) {
   bool any = !strcmp(name, "auto");
   for (int i = 0; i < CT__NBACKENDS; i++) {
     if (!any && strcmp(name, ct__registry[i].name)) continue;
+    if (any && ct__registry[i].simulated) continue; /* a simulator is never a device to pick */
     ct__registry_entry *e = ct__open(i);
     if (e->open_status == CT_OK) {
       *out = e->table;
@@ -94,6 +99,8 @@ ct_status ct_backend_devices(int i, ct_device_info *out, int max, int *count) {
                     CT__NBACKENDS);
   const ct_backend *b = ct__registry[i].table;
   if (b && b->list_devices) *count = b->list_devices(out, max < 0 ? 0 : max);
+  if (ct__registry[i].simulated)
+    for (int k = 0; k < *count && k < max; k++) out[k].gpu = false;
   return CT_OK;
 }
 

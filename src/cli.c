@@ -116,7 +116,9 @@ static int cmd_devices(int argc, char **argv) {
   for (int i = 0; i < ct_backend_count(); i++) {
     ct_backend_info info;
     if (ct_backend_info_get(i, &info) != CT_OK) continue;
-    if (info.present)
+    if (info.present && info.simulated)
+      printf("%-7s present  %s [simulator: runs on this CPU, not a GPU]\n", info.name, info.device);
+    else if (info.present)
       printf("%-7s present  %s\n", info.name, info.device);
     else
       printf("%-7s absent   %s\n", info.name, info.reason);

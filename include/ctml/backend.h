@@ -24,6 +24,8 @@ typedef struct ct_backend_info {
   const char *name;
   bool built;            /* compiled into this library */
   bool present;          /* built and a usable device was found */
+  bool simulated;        /* runs on a CPU simulator of its device (test builds of ctml only):
+                            never a GPU, never chosen by "auto" */
   char device[128];      /* the device it runs on, when present */
   char reason[1024];     /* why it is absent, when not present (a build log may be in it) */
 } ct_backend_info;

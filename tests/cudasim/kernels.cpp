@@ -1,0 +1,3 @@
+/* cuda/cuda_kernels.cu, unchanged, compiled as C++ on cudasim (cudasim_device.h
+ * is force-included first). */
+#include "cuda_kernels.cu"

@@ -14,6 +14,8 @@ typedef struct fixture {
   const char *name;
   const ct_backend *dev, *cpu;
   int index; /* position of the backend in the registry */
+  bool simulated; /* the backend runs on a CPU simulator (tests/cudasim), not its device */
+  char device[128];
   char absent[400];
 } fixture;
 
@@ -30,12 +32,23 @@ static int setup(void **state) {
   f->index = -1;
   for (int i = 0; i < ct_backend_count(); i++) {
     ct_backend_info info;
-    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, f->name)) f->index = i;
+    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, f->name)) {
+      f->index = i;
+      f->simulated = info.simulated;
+      snprintf(f->device, sizeof f->device, "%s", info.device);
+    }
   }
   if (ct_backend_get("cpu", &f->cpu) != CT_OK) return -1;
   if (ct_backend_get(f->name, &f->dev) != CT_OK) {
     f->dev = NULL;
     snprintf(f->absent, sizeof f->absent, "%s", ct_last_error());
+    /* a simulator has no device to lack: its absence is a failure, never a skip */
+    if (f->simulated) {
+      fprintf(stderr, "test_cross: the simulated %s backend failed to open: %s\n", f->name,
+              f->absent);
+      free(f);
+      return -1;
+    }
   }
   *state = f;
   return 0;
@@ -596,15 +609,21 @@ static void test_tf32_opt_in(void **state) {
 static void test_coverage(void **state) {
   fixture *f = *state;
   if (f->index < 0) fail_msg("backend '%s' is not in the registry", f->name);
-  print_message("    %-24s %-9s %-12s %s\n", "generator", "direction", "cell", "shapes checked");
+  /* where the cells ran: the device itself, or the CPU simulator of it */
+  const char *where = !f->dev ? "nowhere (absent)" : f->simulated ? "simulator" : "hardware";
+  if (f->dev)
+    print_message("    ran on %s: %s\n", where, f->device);
+  print_message("    %-24s %-9s %-12s %-10s %s\n", "generator", "direction", "cell", "ran on",
+                "shapes checked");
   int gaps = 0;
   for (int op = 0; op < CT_OP_COUNT; op++)
     for (int dir = 0; dir < 2; dir++) {
       ct_cell cell = CT_CELL_MISSING;
       ct_status s = ct_backend_cell(f->index, (ct_op)op, (ct_direction)dir, &cell);
       const char *cname = s == CT_OK ? ct_cell_name(cell) : "not built";
-      print_message("    %-24s %-9s %-12s %d\n", ct_op_name((ct_op)op),
-                    dir ? "reverse" : "forward", cname, checked[op][dir]);
+      print_message("    %-24s %-9s %-12s %-10s %d\n", ct_op_name((ct_op)op),
+                    dir ? "reverse" : "forward", cname, checked[op][dir] ? where : "-",
+                    checked[op][dir]);
       if (s == CT_OK && cell == CT_CELL_MISSING) gaps++;
       if (f->dev && !filtered && s == CT_OK && cell != CT_CELL_UNSUPPORTED && !checked[op][dir])
         gaps++;

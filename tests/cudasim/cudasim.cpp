@@ -798,7 +798,8 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device) {
   if (!p) return ret(cudaErrorInvalidValue);
   if (device != 0) return ret(cudaErrorInvalidDevice);
   memset(p, 0, sizeof *p);
-  snprintf(p->name, sizeof p->name, "%s", CTSIM_DEVICE_NAME);
+  snprintf(p->name, sizeof p->name, "%s (CPU, not a GPU; schedule %s)", CTSIM_DEVICE_NAME,
+           conf().name);
   p->totalGlobalMem = conf().memory;
   p->sharedMemPerBlock = 48 << 10;
   p->regsPerBlock = 65536;

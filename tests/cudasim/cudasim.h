@@ -14,8 +14,9 @@
 extern "C" {
 #endif
 
-/* Device name reported by cudaGetDeviceProperties: never mistaken for a GPU. */
-#define CTSIM_DEVICE_NAME "ctml cudasim (CPU execution layer, not a GPU)"
+/* Device name reported by cudaGetDeviceProperties, never mistaken for a GPU:
+ * "ctml cudasim (CPU, not a GPU; schedule random seed 7, small grid)". */
+#define CTSIM_DEVICE_NAME "ctml cudasim"
 
 /* A host operation queued on a stream: runs fn(args) in stream order, where args
  * is the runtime's own copy of the bytes given at enqueue. */

@@ -279,11 +279,15 @@ int ct__ocl_list_devices(ct_device_info *out, int max) {
   for (int i = 0; i < n && i < max; i++) {
     ct_device_info *o = &out[i];
     memset(o, 0, sizeof *o);
-    /* the version's first three words: "OpenCL 3.0 PoCL", "OpenCL 3.0 CUDA" */
+    /* the version's first three words, up to a parenthesis: "OpenCL 3.0 PoCL",
+     * "OpenCL 3.0 CUDA", "OpenCL 3.1" (of "OpenCL 3.1 (Build 0)") */
     char ver[64];
     snprintf(ver, sizeof ver, "%.63s", devs[i].device_version);
     for (int w = 0, k = 0; ver[k]; k++)
-      if (ver[k] == ' ' && ++w == 3) ver[k] = '\0';
+      if (ver[k] == ' ' && (++w == 3 || ver[k + 1] == '(')) {
+        ver[k] = '\0';
+        break;
+      }
     snprintf(o->name, sizeof o->name, "platform %d '%.40s' device %d '%.48s' (%s, %.40s)",
              devs[i].platform_index, devs[i].platform_name, devs[i].device_index,
              devs[i].device_name, ct__ocl_type_name(devs[i].type), ver);

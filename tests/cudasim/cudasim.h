@@ -53,6 +53,12 @@ const char *ctsim_schedule_name(void);
 /* The grid cap of grid-stride launches: 2^20, or CTSIM_SMALL_GRID in the small-grid mode. */
 int64_t ctsim_max_blocks(void);
 
+/* The cuBLAS stand-ins' user workspace of a handle (a test hook, not cuBLAS
+ * API): 1 with *workspace and *bytes set when cublasSetWorkspace set one since
+ * the last cublasSetStream, else 0 (the default pool). */
+struct cublasContext;
+int ctsim_cublas_workspace(struct cublasContext *handle, void **workspace, size_t *bytes);
+
 /* Counters since start: kernels launched, blocks and threads run, barriers passed. */
 typedef struct ctsim_stats {
   uint64_t launches, blocks, threads, barriers, host_ops;

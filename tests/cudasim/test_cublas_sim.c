@@ -19,12 +19,9 @@
 #include <sys/wait.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include "cudasim.h"
 
 #define TOL (4 * FLT_EPSILON)
-
-/* Defined by cublas_sim.c (a test hook, not cuBLAS API): the handle's user
- * workspace, or 0 when it uses the default pool. */
-int ctsim_cublas_workspace(cublasHandle_t handle, void **workspace, size_t *bytes);
 
 static const cublasOperation_t OPS[] = {CUBLAS_OP_N, CUBLAS_OP_T, CUBLAS_OP_C};
 

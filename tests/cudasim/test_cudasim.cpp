@@ -115,9 +115,17 @@ static void test_block_sum_in_every_order(void **state) {
   for (int i = 0; i < B * N_THREADS; i++) in[i] = (float)(i % 7) - 2.0f;
   float *din = dev_floats(B * N_THREADS), *dout = dev_floats(B);
   assert_int_equal(cudaMemcpy(din, in, sizeof in, cudaMemcpyHostToDevice), cudaSuccess);
+  ctsim_stats before, after;
+  ctsim_get_stats(&before);
   CT__CU_LAUNCH(k_block_sum, B, N_THREADS, 0)(din, dout);
   assert_int_equal(cudaGetLastError(), cudaSuccess);
   assert_int_equal(cudaMemcpy(out, dout, sizeof out, cudaMemcpyDeviceToHost), cudaSuccess);
+  /* every thread of every block ran, and passed 1 + log2(256) barriers */
+  ctsim_get_stats(&after);
+  assert_int_equal(after.launches - before.launches, 1);
+  assert_int_equal(after.blocks - before.blocks, B);
+  assert_int_equal(after.threads - before.threads, B * N_THREADS);
+  assert_int_equal(after.barriers - before.barriers, B * 9);
   for (int b = 0; b < B; b++) {
     double want = 0;
     for (int t = 0; t < N_THREADS; t++) want += in[b * N_THREADS + t];

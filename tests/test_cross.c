@@ -477,6 +477,53 @@ static void test_bad_target_leaves_params(void **state) {
   }
 }
 
+/* Ids exactly at the bound (token id == vocab, target == classes) are out of
+ * range, and of several bad ids in a batch (in several blocks) the lowest
+ * position is reported, whatever order the device ran its threads in: for
+ * embedding, cross_entropy and softmax_cross_entropy. Then good ids run. */
+static void test_ids_at_the_bound(void **state) {
+  fixture *f = *state;
+  NEED_DEVICE(f);
+  enum { N = 600, V = 5, C = 6 };
+  const int at[4] = {37, 38, 300, N - 1}; /* bad positions; at[0] holds the bound */
+  ct_param *E = make_param("E", 2, V, 3, 1);
+  ct_object tk, dist, lg;
+  CT_ASSERT_OK(ct_object_tokens(&tk, N));
+  CT_ASSERT_OK(ct_object_matrix(&dist, CT_ROLE_DIST, N, C));
+  CT_ASSERT_OK(ct_object_matrix(&lg, CT_ROLE_LOGITS, N, C));
+  ct_morphism *ms[3];
+  const ct_op ops[3] = {CT_OP_EMBEDDING, CT_OP_CROSS_ENTROPY, CT_OP_SOFTMAX_XENT};
+  CT_ASSERT_OK(ct_embedding(&ms[0], &tk, E));
+  CT_ASSERT_OK(ct_cross_entropy(&ms[1], &dist, &tk));
+  CT_ASSERT_OK(ct_softmax_cross_entropy(&ms[2], &lg, &tk));
+  for (int k = 0; k < 3; k++) {
+    int32_t limit = k ? C : V;
+    inputs in = make_inputs(ms[k], (int64_t[]){V, limit}, 0.01f, 1.0f, 1000 + k);
+    int32_t *ids = in.data[k ? 1 : 0];
+    const int32_t bad[4] = {limit, -1, INT32_MAX, limit + 1};
+    for (int b = 0; b < 4; b++) ids[at[b]] = bad[b];
+    ct_plan *p;
+    CT_ASSERT_OK(ct_compile(&p, ms[k], f->dev, CT_PLAN_FORWARD | CT_PLAN_GUARD));
+    for (int i = 0; i < in.n; i++) {
+      int64_t n = ct_object_numel(ct_morphism_dom(ms[k], i));
+      CT_ASSERT_OK(ct_plan_set_input(p, i, in.data[i], n));
+    }
+    CT_ASSERT_STATUS(ct_plan_forward(p), CT_ERR_RANGE);
+    char want[160];
+    snprintf(want, sizeof want, "node 0 (%s): %s %d at position %d is outside [0, %d)",
+             ct_op_name(ops[k]), k ? "target id" : "token id", limit, at[0], limit);
+    CT_ASSERT_MESSAGE_HAS(want);
+    CT_ASSERT_OK(ct_plan_check_guards(p));
+    for (int b = 0; b < 4; b++) ids[at[b]] = b;
+    CT_ASSERT_OK(ct_plan_set_input(p, k ? 1 : 0, ids, N));
+    CT_ASSERT_OK(ct_plan_forward(p));
+    ct_plan_free(p);
+    free_inputs(&in);
+    ct_morphism_free(ms[k]);
+  }
+  ct_param_free(E);
+}
+
 /* A plan larger than any device: the error names the plan's size. */
 static void test_out_of_memory_names_plan_size(void **state) {
   fixture *f = *state;
@@ -650,6 +697,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_training_tracks_cpu),
       cmocka_unit_test(test_token_id_out_of_range),
       cmocka_unit_test(test_bad_target_leaves_params),
+      cmocka_unit_test(test_ids_at_the_bound),
       cmocka_unit_test(test_out_of_memory_names_plan_size),
       cmocka_unit_test(test_book_numbers_match_cpu),
       cmocka_unit_test(test_step_graph),
@@ -661,10 +709,12 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_heads),
       cmocka_unit_test(test_attn_scores),
       cmocka_unit_test(test_causal_softmax),
+      cmocka_unit_test(test_softmax_large_logits),
       cmocka_unit_test(test_attn_apply),
       cmocka_unit_test(test_self_attention_node_by_node),
       cmocka_unit_test(test_adamw_trains_like_cpu),
       cmocka_unit_test(test_seq_training_deterministic),
+      cmocka_unit_test(test_cross_entropy_long),
       cmocka_unit_test(test_grad_norm_long),
       cmocka_unit_test(test_gpt_node_by_node),
       cmocka_unit_test(test_gpt_trains_like_cpu),

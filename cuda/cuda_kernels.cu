@@ -14,6 +14,9 @@
 #ifndef CT__MAX_BLOCKS
 #define CT__MAX_BLOCKS ((int64_t)1 << 20)
 #endif
+/* Grid of the partial-sum reductions (one partial per block, grid-stride). */
+#define CT__PARTIAL_BLOCKS \
+  (CT__CU_PARTIALS < CT__MAX_BLOCKS ? (int64_t)CT__CU_PARTIALS : CT__MAX_BLOCKS)
 /* CT__CU_LAUNCH(kernel, grid, block, stream)(args): the one spelling of a
  * launch (tests/cudasim defines its own to run kernels on the CPU). */
 #ifndef CT__CU_LAUNCH
@@ -668,7 +671,7 @@ extern "C" cudaError_t ct__cu_xent_fwd(const float *p, const int32_t *t, float *
                                        double *partials, int64_t rows, int64_t c,
                                        ct__cu_errrec *err, int node, int op, cudaStream_t s) {
   if (rows <= 0 || c <= 0) return cudaSuccess;
-  unsigned g = ct__blocks(rows, CT__THREADS, CT__CU_PARTIALS);
+  unsigned g = ct__blocks(rows, CT__THREADS, CT__PARTIAL_BLOCKS);
   CT__CU_LAUNCH(ct__k_xent_fwd, g, CT__THREADS, s)(p, t, partials, rows, c, err, node, op);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
@@ -691,7 +694,7 @@ extern "C" cudaError_t ct__cu_softmax_xent_fwd(const float *x, const int32_t *t,
                                                cudaStream_t s) {
   if (rows <= 0 || c <= 0) return cudaSuccess;
   dim3 b = ct__row_block(c);
-  unsigned g = ct__blocks(rows, b.y, CT__CU_PARTIALS);
+  unsigned g = ct__blocks(rows, b.y, CT__PARTIAL_BLOCKS);
   CT__CU_LAUNCH(ct__k_softmax_xent_fwd, g, b, s)(x, t, probs, partials, rows, c, err, node, op);
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) return e;
@@ -803,7 +806,7 @@ extern "C" cudaError_t ct__cu_sumsq(const float *x, int64_t n, double *partials,
                                     cudaStream_t s) {
   unsigned g = 0;
   if (n > 0) {
-    g = ct__blocks(n, CT__THREADS, CT__CU_PARTIALS);
+    g = ct__blocks(n, CT__THREADS, CT__PARTIAL_BLOCKS);
     CT__CU_LAUNCH(ct__k_sumsq_partials, g, CT__THREADS, s)(x, n, partials);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;

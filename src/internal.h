@@ -49,6 +49,11 @@ struct ct_morphism {
   int *cod;
 };
 
+/* An empty graph of the given sizes (NULL when out of memory). */
+ct_morphism *ct__graph_alloc(int n_values, int n_nodes, int n_dom, int n_cod);
+/* Copies node src into dst with value ids passed through map, retaining parameters. */
+void ct__node_copy(ct__node *dst, const ct__node *src, const int *map);
+
 /* Backend-independent facts about a generator: what its reverse needs saved
  * (the lens residual), its scratch size, and its cost for the trace. */
 typedef struct ct__op_info {

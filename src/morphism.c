@@ -4,7 +4,7 @@
 #include <string.h>
 #include "internal.h"
 
-static ct_morphism *ct__graph_alloc(int n_values, int n_nodes, int n_dom, int n_cod) {
+ct_morphism *ct__graph_alloc(int n_values, int n_nodes, int n_dom, int n_cod) {
   ct_morphism *m = calloc(1, sizeof *m);
   if (!m) return NULL;
   m->n_values = n_values;
@@ -39,7 +39,7 @@ static ct_status ct__oom(const char *fn) {
 }
 
 /* Copies node src into dst with value ids passed through map, retaining parameters. */
-static void ct__node_copy(ct__node *dst, const ct__node *src, const int *map) {
+void ct__node_copy(ct__node *dst, const ct__node *src, const int *map) {
   *dst = *src;
   for (int k = 0; k < src->n_in; k++) dst->in[k] = map[src->in[k]];
   for (int k = 0; k < src->n_out; k++) dst->out[k] = map[src->out[k]];

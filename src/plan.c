@@ -292,16 +292,40 @@ static ct_status ct__copy_morphism(const ct_morphism *src, ct_morphism **out) {
   return s;
 }
 
+static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                             int mode);
+
 ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
                      int mode) {
   if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: out is NULL");
   *out = NULL;
   if (!m || !backend)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: %s is NULL", m ? "backend" : "morphism");
-  if (mode & ~(CT_PLAN_REVERSE | CT_PLAN_KEEP | CT_PLAN_GUARD))
+  if (mode & ~(CT_PLAN_REVERSE | CT_PLAN_KEEP | CT_PLAN_GUARD | CT_PLAN_NO_REWRITE))
     return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: unknown plan mode %d", mode);
-  bool reverse = (mode & CT_PLAN_REVERSE) != 0;
   CT__TRY(ct__check_linear(m));
+  ct__rewrite_log log = {0};
+  ct_morphism *rewritten = NULL;
+  if (!(mode & CT_PLAN_NO_REWRITE)) CT__TRY(ct__rewrite(m, &rewritten, &log));
+  ct_status s = ct__compile(out, rewritten ? rewritten : m, backend, mode);
+  ct_morphism_free(rewritten);
+  if (s == CT_OK)
+    (*out)->rewrites = log;
+  else
+    ct__rewrite_log_free(&log);
+  return s;
+}
+
+int ct_plan_rewrite_count(const ct_plan *p) { return p ? p->rewrites.n : 0; }
+
+const char *ct_plan_rewrite(const ct_plan *p, int i) {
+  return p && i >= 0 && i < p->rewrites.n ? p->rewrites.lines[i] : NULL;
+}
+
+/* Compiles m as it is (mode already checked, m linear). */
+static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                             int mode) {
+  bool reverse = (mode & CT_PLAN_REVERSE) != 0;
   for (int i = 0; i < m->n_nodes; i++) {
     ct_op op = m->nodes[i].op;
     const ct__op_info *info = ct__op(op);
@@ -404,6 +428,7 @@ void ct_plan_free(ct_plan *p) {
   free(p->order);
   ct_morphism_free(p->m);
   ct_trace_free(&p->trace);
+  ct__rewrite_log_free(&p->rewrites);
   free(p);
 }
 

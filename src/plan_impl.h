@@ -3,6 +3,7 @@
 #define CTML_PLAN_IMPL_H
 
 #include "backend_impl.h"
+#include "rewrite.h"
 
 struct ct_plan {
   const ct_backend *be;
@@ -29,6 +30,7 @@ struct ct_plan {
   bool tracing;
   ct_trace trace;
   ct_plan_stats stats;
+  ct__rewrite_log rewrites; /* the rules that fired when compiling, and where */
 };
 
 /* The buffer of value v, of v's cotangent (NULL where none), of node i's residual. */

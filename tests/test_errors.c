@@ -670,7 +670,7 @@ static void test_null_handles(void **state) {
 
   CT_EXPECT(ct_compile(&p, NULL, cpu(), CT_PLAN_FORWARD), bad, "ct_compile", "morphism");
   CT_EXPECT(ct_compile(&p, md.loss, NULL, CT_PLAN_FORWARD), bad, "ct_compile", "backend");
-  CT_EXPECT(ct_compile(&p, md.loss, cpu(), (ct_plan_mode)8), bad, "ct_compile", "mode 8");
+  CT_EXPECT(ct_compile(&p, md.loss, cpu(), (ct_plan_mode)16), bad, "ct_compile", "mode 16");
   CT_EXPECT(ct_compile(NULL, md.loss, cpu(), CT_PLAN_FORWARD), bad, "ct_compile", "out");
   assert_null(p);
   CT_EXPECT(ct_plan_forward(NULL), bad, "ct_plan_forward");

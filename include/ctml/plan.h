@@ -21,11 +21,16 @@ typedef enum ct_plan_mode {
   CT_PLAN_REVERSE = 1, /* forward and reverse: residuals live until their reverse */
   CT_PLAN_KEEP = 2,    /* flag, or-ed in: no buffer reuse, every intermediate stays
                           readable after the run (node-by-node checking) */
-  CT_PLAN_GUARD = 4    /* flag, or-ed in: every buffer is followed by a guard region
+  CT_PLAN_GUARD = 4,   /* flag, or-ed in: every buffer is followed by a guard region
                           of known bytes; ct_plan_check_guards finds writes past an end */
+  CT_PLAN_NO_REWRITE = 8 /* flag, or-ed in: compile the morphism as built, without
+                            applying the rewrite rules (fusions) */
 } ct_plan_mode;
 
-/* mode: CT_PLAN_FORWARD or CT_PLAN_REVERSE, optionally | CT_PLAN_KEEP | CT_PLAN_GUARD. */
+/* mode: CT_PLAN_FORWARD or CT_PLAN_REVERSE, optionally | CT_PLAN_KEEP | CT_PLAN_GUARD |
+ * CT_PLAN_NO_REWRITE. Unless NO_REWRITE, every match of a rewrite rule (an
+ * equation between two morphisms with the same boundary, tested as a law) is
+ * replaced first; the domain, codomain and parameters stay the same. */
 ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend, int mode);
 void ct_plan_free(ct_plan *p);
 
@@ -59,6 +64,11 @@ ct_status ct_plan_check_guards(ct_plan *p);
 ct_status ct_plan_set_tracing(ct_plan *p, bool on);
 /* Copies the trace gathered so far into out (initialised here) and clears the plan's. */
 ct_status ct_plan_take_trace(ct_plan *p, ct_trace *out);
+
+/* The rewrite rules that fired when p was compiled, one line each:
+ * "counit_right at nodes 3 (copy), 4 (discard)". i in [0, count). */
+int ct_plan_rewrite_count(const ct_plan *p);
+const char *ct_plan_rewrite(const ct_plan *p, int i);
 
 typedef struct ct_plan_stats {
   int nodes;            /* generator applications */

@@ -1,0 +1,322 @@
+/* Rewrite rules and the pass that applies them (see rewrite.h). */
+#include "rewrite.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the rules --------------------------------------------------------------- */
+
+/* The node reading value v, or -1 (the codomain or nothing). */
+static int ct__user(const ct__users *u, int v) { return u->user[v]; }
+
+/* Laws of the comonoid (copy, discard): copying a value and discarding one of
+ * the copies is the identity. Pattern: copy at node i, with copy output k
+ * read by a discard. */
+static bool ct__match_counit(const ct_morphism *m, const ct__users *u, int i, int k,
+                             ct__match *mt) {
+  const ct__node *c = &m->nodes[i];
+  if (c->op != CT_OP_COPY || c->n_out != 2) return false;
+  int d = ct__user(u, c->out[k]);
+  if (d < 0 || m->nodes[d].op != CT_OP_DISCARD) return false;
+  memset(mt, 0, sizeof *mt);
+  mt->n_nodes = 2;
+  mt->nodes[0] = i;
+  mt->nodes[1] = d;
+  mt->n_in = 1;
+  mt->in[0] = c->in[0];
+  mt->n_out = 1;
+  mt->out[0] = c->out[1 - k];
+  mt->args.obj[0] = m->values[c->in[0]];
+  return true;
+}
+static bool ct__match_counit_right(const ct_morphism *m, const ct__users *u, int i,
+                                   ct__match *mt) {
+  return ct__match_counit(m, u, i, 1, mt);
+}
+static bool ct__match_counit_left(const ct_morphism *m, const ct__users *u, int i,
+                                  ct__match *mt) {
+  return ct__match_counit(m, u, i, 0, mt);
+}
+
+/* copy ; (id (x) discard) or copy ; (discard (x) id). */
+static ct_status ct__counit_lhs(ct_morphism **out, const ct__rule_args *a, bool right) {
+  ct_morphism *c = NULL, *d = NULL, *id = NULL, *par = NULL;
+  ct_status s = ct_copy(&c, &a->obj[0]);
+  if (s == CT_OK) s = ct_discard(&d, &a->obj[0]);
+  if (s == CT_OK) s = ct_identity(&id, &a->obj[0], 1);
+  if (s == CT_OK) s = right ? ct_tensor(&par, id, d) : ct_tensor(&par, d, id);
+  if (s == CT_OK) s = ct_then(out, c, par);
+  ct_morphism_free(c);
+  ct_morphism_free(d);
+  ct_morphism_free(id);
+  ct_morphism_free(par);
+  return s;
+}
+static ct_status ct__counit_right_lhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct__counit_lhs(out, a, true);
+}
+static ct_status ct__counit_left_lhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct__counit_lhs(out, a, false);
+}
+static ct_status ct__identity_rhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct_identity(out, &a->obj[0], 1);
+}
+
+/* HIDDEN matrices: odd, not multiples of 32, and a single entry. */
+static bool ct__example_matrix(int k, ct__rule_args *a) {
+  static const int64_t shapes[][2] = {{3, 5}, {37, 61}, {1, 1}};
+  if (k < 0 || k >= (int)(sizeof shapes / sizeof shapes[0])) return false;
+  memset(a, 0, sizeof *a);
+  return ct_object_matrix(&a->obj[0], CT_ROLE_HIDDEN, shapes[k][0], shapes[k][1]) == CT_OK;
+}
+
+static const ct__rule ct__rules[] = {
+    {"counit_right", "copy ; (id (x) discard) = id", ct__match_counit_right,
+     ct__counit_right_lhs, ct__identity_rhs, ct__example_matrix},
+    {"counit_left", "copy ; (discard (x) id) = id", ct__match_counit_left, ct__counit_left_lhs,
+     ct__identity_rhs, ct__example_matrix},
+};
+#define CT__NRULES ((int)(sizeof ct__rules / sizeof ct__rules[0]))
+
+int ct__rule_count(void) { return CT__NRULES; }
+const ct__rule *ct__rule_at(int i) { return i >= 0 && i < CT__NRULES ? &ct__rules[i] : NULL; }
+
+/* ---- the pass ------------------------------------------------------------------ */
+
+void ct__rewrite_log_free(ct__rewrite_log *log) {
+  if (!log) return;
+  free(log->lines);
+  log->lines = NULL;
+  log->n = 0;
+}
+
+static void ct__log_match(ct__rewrite_log *log, const ct_morphism *m, const ct__rule *r,
+                          const ct__match *mt) {
+  if (!log) return;
+  void *grown = realloc(log->lines, ((size_t)log->n + 1) * sizeof *log->lines);
+  if (!grown) return; /* the log is a report: losing a line is not an error */
+  log->lines = grown;
+  char *line = log->lines[log->n++];
+  size_t k = (size_t)snprintf(line, sizeof *log->lines, "%s at node%s", r->name,
+                              mt->n_nodes > 1 ? "s" : "");
+  for (int i = 0; i < mt->n_nodes && k < sizeof *log->lines; i++)
+    k += (size_t)snprintf(line + k, sizeof *log->lines - k, "%s %d (%s)", i ? "," : "",
+                          mt->nodes[i], ct_op_name(m->nodes[mt->nodes[i]].op));
+}
+
+/* Values of the graph being built: objects, and where each is read. */
+typedef struct ct__work {
+  int n_values, cap_values;
+  ct_object *values;
+  int n_nodes;
+  ct__node *nodes; /* plain copies: parameters are retained only by the result */
+  int *alias;      /* alias[v]: the value v stands for (itself unless an identity wire) */
+} ct__work;
+
+static int ct__resolve(const ct__work *w, int v) {
+  while (w->alias[v] != v) v = w->alias[v];
+  return v;
+}
+
+/* The result's graph in canonical form: domain values first, then the nodes
+ * in a topological order (the earliest ready node first), each node's outputs
+ * in order. */
+static ct_status ct__canonical(const ct__work *w, const ct_morphism *m, ct_morphism **out) {
+  int V = w->n_values, N = w->n_nodes;
+  int *id = malloc(((size_t)V + 1) * sizeof *id);
+  int *order = malloc(((size_t)N + 1) * sizeof *order);
+  bool *done = calloc((size_t)N + 1, sizeof *done);
+  if (!id || !order || !done) {
+    free(id);
+    free(order);
+    free(done);
+    return ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
+  }
+  for (int v = 0; v < V; v++) id[v] = -1;
+  for (int i = 0; i < m->n_dom; i++) id[m->dom[i]] = i;
+  int next = m->n_dom, emitted = 0;
+  while (emitted < N) {
+    int pick = -1;
+    for (int i = 0; i < N && pick < 0; i++) {
+      if (done[i]) continue;
+      bool ready = true;
+      for (int k = 0; k < w->nodes[i].n_in && ready; k++) ready = id[w->nodes[i].in[k]] >= 0;
+      if (ready) pick = i;
+    }
+    if (pick < 0) break;
+    done[pick] = true;
+    order[emitted++] = pick;
+    for (int k = 0; k < w->nodes[pick].n_out; k++) id[w->nodes[pick].out[k]] = next++;
+  }
+  ct_status s = CT_OK;
+  ct_morphism *r = NULL;
+  if (emitted < N) {
+    s = ct__fail(CT_ERR_STATE, "ct_compile: rewrite produced a graph with a cycle (%d of %d "
+                 "nodes ordered)", emitted, N);
+  } else {
+    r = ct__graph_alloc(next, N, m->n_dom, m->n_cod);
+    if (!r) s = ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
+  }
+  if (s == CT_OK) {
+    for (int v = 0; v < V; v++)
+      if (id[v] >= 0) r->values[id[v]] = w->values[v];
+    for (int i = 0; i < N; i++) ct__node_copy(&r->nodes[i], &w->nodes[order[i]], id);
+    for (int i = 0; i < m->n_dom; i++) r->dom[i] = i;
+    for (int j = 0; j < m->n_cod; j++) {
+      int v = ct__resolve(w, m->cod[j]);
+      r->cod[j] = id[v];
+      if (id[v] < 0) s = ct__fail(CT_ERR_STATE, "ct_compile: rewrite lost codomain value %d", j);
+    }
+  }
+  free(id);
+  free(order);
+  free(done);
+  if (s != CT_OK) {
+    ct_morphism_free(r);
+    return s;
+  }
+  *out = r;
+  return CT_OK;
+}
+
+/* Adds a value to the work graph; its id, or -1 when out of memory. */
+static int ct__work_value(ct__work *w, const ct_object *o) {
+  if (w->n_values == w->cap_values) {
+    int cap = 2 * w->cap_values + 8;
+    ct_object *v = realloc(w->values, (size_t)cap * sizeof *v);
+    int *a = v ? realloc(w->alias, (size_t)cap * sizeof *a) : NULL;
+    if (v) w->values = v;
+    if (!v || !a) return -1;
+    w->alias = a;
+    w->cap_values = cap;
+  }
+  w->values[w->n_values] = *o;
+  w->alias[w->n_values] = w->n_values;
+  return w->n_values++;
+}
+
+/* Replaces the matches mt[0..n) (disjoint) of m by their rules' rhs[0..n). */
+static ct_status ct__splice(const ct_morphism *m, const ct__match *mt, ct_morphism *const *rhs,
+                            int n, ct_morphism **out) {
+  ct__work w = {0};
+  int extra_nodes = 0;
+  for (int k = 0; k < n; k++) extra_nodes += rhs[k]->n_nodes;
+  bool *removed = calloc((size_t)m->n_nodes + 1, sizeof *removed);
+  w.nodes = malloc(((size_t)m->n_nodes + extra_nodes + 1) * sizeof *w.nodes);
+  ct_status s = removed && w.nodes ? CT_OK
+                                   : ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
+  for (int v = 0; v < m->n_values && s == CT_OK; v++)
+    if (ct__work_value(&w, &m->values[v]) < 0)
+      s = ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
+  for (int k = 0; k < n && s == CT_OK; k++)
+    for (int j = 0; j < mt[k].n_nodes; j++) removed[mt[k].nodes[j]] = true;
+  for (int i = 0; i < m->n_nodes && s == CT_OK; i++)
+    if (!removed[i]) w.nodes[w.n_nodes++] = m->nodes[i];
+  for (int k = 0; k < n && s == CT_OK; k++) {
+    const ct_morphism *r = rhs[k];
+    int *map = malloc(((size_t)r->n_values + 1) * sizeof *map);
+    if (!map) {
+      s = ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
+      break;
+    }
+    for (int v = 0; v < r->n_values; v++) map[v] = -1;
+    for (int i = 0; i < r->n_dom; i++) map[r->dom[i]] = mt[k].in[i];
+    for (int j = 0; j < r->n_cod; j++) {
+      int v = r->cod[j];
+      if (map[v] >= 0) /* an identity wire: the replaced value stands for the input */
+        w.alias[mt[k].out[j]] = map[v];
+      else
+        map[v] = mt[k].out[j];
+    }
+    for (int v = 0; v < r->n_values && s == CT_OK; v++)
+      if (map[v] < 0 && (map[v] = ct__work_value(&w, &r->values[v])) < 0)
+        s = ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
+    for (int i = 0; i < r->n_nodes && s == CT_OK; i++) {
+      ct__node *nd = &w.nodes[w.n_nodes++];
+      *nd = r->nodes[i];
+      for (int q = 0; q < nd->n_in; q++) nd->in[q] = map[nd->in[q]];
+      for (int q = 0; q < nd->n_out; q++) nd->out[q] = map[nd->out[q]];
+    }
+    free(map);
+  }
+  for (int i = 0; i < w.n_nodes && s == CT_OK; i++)
+    for (int q = 0; q < w.nodes[i].n_in; q++) w.nodes[i].in[q] = ct__resolve(&w, w.nodes[i].in[q]);
+  if (s == CT_OK) s = ct__canonical(&w, m, out);
+  free(removed);
+  free(w.nodes);
+  free(w.values);
+  free(w.alias);
+  return s;
+}
+
+/* One sweep: every disjoint match of every rule, in node order. *fired counts them. */
+static ct_status ct__sweep(const ct_morphism *m, ct_morphism **out, ct__rewrite_log *log,
+                           int *fired) {
+  *fired = 0;
+  *out = NULL;
+  int V = m->n_values, N = m->n_nodes;
+  ct__users u = {malloc(((size_t)V + 1) * sizeof(int)), malloc(((size_t)V + 1) * sizeof(int))};
+  bool *taken = calloc((size_t)N + 1, sizeof *taken);
+  ct__match *mt = malloc(((size_t)N + 1) * sizeof *mt);
+  ct_morphism **rhs = calloc((size_t)N + 1, sizeof *rhs);
+  ct_status s = u.user && u.slot && taken && mt && rhs
+                    ? CT_OK
+                    : ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
+  int n = 0;
+  if (s == CT_OK) {
+    for (int v = 0; v < V; v++) u.user[v] = u.slot[v] = -1;
+    for (int i = 0; i < N; i++)
+      for (int k = 0; k < m->nodes[i].n_in; k++) {
+        u.user[m->nodes[i].in[k]] = i;
+        u.slot[m->nodes[i].in[k]] = k;
+      }
+    for (int j = 0; j < m->n_cod; j++) u.slot[m->cod[j]] = j;
+  }
+  for (int i = 0; i < N && s == CT_OK; i++)
+    for (int r = 0; r < CT__NRULES && s == CT_OK && !taken[i]; r++) {
+      ct__match cand;
+      if (!ct__rules[r].match(m, &u, i, &cand)) continue;
+      bool free_nodes = true;
+      for (int j = 0; j < cand.n_nodes; j++) free_nodes = free_nodes && !taken[cand.nodes[j]];
+      if (!free_nodes) continue;
+      s = ct__rules[r].rhs(&rhs[n], &cand.args);
+      if (s != CT_OK) {
+        s = ct__fail(s, "ct_compile: rewrite %s at node %d: %s", ct__rules[r].name, i,
+                     ct_last_error());
+        break;
+      }
+      for (int j = 0; j < cand.n_nodes; j++) taken[cand.nodes[j]] = true;
+      ct__log_match(log, m, &ct__rules[r], &cand);
+      mt[n++] = cand;
+    }
+  if (s == CT_OK && n > 0) s = ct__splice(m, mt, rhs, n, out);
+  for (int k = 0; k < n; k++) ct_morphism_free(rhs[k]);
+  if (s == CT_OK) *fired = n;
+  free(u.user);
+  free(u.slot);
+  free(taken);
+  free(mt);
+  free(rhs);
+  return s;
+}
+
+ct_status ct__rewrite(const ct_morphism *m, ct_morphism **out, ct__rewrite_log *log) {
+  *out = NULL;
+  ct_morphism *cur = NULL;
+  /* Every rewrite removes nodes or fuses them, so sweeps end; the bound is a guard. */
+  for (int sweep = 0; sweep < 64; sweep++) {
+    ct_morphism *next = NULL;
+    int fired = 0;
+    ct_status s = ct__sweep(cur ? cur : m, &next, log, &fired);
+    if (s != CT_OK) {
+      ct_morphism_free(cur);
+      return s;
+    }
+    if (!fired) break;
+    ct_morphism_free(cur);
+    cur = next;
+  }
+  if (!cur) return CT_OK; /* nothing matched: *out stays NULL, m is used as it is */
+  *out = cur;
+  return CT_OK;
+}

@@ -1,0 +1,229 @@
+/* Rewrite rules as laws. For every rule of the table (src/rewrite.c) and each
+ * of its examples: the pass turns the rule's lhs into exactly its rhs; both
+ * sides have the same boundary and parameters; and on every present backend
+ * (cpu, opencl, cuda — the simulator in the cudasim build) the two sides give
+ * the same forward results, input cotangents and parameter gradients within
+ * the DESIGN.md tolerances. A rule without an example fails. The table
+ * printed at the end says which rule ran where. */
+#include "ct_test.h"
+#include "rewrite.h"
+
+#define N_BACKENDS 3
+static const char *const backend_names[N_BACKENDS] = {"cpu", "opencl", "cuda"};
+/* Examples checked per rule and backend (0: not run there). */
+static int checked[64][N_BACKENDS];
+static const char *where[N_BACKENDS];
+
+static void free_args(ct__rule_args *a) {
+  for (int k = 0; k < 2; k++) ct_param_free(a->param[k]);
+  memset(a, 0, sizeof *a);
+}
+
+/* Both sides of rule r on example k. */
+static void build_sides(const ct__rule *r, const ct__rule_args *a, ct_morphism **lhs,
+                        ct_morphism **rhs) {
+  CT_ASSERT_OK(r->lhs(lhs, a));
+  CT_ASSERT_OK(r->rhs(rhs, a));
+}
+
+/* The parameters a morphism's nodes use, in node order, each once. */
+static int params_of(const ct_morphism *m, ct_param **out, int max) {
+  int n = 0;
+  for (int i = 0; i < m->n_nodes; i++)
+    for (int k = 0; k < m->nodes[i].n_params; k++) {
+      bool seen = false;
+      for (int j = 0; j < n; j++) seen = seen || out[j] == m->nodes[i].params[k];
+      if (!seen && n < max) out[n++] = m->nodes[i].params[k];
+    }
+  return n;
+}
+
+static bool same_params(const ct_morphism *a, const ct_morphism *b) {
+  ct_param *pa[16], *pb[16];
+  int na = params_of(a, pa, 16), nb = params_of(b, pb, 16);
+  if (na != nb) return false;
+  for (int i = 0; i < na; i++) {
+    bool found = false;
+    for (int j = 0; j < nb; j++) found = found || pa[i] == pb[j];
+    if (!found) return false;
+  }
+  return true;
+}
+
+static void test_every_rule_has_an_example(void **state) {
+  (void)state;
+  assert_true(ct__rule_count() > 0);
+  assert_true(ct__rule_count() <= 64);
+  for (int i = 0; i < ct__rule_count(); i++) {
+    const ct__rule *r = ct__rule_at(i);
+    assert_non_null(r->name);
+    assert_non_null(r->equation);
+    ct__rule_args a;
+    if (!r->example(0, &a)) fail_msg("rule %s has no example: its law is untested", r->name);
+    free_args(&a);
+    for (int j = 0; j < i; j++)
+      if (!strcmp(ct__rule_at(j)->name, r->name)) fail_msg("two rules are named %s", r->name);
+  }
+}
+
+/* The pass rewrites each lhs to its rhs (structurally), keeping the boundary
+ * and the parameters, and leaves a graph with nothing to rewrite alone. */
+static void test_pass_turns_lhs_into_rhs(void **state) {
+  (void)state;
+  for (int i = 0; i < ct__rule_count(); i++) {
+    const ct__rule *r = ct__rule_at(i);
+    ct__rule_args a;
+    for (int k = 0; r->example(k, &a); k++) {
+      ct_morphism *lhs, *rhs, *got = NULL;
+      build_sides(r, &a, &lhs, &rhs);
+      assert_int_equal(ct_morphism_dom_count(lhs), ct_morphism_dom_count(rhs));
+      assert_int_equal(ct_morphism_cod_count(lhs), ct_morphism_cod_count(rhs));
+      for (int d = 0; d < ct_morphism_dom_count(lhs); d++)
+        assert_true(ct_object_equal(ct_morphism_dom(lhs, d), ct_morphism_dom(rhs, d)));
+      for (int c = 0; c < ct_morphism_cod_count(lhs); c++)
+        assert_true(ct_object_equal(ct_morphism_cod(lhs, c), ct_morphism_cod(rhs, c)));
+      assert_true(same_params(lhs, rhs));
+      ct__rewrite_log log = {0};
+      CT_ASSERT_OK(ct__rewrite(lhs, &got, &log));
+      if (!got) fail_msg("rule %s: the pass does not match its own lhs", r->name);
+      if (!ct_morphism_equal(got, rhs)) {
+        char g[512], w[512];
+        ct_morphism_describe(got, g, sizeof g);
+        ct_morphism_describe(rhs, w, sizeof w);
+        fail_msg("rule %s: the pass gives %s, not the rhs %s", r->name, g, w);
+      }
+      assert_true(log.n >= 1);
+      if (k == 0) print_message("    %-16s %s: %s\n", r->name, r->equation, log.lines[0]);
+      ct__rewrite_log_free(&log);
+      ct_morphism *again = NULL;
+      CT_ASSERT_OK(ct__rewrite(rhs, &again, NULL));
+      assert_null(again);
+      ct_morphism_free(got);
+      ct_morphism_free(lhs);
+      ct_morphism_free(rhs);
+      free_args(&a);
+    }
+  }
+}
+
+/* Runs m (compiled without rewriting) forward and reverse on inputs and output
+ * cotangents from seed; returns outputs, input cotangents and parameter
+ * gradients (of params[0..np)) concatenated in *res (n floats). */
+static float *run_side(const ct_backend *be, const ct_morphism *m, ct_param *const *params,
+                       int np, uint64_t seed, int64_t *n) {
+  ct_plan *p;
+  CT_ASSERT_OK(ct_compile(&p, m, be, CT_PLAN_REVERSE | CT_PLAN_NO_REWRITE));
+  assert_int_equal(ct_plan_rewrite_count(p), 0);
+  int64_t total = 0;
+  for (int i = 0; i < ct_morphism_cod_count(m); i++) total += ct_object_numel(ct_morphism_cod(m, i));
+  for (int i = 0; i < ct_morphism_dom_count(m); i++) total += ct_object_numel(ct_morphism_dom(m, i));
+  for (int k = 0; k < np; k++) total += ct_param_numel(params[k]);
+  float *res = malloc((size_t)total * sizeof *res + 4);
+  assert_non_null(res);
+  ct_rng rng = {seed};
+  for (int i = 0; i < ct_morphism_dom_count(m); i++) {
+    const ct_object *o = ct_morphism_dom(m, i);
+    if (o->dtype != CT_F32) fail_msg("rule examples take f32 inputs only");
+    int64_t c = ct_object_numel(o);
+    float *x = malloc((size_t)c * sizeof *x + 4);
+    ct_rng_fill(&rng, x, c, -1.0f, 1.0f);
+    CT_ASSERT_OK(ct_plan_set_input(p, i, x, c));
+    free(x);
+  }
+  CT_ASSERT_OK(ct_plan_forward(p));
+  int64_t at = 0;
+  for (int i = 0; i < ct_morphism_cod_count(m); i++) {
+    int64_t c = ct_object_numel(ct_morphism_cod(m, i));
+    CT_ASSERT_OK(ct_plan_get_output(p, i, res + at, c));
+    float *g = malloc((size_t)c * sizeof *g + 4);
+    ct_rng_fill(&rng, g, c, -1.0f, 1.0f);
+    CT_ASSERT_OK(ct_plan_set_output_grad(p, i, g, c));
+    free(g);
+    at += c;
+  }
+  CT_ASSERT_OK(ct_plan_reverse(p));
+  for (int i = 0; i < ct_morphism_dom_count(m); i++) {
+    int64_t c = ct_object_numel(ct_morphism_dom(m, i));
+    CT_ASSERT_OK(ct_plan_get_input_grad(p, i, res + at, c));
+    at += c;
+  }
+  for (int k = 0; k < np; k++) {
+    int64_t c = ct_param_numel(params[k]);
+    CT_ASSERT_OK(ct_plan_get_param_grad(p, params[k], res + at, c));
+    at += c;
+  }
+  ct_plan_free(p);
+  *n = at;
+  return res;
+}
+
+static void check_laws_on(int b) {
+  const ct_backend *be = NULL;
+  ct_backend_info info = {0};
+  for (int i = 0; i < ct_backend_count(); i++)
+    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, backend_names[b])) break;
+  if (ct_backend_get(backend_names[b], &be) != CT_OK) {
+    if (info.simulated) fail_msg("the simulated %s backend is absent: %s", backend_names[b], ct_last_error());
+    print_message("    skipped (%s absent): %s\n", backend_names[b], ct_last_error());
+    skip();
+  }
+  where[b] = info.simulated ? "simulator" : b == 0 ? "host" : "hardware";
+  for (int i = 0; i < ct__rule_count(); i++) {
+    const ct__rule *r = ct__rule_at(i);
+    ct__rule_args a;
+    for (int k = 0; r->example(k, &a); k++) {
+      ct_morphism *lhs, *rhs;
+      build_sides(r, &a, &lhs, &rhs);
+      ct_param *params[16];
+      int np = params_of(lhs, params, 16);
+      int64_t nl, nr;
+      float *yl = run_side(be, lhs, params, np, 100 + k, &nl);
+      float *yr = run_side(be, rhs, params, np, 100 + k, &nr);
+      assert_int_equal(nl, nr);
+      double ratio = ct_tol_ratio(yr, yl, nl);
+      if (k == 0 || ratio > 1.0)
+        print_message("    %-16s example %d on %s: %lld results, worst tolerance ratio %.3g\n",
+                      r->name, k, backend_names[b], (long long)nl, ratio);
+      if (!(ratio <= 1.0))
+        fail_msg("rule %s (%s), example %d, on %s: rhs differs from lhs (ratio %.3g)", r->name,
+                 r->equation, k, backend_names[b], ratio);
+      checked[i][b]++;
+      free(yl);
+      free(yr);
+      ct_morphism_free(lhs);
+      ct_morphism_free(rhs);
+      free_args(&a);
+    }
+  }
+}
+
+static void test_laws_cpu(void **state) { (void)state; check_laws_on(0); }
+static void test_laws_opencl(void **state) { (void)state; check_laws_on(1); }
+static void test_laws_cuda(void **state) { (void)state; check_laws_on(2); }
+
+/* Every rule ran on cpu and on every present device backend. */
+static void test_rule_coverage(void **state) {
+  (void)state;
+  print_message("    %-16s %-12s %-12s %-12s\n", "rule", "cpu", "opencl", "cuda");
+  for (int i = 0; i < ct__rule_count(); i++) {
+    char cell[N_BACKENDS][32];
+    for (int b = 0; b < N_BACKENDS; b++)
+      snprintf(cell[b], sizeof cell[b], "%s", checked[i][b] ? where[b] : "-");
+    print_message("    %-16s %-12s %-12s %-12s\n", ct__rule_at(i)->name, cell[0], cell[1],
+                  cell[2]);
+    if (!checked[i][0] && !getenv("CTML_TEST_FILTER"))
+      fail_msg("rule %s was not checked on cpu", ct__rule_at(i)->name);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_every_rule_has_an_example),
+      cmocka_unit_test(test_pass_turns_lhs_into_rhs),
+      cmocka_unit_test(test_laws_cpu),
+      cmocka_unit_test(test_laws_opencl),
+      cmocka_unit_test(test_laws_cuda),
+      cmocka_unit_test(test_rule_coverage),
+  };
+  return CT_RUN_TESTS("rewrite", tests, NULL, NULL);
+}

@@ -114,6 +114,11 @@ bool cli_checkpoint_save(const char *cmd, const char *dir, const cli_checkpoint 
 
 /* Monotonic seconds. */
 double cli_now(void);
+/* "--no-rewrite": the plan flag it stands for (CT_PLAN_NO_REWRITE). */
+#define CLI_NO_REWRITE_FLAG "--no-rewrite"
+/* The rewrites that fired in p, by rule: "4 rewrites: add_layernorm x2, linear_gelu x2",
+ * or "no rewrite matched"; into buf. */
+const char *cli_rewrite_summary(const ct_plan *p, char *buf, size_t n);
 
 /* FNV-1a 64-bit hash. */
 uint64_t cli_fnv1a(const uint8_t *data, int64_t n);

@@ -14,7 +14,7 @@
 static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml bench [--config tiny|small] [config flags] [--backend NAME|all]\n"
-          "                  [--warmup N] [--runs N] [--graph] [--tf32]\n"
+          "                  [--warmup N] [--runs N] [--graph] [--tf32] [--no-rewrite]\n"
           "Times the GPT training step (forward, reverse, AdamW update; vocabulary %d, a\n"
           "random batch) on each present backend: N warmup steps, then N timed steps, each\n"
           "waiting for the device. Reports the median and fastest step, tokens/s, model\n"
@@ -25,6 +25,7 @@ static void cli__usage(FILE *f) {
           "  --warmup N      untimed steps first (default 3)\n"
           "  --runs N        timed steps (default 10)\n"
           "  --graph         cuda: record the step once as a CUDA graph and replay it\n"
+          "  --no-rewrite    time the step as built, without the rewrite rules (fusions)\n"
           "  --tf32          cuda: matrix products in TF32 (MFU against the TF32 peak)\n"
           "  --config NAME   preset: tiny (default; seconds) or small (GPU-sized: minutes per\n"
           "                  step on a CPU, so name a GPU backend or lower --batch)\n",
@@ -87,12 +88,40 @@ static int cli__cmp_double(const void *a, const void *b) {
 typedef struct cli__opts {
   long warmup, runs;
   bool graph, tf32;
+  int plan_flags; /* CT_PLAN_NO_REWRITE with --no-rewrite */
 } cli__opts;
+
+/* Kernel launches per step and planned bytes of the step's plan on be, with
+ * and without rewrites, and the rewrites that fired, into out (printed under
+ * the timing). */
+static void cli__structure(const ct_morphism *loss, const ct_backend *be, const cli__opts *o,
+                           const ct_plan *timed, char *out, size_t n) {
+  ct_plan *other = NULL;
+  ct_plan_stats st[2];
+  const ct_plan *plans[2];
+  int other_flags = CT_PLAN_REVERSE | (o->plan_flags ? 0 : CT_PLAN_NO_REWRITE);
+  if (ct_compile(&other, loss, be, other_flags) != CT_OK) {
+    snprintf(out, n, "         structure: %s\n", ct_last_error());
+    return;
+  }
+  /* [0]: with rewrites, [1]: without */
+  plans[o->plan_flags ? 1 : 0] = timed;
+  plans[o->plan_flags ? 0 : 1] = other;
+  for (int k = 0; k < 2; k++) ct_plan_stats_get(plans[k], &st[k]);
+  char rw[512];
+  snprintf(out, n, "         %d nodes, %d launches/step, %.1f MiB planned + %.1f MiB "
+           "parameters; without rewrites %d nodes, %d launches, %.1f MiB; %s%s\n",
+         st[0].nodes, st[0].steps, st[0].planned_bytes / 1048576.0, st[0].param_bytes / 1048576.0,
+         st[1].nodes, st[1].steps, st[1].planned_bytes / 1048576.0,
+         cli_rewrite_summary(plans[0], rw, sizeof rw), o->plan_flags ? " (timed without)" : "");
+  ct_plan_free(other);
+}
 
 /* Builds the model and trainer on be and times the steps into ms[0..runs).
  * Returns false after printing an error. */
 static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const cli__opts *o,
-                              const int32_t *in, const int32_t *tg, double *ms) {
+                              const int32_t *in, const int32_t *tg, double *ms, char *structure,
+                              size_t structure_len) {
   ct_gpt *g = NULL;
   ct_morphism *loss = NULL;
   ct_trainer *t = NULL;
@@ -101,7 +130,7 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
   bool is_cuda = !strcmp(ct_backend_name(be), "cuda");
   ct_status s = ct_gpt_new(&g, &cfg->model, cfg->seed);
   if (s == CT_OK) s = ct_gpt_loss(&loss, g, cfg->batch, cfg->model.block);
-  if (s == CT_OK) s = ct_trainer_new(&t, loss, be, &opt);
+  if (s == CT_OK) s = ct_trainer_new_flags(&t, loss, be, &opt, o->plan_flags);
   if (s == CT_OK && is_cuda && o->graph) s = ct_trainer_set_graph(t, true);
   if (s == CT_OK) s = ct_trainer_set_input(t, 0, in, tokens);
   if (s == CT_OK) s = ct_trainer_set_input(t, 1, tg, tokens);
@@ -115,6 +144,8 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
     char what[64];
     snprintf(what, sizeof what, "backend %s", ct_backend_name(be));
     cli_lib_error(CLI__CMD, what);
+  } else {
+    cli__structure(loss, be, o, ct_trainer_plan(t), structure, structure_len);
   }
   ct_trainer_free(t);
   ct_morphism_free(loss);
@@ -124,7 +155,7 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
 
 int cli_bench(int argc, char **argv) {
   const char *preset = NULL, *backend = "all";
-  cli__opts o = {3, 10, false, false};
+  cli__opts o = {3, 10, false, false, 0};
   cli_config cfg;
   if (cli_config_from_args(&cfg, CLI__CMD, argc, argv, &preset) != CLI_OK) return CLI_USAGE;
   cfg.model.vocab = CLI__VOCAB;
@@ -134,6 +165,10 @@ int cli_bench(int argc, char **argv) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       cli__usage(stdout);
       return CLI_OK;
+    }
+    if (!strcmp(a, CLI_NO_REWRITE_FLAG)) {
+      o.plan_flags = CT_PLAN_NO_REWRITE;
+      continue;
     }
     if (!strcmp(a, "--graph") || !strcmp(a, "--tf32")) {
       *(a[2] == 'g' ? &o.graph : &o.tf32) = true;
@@ -234,7 +269,8 @@ int cli_bench(int argc, char **argv) {
       continue;
     }
     fflush(stdout);
-    if (!cli__time_backend(&cfg, be, &o, in, tg, ms)) {
+    char structure[1024] = "";
+    if (!cli__time_backend(&cfg, be, &o, in, tg, ms, structure, sizeof structure)) {
       printf("%-7s  failed (see above)\n", info.name);
       code = CLI_FAIL;
       continue;
@@ -260,8 +296,8 @@ int cli_bench(int argc, char **argv) {
     snprintf(short_dev, sizeof short_dev, "%s", info.device);
     char *paren = strstr(short_dev, " (");
     if (paren) *paren = '\0';
-    printf("%-7s  %-32.32s  %21s  %10.0f  %9.2f  %s\n", info.name, short_dev, timing,
-           tokens / (med * 1e-3), achieved * 1e-9, mfu);
+    printf("%-7s  %-32.32s  %21s  %10.0f  %9.2f  %s\n%s", info.name, short_dev, timing,
+           tokens / (med * 1e-3), achieved * 1e-9, mfu, structure);
     fflush(stdout);
   }
   free(in);

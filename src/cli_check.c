@@ -18,7 +18,7 @@
 static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml check [--backend NAME] [--config tiny|small] [config flags]\n"
-          "                  [--checkpoint DIR|FILE] [--seed N] [--verbose]\n"
+          "                  [--checkpoint DIR|FILE] [--seed N] [--verbose] [--rewrite]\n"
           "Compiles the GPT training step (the loss of a batch x block batch, forward and\n"
           "reverse) on a device backend and on the CPU reference, runs both on the same\n"
           "random batch, and compares every node's forward result and input cotangent,\n"
@@ -34,10 +34,81 @@ static void cli__usage(FILE *f) {
           "  --seed N          seed of the random batch (splitmix64; default 1). Without a\n"
           "                    checkpoint the parameters are the preset's initialisation\n"
           "                    (seed 1337, as 'ctml train' starts) and the vocabulary is %d\n"
-          "  --verbose         every compared result, not one line per node\n",
+          "  --verbose         every compared result, not one line per node\n"
+          "  --rewrite         also compare, on the device, the plan with the rewrite rules\n"
+          "                    (fusions) against the plan as built: the loss, every input\n"
+          "                    cotangent and every parameter gradient\n",
           CLI__VOCAB);
   cli_config_usage(f);
   fprintf(f, "    (--seed here is the batch seed, see above)\n");
+}
+
+/* The rewritten plan of loss on be against the plan as built, at the
+ * boundaries: the loss and every parameter gradient after one forward and
+ * reverse on the batch. Prints a line; false after printing an error. */
+static bool cli__check_rewrite(const ct_morphism *loss, const ct_gpt *g, const ct_backend *be,
+                               const int32_t *in, const int32_t *tg, int64_t n, bool *ok) {
+  ct_plan *p[2] = {NULL, NULL};
+  float *a = NULL, *b = NULL;
+  double worst = 0.0;
+  int results = 0;
+  ct_status s = ct_compile(&p[0], loss, be, CT_PLAN_REVERSE);
+  if (s == CT_OK) s = ct_compile(&p[1], loss, be, CT_PLAN_REVERSE | CT_PLAN_NO_REWRITE);
+  for (int k = 0; k < 2 && s == CT_OK; k++) {
+    const float one = 1.0f;
+    s = ct_plan_set_input(p[k], 0, in, n);
+    if (s == CT_OK) s = ct_plan_set_input(p[k], 1, tg, n);
+    if (s == CT_OK) s = ct_plan_forward(p[k]);
+    if (s == CT_OK) s = ct_plan_set_output_grad(p[k], 0, &one, 1);
+    if (s == CT_OK) s = ct_plan_reverse(p[k]);
+  }
+  float la = 0, lb = 0;
+  if (s == CT_OK) s = ct_plan_get_output(p[0], 0, &la, 1);
+  if (s == CT_OK) s = ct_plan_get_output(p[1], 0, &lb, 1);
+  if (s == CT_OK) {
+    worst = fabs((double)la - lb) / (1e-5 + 1e-4 * fabs((double)lb));
+    results = 1;
+  }
+  for (int i = 0; s == CT_OK && i < ct_gpt_param_count(g); i++) {
+    const ct_param *param = ct_gpt_param(g, i);
+    int64_t c = ct_param_numel(param);
+    free(a);
+    free(b);
+    a = malloc((size_t)c * sizeof *a);
+    b = malloc((size_t)c * sizeof *b);
+    if (!a || !b) {
+      free(a);
+      free(b);
+      ct_plan_free(p[0]);
+      ct_plan_free(p[1]);
+      cli_error(CLI__CMD, CLI_FAIL, "out of host memory");
+      return false;
+    }
+    s = ct_plan_get_param_grad(p[0], param, a, c);
+    if (s == CT_OK) s = ct_plan_get_param_grad(p[1], param, b, c);
+    for (int64_t k = 0; s == CT_OK && k < c; k++) {
+      double r = fabs((double)a[k] - b[k]) / (1e-5 + 1e-4 * fabs((double)b[k]));
+      if (!(r <= worst)) worst = isfinite(r) ? r : INFINITY;
+    }
+    results++;
+  }
+  free(a);
+  free(b);
+  if (s != CT_OK) {
+    cli_lib_error(CLI__CMD, "--rewrite");
+    ct_plan_free(p[0]);
+    ct_plan_free(p[1]);
+    return false;
+  }
+  char rw[512];
+  *ok = worst <= 1.0;
+  printf("rewrite: %s; rewritten against as built on %s: loss %.7g vs %.7g and %d parameter "
+         "gradients, worst tolerance ratio %.3g: %s\n",
+         cli_rewrite_summary(p[0], rw, sizeof rw), ct_backend_name(be), la, lb, results - 1, worst,
+         *ok ? "agree" : "DIVERGE");
+  ct_plan_free(p[0]);
+  ct_plan_free(p[1]);
+  return true;
 }
 
 /* Model-shape flags, fixed by a checkpoint. */
@@ -335,7 +406,7 @@ static bool cli__check_update(cli__side *s, const ct_backend *const be[2],
 int cli_check(int argc, char **argv) {
   const char *preset = NULL, *backend = "auto", *checkpoint = NULL;
   uint64_t seed = 1;
-  bool verbose = false;
+  bool verbose = false, rewrite = false;
   cli__pair pairs[CLI__MAX_PAIRS];
   int n_pairs = 0;
   for (int i = 0; i < argc; i++) {
@@ -344,6 +415,10 @@ int cli_check(int argc, char **argv) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       cli__usage(stdout);
       return CLI_OK;
+    }
+    if (!strcmp(a, "--rewrite")) {
+      rewrite = true;
+      continue;
     }
     if (!strcmp(a, "--verbose")) {
       verbose = true;
@@ -464,6 +539,18 @@ int cli_check(int argc, char **argv) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }
+  bool rewrite_ok = true;
+  if (rewrite) {
+    if (!cli__check_rewrite(loss, side[1].g, dev, in, tg, B * T, &rewrite_ok)) goto done;
+  } else {
+    ct_plan *probe = NULL; /* the rules that fire, as every plan of the loss applies them */
+    char rw[512];
+    if (ct_compile(&probe, loss, ref, CT_PLAN_FORWARD) == CT_OK)
+      printf("plan: %s\n", cli_rewrite_summary(probe, rw, sizeof rw));
+    for (int i = 0; verbose && i < ct_plan_rewrite_count(probe); i++)
+      printf("  %s\n", ct_plan_rewrite(probe, i));
+    ct_plan_free(probe);
+  }
   const void *inputs[2] = {in, tg};
   if (ct_check(loss, dev, ref, inputs, seed, &report) != CT_OK) {
     cli_lib_error(CLI__CMD, "ct_check");
@@ -504,14 +591,16 @@ int cli_check(int argc, char **argv) {
   bool update_ok = false;
   if (!cli__check_update(side, pair, &opt, in, tg, B * T, &update_ok)) goto done;
   double secs = cli_now() - t0;
-  if (nodes_ok && update_ok) {
+  if (nodes_ok && update_ok && rewrite_ok) {
     printf("check passed: %s agrees with cpu on every node and every updated parameter (%.2f s)\n",
            dev_name, secs);
     code = CLI_OK;
   } else {
     printf("check FAILED: %s diverges from cpu (%s) (%.2f s)\n", dev_name,
-           nodes_ok ? "the update" : update_ok ? "the training step's nodes"
-                                               : "nodes and update",
+           !rewrite_ok ? "the rewritten plan against the plan as built"
+           : nodes_ok  ? "the update"
+           : update_ok ? "the training step's nodes"
+                       : "nodes and update",
            secs);
     code = CLI_FAIL;
   }

@@ -335,3 +335,27 @@ bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out,
                                                                                     : "none built");
   return true;
 }
+
+const char *cli_rewrite_summary(const ct_plan *p, char *buf, size_t n) {
+  int total = ct_plan_rewrite_count(p);
+  if (total == 0) {
+    snprintf(buf, n, "no rewrite matched");
+    return buf;
+  }
+  size_t k = (size_t)snprintf(buf, n, "%d rewrite%s:", total, total == 1 ? "" : "s");
+  bool first = true;
+  for (int i = 0; i < total && k < n; i++) {
+    const char *line = ct_plan_rewrite(p, i);
+    size_t len = strcspn(line, " ");
+    bool seen = false; /* each rule once, counted */
+    for (int j = 0; j < i && !seen; j++)
+      seen = !strncmp(ct_plan_rewrite(p, j), line, len) && ct_plan_rewrite(p, j)[len] == ' ';
+    if (seen) continue;
+    int count = 0;
+    for (int j = i; j < total; j++)
+      count += !strncmp(ct_plan_rewrite(p, j), line, len) && ct_plan_rewrite(p, j)[len] == ' ';
+    k += (size_t)snprintf(buf + k, n - k, "%s %.*s x%d", first ? "" : ",", (int)len, line, count);
+    first = false;
+  }
+  return buf;
+}

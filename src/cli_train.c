@@ -28,7 +28,8 @@ static void cli__on_sigint(int sig) {
 static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml train [--config tiny|small] [--data FILE] [--out DIR] [--resume DIR]\n"
-          "                  [--backend auto|cpu|cuda|opencl] [--log-every N] [config flags]\n"
+          "                  [--backend auto|cpu|cuda|opencl] [--log-every N] [--no-rewrite]\n"
+          "                  [config flags]\n"
           "  --config NAME   preset: tiny (a few minutes on 2 CPU cores; default) or small\n"
           "                  (6 layers, 6 heads, width 384, block 256, batch 64)\n"
           "  --data FILE     any text; default: the plain files of " CLI__DEFAULT_CORPUS "\n"
@@ -39,7 +40,8 @@ static void cli__usage(FILE *f) {
           "  --resume DIR    continue the run in DIR from its checkpoint (same config and data;\n"
           "                  --steps may be raised)\n"
           "  --log-every N   a progress line every N steps when not on a terminal (default 10)\n"
-          "  --stop-after N  stop after step N with a checkpoint, as Ctrl-C does (exit 0)\n");
+          "  --stop-after N  stop after step N with a checkpoint, as Ctrl-C does (exit 0)\n"
+          "  --no-rewrite    train the model as built, without the rewrite rules (fusions)\n");
   cli_config_usage(f);
 }
 
@@ -273,6 +275,7 @@ int cli_train(int argc, char **argv) {
              *backend = "auto";
   long log_every = 10, stop_after = 0;
   cli__run run;
+  int plan_flags = 0; /* CT_PLAN_NO_REWRITE with --no-rewrite */
   memset(&run, 0, sizeof run);
   cli_config *cfg = &run.cfg;
   if (cli_config_from_args(cfg, CLI__CMD, argc, argv, &preset) != CLI_OK) return CLI_USAGE;
@@ -285,6 +288,10 @@ int cli_train(int argc, char **argv) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       cli__usage(stdout);
       return CLI_OK;
+    }
+    if (!strcmp(a, CLI_NO_REWRITE_FLAG)) {
+      plan_flags = CT_PLAN_NO_REWRITE;
+      continue;
     }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &v)) != 0) {
       if (r < 0) return CLI_USAGE;
@@ -455,7 +462,7 @@ int cli_train(int argc, char **argv) {
   if (resume && !cli_checkpoint_params(CLI__CMD, &from, run.g)) goto done;
   ct_optimizer opt = cli_config_optimizer(cfg);
   if (ct_gpt_loss(&loss, run.g, B, T) != CT_OK ||
-      ct_trainer_new(&run.t, loss, run.be, &opt) != CT_OK) {
+      ct_trainer_new_flags(&run.t, loss, run.be, &opt, plan_flags) != CT_OK) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }
@@ -488,6 +495,9 @@ int cli_train(int argc, char **argv) {
          "%ld steps, AdamW lr %g\n", cfg->name, (long long)cfg->model.layers,
          (long long)cfg->model.heads, (long long)cfg->model.width, (long long)T,
          (long long)ct_gpt_numel(run.g), (long long)B, cfg->steps, (double)cfg->lr);
+  char rewrites[512];
+  printf("plan: %s%s\n", plan_flags ? "as built (--no-rewrite)" : "",
+         plan_flags ? "" : cli_rewrite_summary(ct_trainer_plan(run.t), rewrites, sizeof rewrites));
   if (resume) printf("resuming %s at step %ld\n", run.out_dir, step);
   printf("run directory: %s (checkpoint every %ld steps, unigram baseline %.4f)\n", run.out_dir,
          cfg->save_every, unigram);

@@ -120,7 +120,15 @@ void ct_trainer_free(ct_trainer *t) {
 
 ct_status ct_trainer_new(ct_trainer **out, const ct_morphism *loss, const ct_backend *backend,
                          const ct_optimizer *opt) {
+  return ct_trainer_new_flags(out, loss, backend, opt, 0);
+}
+
+ct_status ct_trainer_new_flags(ct_trainer **out, const ct_morphism *loss,
+                               const ct_backend *backend, const ct_optimizer *opt, int flags) {
   if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_new: out is NULL");
+  if (flags & ~CT_PLAN_NO_REWRITE)
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_new: flags %d: only CT_PLAN_NO_REWRITE (%d) "
+                    "is a trainer flag", flags, CT_PLAN_NO_REWRITE);
   *out = NULL;
   if (!loss || !backend || !opt)
     return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_new: NULL %s",
@@ -139,7 +147,7 @@ ct_status ct_trainer_new(ct_trainer **out, const ct_morphism *loss, const ct_bac
   ct_trainer *t = calloc(1, sizeof *t);
   if (!t) return ct__fail(CT_ERR_NOMEM, "ct_trainer_new: out of host memory");
   t->opt = *opt;
-  ct_status s = ct_compile(&t->plan, loss, backend, CT_PLAN_REVERSE);
+  ct_status s = ct_compile(&t->plan, loss, backend, CT_PLAN_REVERSE | flags);
   if (s == CT_OK) {
     t->state = calloc((size_t)t->plan->n_params + 1, sizeof *t->state);
     if (!t->state) s = ct__fail(CT_ERR_NOMEM, "ct_trainer_new: out of host memory");

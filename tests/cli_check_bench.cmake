@@ -48,3 +48,19 @@ set_tests_properties(cli_bench_unknown_option_message PROPERTIES PASS_REGULAR_EX
 add_test(NAME cli_bench_cpu COMMAND ${CLI} bench --backend cpu ${CTML_CB_TINY} --runs 2 --warmup 1)
 set_tests_properties(cli_bench_cpu PROPERTIES PASS_REGULAR_EXPRESSION
   "tokens/step.*\ncpu +host CPU +[0-9.]+ \\([0-9.]+\\) +[0-9]+ +[0-9.]+ +-")
+
+# bench reports the step's structure with and without rewrites; --no-rewrite
+# times the step as built.
+add_test(NAME cli_bench_structure COMMAND ${CLI} bench --backend cpu --runs 1 --warmup 0
+                                          ${CTML_CB_TINY})
+set_tests_properties(cli_bench_structure PROPERTIES PASS_REGULAR_EXPRESSION
+  "[0-9]+ nodes, [0-9]+ launches/step, [0-9.]+ MiB planned [^\n]*without rewrites [0-9]+ nodes")
+add_test(NAME cli_bench_no_rewrite COMMAND ${CLI} bench --backend cpu --runs 1 --warmup 0
+                                           --no-rewrite ${CTML_CB_TINY})
+set_tests_properties(cli_bench_no_rewrite PROPERTIES PASS_REGULAR_EXPRESSION "\\(timed without\\)")
+if(CTML_WITH_OPENCL)
+  add_test(NAME cli_check_rewrite_opencl COMMAND ${CLI} check --backend opencl ${CTML_CB_TINY}
+                                                 --rewrite)
+  set_tests_properties(cli_check_rewrite_opencl PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION
+    "rewrite: [^\n]*: agree.*check passed: opencl")
+endif()

@@ -48,6 +48,10 @@ typedef struct ct_trainer ct_trainer;
  * uploaded once; host parameters change only through ct_trainer_store_params. */
 ct_status ct_trainer_new(ct_trainer **out, const ct_morphism *loss, const ct_backend *backend,
                          const ct_optimizer *opt);
+/* The same with plan flags: 0, or CT_PLAN_NO_REWRITE to train the morphism as
+ * built (no fusions; ct_plan_rewrite_count(ct_trainer_plan(t)) is then 0). */
+ct_status ct_trainer_new_flags(ct_trainer **out, const ct_morphism *loss,
+                               const ct_backend *backend, const ct_optimizer *opt, int flags);
 void ct_trainer_free(ct_trainer *t);
 
 /* The batch: input i of the loss morphism's domain. Stays until replaced. */

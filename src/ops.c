@@ -67,6 +67,14 @@ static size_t ct__scores_saved(const ct_morphism *m, const ct__node *n) {
   return ct_object_bytes(CT__OUT(0));
 }
 
+/* linear_gelu saves two [rows, m] float blocks: the cotangent of the pre-activation
+ * du (a reverse scratch, so that u is never overwritten and a reverse may run
+ * twice), then the pre-activation u = x W + b. du comes first so that backends
+ * whose products cannot offset a buffer (OpenCL) read it at offset 0. */
+static size_t ct__linear_gelu_saved(const ct_morphism *m, const ct__node *n) {
+  return 2 * ct_object_bytes(CT__OUT(0));
+}
+
 /* Shape-keeping element-wise and row-wise sequence generators: f flops per
  * element forward, r in reverse; the reverse also reads the forward input. */
 static void ct__cost_pointwise(const ct_morphism *m, const ct__node *n, ct_direction d,
@@ -78,6 +86,15 @@ static void ct__cost_pointwise(const ct_morphism *m, const ct__node *n, ct_direc
   if (n->op == CT_OP_CAUSAL_SOFTMAX) f = 5, r = 4;
   *flops = (d == CT_FORWARD ? f : r) * e;
   *bytes = (d == CT_FORWARD ? 2 : 3) * e * 4;
+}
+
+/* linear's cost plus gelu's pointwise cost on the output. */
+static void ct__cost_linear_gelu(const ct_morphism *m, const ct__node *n, ct_direction d,
+                                 double *flops, double *bytes) {
+  double e = (double)ct_object_numel(CT__OUT(0));
+  ct__cost_linear(m, n, d, flops, bytes);
+  *flops += (d == CT_FORWARD ? 12 : 18) * e;
+  *bytes += (d == CT_FORWARD ? 2 : 3) * e * 4;
 }
 
 static void ct__cost_attention(const ct_morphism *m, const ct__node *n, ct_direction d,
@@ -114,6 +131,7 @@ static const ct__op_info ct__ops[CT_OP_COUNT] = {
     [CT_OP_ATTN_SCORES] = {1, 0, -1, 0, ct__scores_saved, ct__cost_attention},
     [CT_OP_CAUSAL_SOFTMAX] = {0, 1, -1, 0, ct__no_saved, ct__cost_pointwise},
     [CT_OP_ATTN_APPLY] = {1, 0, -1, 0, ct__no_saved, ct__cost_attention},
+    [CT_OP_LINEAR_GELU] = {1, 0, -1, 0, ct__linear_gelu_saved, ct__cost_linear_gelu},
 };
 
 const ct__op_info *ct__op(ct_op op) { return &ct__ops[op]; }

@@ -75,6 +75,9 @@ static size_t ct__linear_gelu_saved(const ct_morphism *m, const ct__node *n) {
   return 2 * ct_object_bytes(CT__OUT(0));
 }
 
+/* GELU's flops per element, forward and reverse (gelu and linear_gelu). */
+enum { CT__GELU_FWD_FLOPS = 12, CT__GELU_REV_FLOPS = 18 };
+
 /* Shape-keeping element-wise and row-wise sequence generators: f flops per
  * element forward, r in reverse; the reverse also reads the forward input. */
 static void ct__cost_pointwise(const ct_morphism *m, const ct__node *n, ct_direction d,
@@ -82,7 +85,7 @@ static void ct__cost_pointwise(const ct_morphism *m, const ct__node *n, ct_direc
   double e = (double)ct_object_numel(CT__IN(0));
   double f = 1, r = 1;
   if (n->op == CT_OP_LAYERNORM) f = 8, r = 12;
-  if (n->op == CT_OP_GELU) f = 12, r = 18;
+  if (n->op == CT_OP_GELU) f = CT__GELU_FWD_FLOPS, r = CT__GELU_REV_FLOPS;
   if (n->op == CT_OP_CAUSAL_SOFTMAX) f = 5, r = 4;
   *flops = (d == CT_FORWARD ? f : r) * e;
   *bytes = (d == CT_FORWARD ? 2 : 3) * e * 4;
@@ -93,7 +96,7 @@ static void ct__cost_linear_gelu(const ct_morphism *m, const ct__node *n, ct_dir
                                  double *flops, double *bytes) {
   double e = (double)ct_object_numel(CT__OUT(0));
   ct__cost_linear(m, n, d, flops, bytes);
-  *flops += (d == CT_FORWARD ? 12 : 18) * e;
+  *flops += (d == CT_FORWARD ? CT__GELU_FWD_FLOPS : CT__GELU_REV_FLOPS) * e;
   *bytes += (d == CT_FORWARD ? 2 : 3) * e * 4;
 }
 

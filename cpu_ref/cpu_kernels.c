@@ -91,10 +91,11 @@ ct_status ct__cpu_linear_fwd(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
-ct_status ct__cpu_linear_rev(void *ctx, const ct__kargs *a) {
+/* linear's reverse from the output cotangent dy: dx = dy W^T (overwritten),
+ * dW += x^T dy, db += column sums of dy. */
+static void ct__linear_rev_from(const ct__kargs *a, const float *dy) {
   int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]),
           m = ct__cols(a->out_obj[0]);
-  const float *dy = a->dout[0];
   if (a->din[0]) ct__gemm(0, 1, rows, k, m, dy, a->param[0], NULL, 0.0f, a->din[0]);  /* dy W^T */
   if (a->dparam[0]) ct__gemm(1, 0, k, m, rows, a->in[0], dy, NULL, 1.0f, a->dparam[0]); /* x^T dy */
   if (a->n_params > 1 && a->dparam[1]) {
@@ -105,6 +106,30 @@ ct_status ct__cpu_linear_rev(void *ctx, const ct__kargs *a) {
       db[j] = (float)((double)db[j] + acc);
     }
   }
+}
+
+ct_status ct__cpu_linear_rev(void *ctx, const ct__kargs *a) {
+  ct__linear_rev_from(a, a->dout[0]);
+  return CT_OK;
+}
+
+/* saved = [du | u] (see ops.c): u = x W + b, y = gelu(u). */
+ct_status ct__cpu_linear_gelu_fwd(void *ctx, const ct__kargs *a) {
+  int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]),
+          m = ct__cols(a->out_obj[0]);
+  float *u = (float *)a->saved + rows * m;
+  ct__gemm(0, 0, rows, m, k, a->in[0], a->param[0], a->n_params > 1 ? a->param[1] : NULL, 0.0f,
+           u);
+  ct__cpu_gelu_span(u, a->out[0], rows * m);
+  return CT_OK;
+}
+
+/* du = dy gelu'(u) into the scratch, then linear's reverse from du. */
+ct_status ct__cpu_linear_gelu_rev(void *ctx, const ct__kargs *a) {
+  int64_t n = ct__rows(a->in_obj[0]) * ct__cols(a->out_obj[0]);
+  float *du = a->saved;
+  ct__cpu_gelu_grad_span(du + n, a->dout[0], du, n);
+  ct__linear_rev_from(a, du);
   return CT_OK;
 }
 

@@ -32,6 +32,12 @@ ct_status ct__cpu_causal_softmax_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_causal_softmax_rev(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_attn_apply_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_attn_apply_rev(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_linear_gelu_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_linear_gelu_rev(void *ctx, const ct__kargs *a);
+/* GELU's pieces, shared by gelu and linear_gelu: y = gelu(x) and dx = dy gelu'(x) over
+ * n elements, in double. */
+void ct__cpu_gelu_span(const float *x, float *y, int64_t n);
+void ct__cpu_gelu_grad_span(const float *x, const float *dy, float *dx, int64_t n);
 
 /* Optimizer kernels (cpu_optim.c). */
 ct_status ct__cpu_sumsq(void *ctx, const void *x, int64_t n, void *sumsq, int index);

@@ -107,14 +107,27 @@ ct_status ct__cpu_layernorm_rev(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
-ct_status ct__cpu_gelu_fwd(void *ctx, const ct__kargs *a) {
-  int64_t n = ct_object_numel(a->in_obj[0]);
-  const float *x = a->in[0];
-  float *y = a->out[0];
+void ct__cpu_gelu_span(const float *x, float *y, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     double v = x[i];
     y[i] = (float)(0.5 * v * (1.0 + tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v))));
   }
+}
+
+void ct__cpu_gelu_grad_span(const float *x, const float *dy, float *dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    double v = x[i], th = tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v));
+    double d = 0.5 * (1.0 + th) +
+               0.5 * v * (1.0 - th * th) * CT__GELU_C * (1.0 + 3.0 * CT__GELU_A * v * v);
+    dx[i] = (float)((double)dy[i] * d);
+  }
+}
+
+ct_status ct__cpu_gelu_fwd(void *ctx, const ct__kargs *a) {
+  int64_t n = ct_object_numel(a->in_obj[0]);
+  const float *x = a->in[0];
+  float *y = a->out[0];
+  ct__cpu_gelu_span(x, y, n);
   return CT_OK;
 }
 
@@ -122,13 +135,7 @@ ct_status ct__cpu_gelu_rev(void *ctx, const ct__kargs *a) {
   int64_t n = ct_object_numel(a->in_obj[0]);
   const float *x = a->in[0], *dy = a->dout[0];
   float *dx = a->din[0];
-  if (!dx) return CT_OK;
-  for (int64_t i = 0; i < n; i++) {
-    double v = x[i], th = tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v));
-    double d = 0.5 * (1.0 + th) +
-               0.5 * v * (1.0 - th * th) * CT__GELU_C * (1.0 + 3.0 * CT__GELU_A * v * v);
-    dx[i] = (float)((double)dy[i] * d);
-  }
+  if (dx) ct__cpu_gelu_grad_span(x, dy, dx, n);
   return CT_OK;
 }
 

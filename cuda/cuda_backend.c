@@ -333,12 +333,11 @@ static ct_status ct__cuda_linear_fwd(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
-/* dx = dy W^T (overwritten), dW += x^T dy, db += column sums of dy. */
-static ct_status ct__cuda_linear_rev(void *ctx, const ct__kargs *a) {
-  ct__cuda_ctx *c = ctx;
+/* linear's reverse from the output cotangent dy: dx = dy W^T (overwritten),
+ * dW += x^T dy, db += column sums of dy. */
+static ct_status ct__cuda_linear_rev_from(ct__cuda_ctx *c, const ct__kargs *a, const float *dy) {
   int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]), m = ct__cols(a->out_obj[0]);
   const float one = 1.0f, zero = 0.0f;
-  const float *dy = a->dout[0];
   CT__TRY(ct__cuda_gemm_dims(rows, k, m));
   /* dx = dy W^T  <=>  dx^T (k x rows, ld k) = W (k x m) . dy^T (m x rows, ld m), where W
    * is the stored m x k matrix (ld m) transposed: op(A) = T, op(B) = N. Overwrites dx. */
@@ -359,6 +358,35 @@ static ct_status ct__cuda_linear_rev(void *ctx, const ct__kargs *a) {
                              c->ones, 1, &one, a->dparam[1], 1));
     }
   return CT_OK;
+}
+
+static ct_status ct__cuda_linear_rev(void *ctx, const ct__kargs *a) {
+  return ct__cuda_linear_rev_from(ctx, a, a->dout[0]);
+}
+
+/* saved = [du | u] (see ops.c). u = x W with beta 0 (one product), then one pass
+ * u += b, y = gelu(u). */
+static ct_status ct__cuda_linear_gelu_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]), m = ct__cols(a->out_obj[0]);
+  const float one = 1.0f, zero = 0.0f;
+  float *u = (float *)a->saved + rows * m;
+  CT__TRY(ct__cuda_gemm_dims(rows, k, m));
+  /* as in ct__cuda_linear_fwd: u^T (m x rows) = W^T (m x k, ld m) . x^T (k x rows, ld k) */
+  CT__BLAS(cublasSgemm, (c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)m, (int)rows, (int)k, &one,
+                         a->param[0], (int)m, a->in[0], (int)k, &zero, u, (int)m));
+  CT__CU(ct__cu_bias_gelu, (u, a->n_params > 1 ? a->param[1] : NULL, a->out[0], rows, m,
+                            c->stream));
+  return CT_OK;
+}
+
+/* du = dy * gelu'(u) into the scratch (u is kept), then linear's reverse from du. */
+static ct_status ct__cuda_linear_gelu_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t n = ct__rows(a->in_obj[0]) * ct__cols(a->out_obj[0]);
+  float *du = a->saved;
+  CT__CU(ct__cu_gelu_rev, (du + n, a->dout[0], du, n, c->stream));
+  return ct__cuda_linear_rev_from(c, a, du);
 }
 
 /* Row-wise softmax of the input. */
@@ -785,6 +813,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_ATTN_SCORES] = ct__cuda_attn_scores_fwd,
             [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_fwd,
+            [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_fwd,
         },
     .reverse =
         {
@@ -799,6 +828,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_ATTN_SCORES] = ct__cuda_attn_scores_rev,
             [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_rev,
             [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_rev,
+            [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see ops.c). */
         },

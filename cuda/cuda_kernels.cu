@@ -437,21 +437,37 @@ __global__ void ct__k_layernorm_rev_params(const float *x, const float *dy, cons
   }
 }
 
-/* y = x/2 (1 + tanh(c (x + a x^3))), in double. */
-__global__ void ct__k_gelu_fwd(const float *x, float *y, int64_t n) {
-  CT__FOR_ELEMS(i, n) {
-    double v = x[i];
-    y[i] = (float)(0.5 * v * (1.0 + tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v))));
-  }
+/* gelu(v) = v/2 (1 + tanh(c (v + a v^3))), in double. */
+__device__ float ct__gelu(double v) {
+  return (float)(0.5 * v * (1.0 + tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v))));
 }
 
-/* dx = dy * gelu'(x), in double. */
+/* dy * gelu'(v), in double. */
+__device__ float ct__gelu_grad(double v, double dy) {
+  double th = tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v));
+  double d = 0.5 * (1.0 + th) +
+             0.5 * v * (1.0 - th * th) * CT__GELU_C * (1.0 + 3.0 * CT__GELU_A * v * v);
+  return (float)(dy * d);
+}
+
+__global__ void ct__k_gelu_fwd(const float *x, float *y, int64_t n) {
+  CT__FOR_ELEMS(i, n) y[i] = ct__gelu(x[i]);
+}
+
+/* dx = dy * gelu'(x). */
 __global__ void ct__k_gelu_rev(const float *x, const float *dy, float *dx, int64_t n) {
+  CT__FOR_ELEMS(i, n) dx[i] = ct__gelu_grad(x[i], dy[i]);
+}
+
+/* u[rows, m] += b (b may be NULL; u keeps the pre-activation), y = gelu(u). */
+__global__ void ct__k_bias_gelu(float *u, const float *b, float *y, int64_t n, int64_t m) {
   CT__FOR_ELEMS(i, n) {
-    double v = x[i], th = tanh(CT__GELU_C * (v + CT__GELU_A * v * v * v));
-    double d = 0.5 * (1.0 + th) +
-               0.5 * v * (1.0 - th * th) * CT__GELU_C * (1.0 + 3.0 * CT__GELU_A * v * v);
-    dx[i] = (float)((double)dy[i] * d);
+    float v = u[i];
+    if (b) {
+      v += b[i % m];
+      u[i] = v;
+    }
+    y[i] = ct__gelu(v);
   }
 }
 
@@ -766,6 +782,11 @@ extern "C" cudaError_t ct__cu_gelu_rev(const float *x, const float *dy, float *d
   CT__LAUNCH_ELEMS(ct__k_gelu_rev, n, x, dy, dx, n);
 }
 
+extern "C" cudaError_t ct__cu_bias_gelu(float *u, const float *b, float *y, int64_t rows,
+                                        int64_t m, cudaStream_t s) {
+  CT__LAUNCH_ELEMS(ct__k_bias_gelu, rows * m, u, b, y, rows * m, m);
+}
+
 extern "C" cudaError_t ct__cu_head_split(const float *x, float *y, int64_t B, int64_t H, int64_t T,
                                          int64_t D, cudaStream_t s) {
   int64_t n = B * H * T * D;
@@ -851,6 +872,7 @@ extern "C" cudaError_t ct__cu_preload(void) {
       (const void *)ct__k_layernorm_rev_params,
       (const void *)ct__k_gelu_fwd,
       (const void *)ct__k_gelu_rev,
+      (const void *)ct__k_bias_gelu,
       (const void *)ct__k_head_split,
       (const void *)ct__k_head_merge,
       (const void *)ct__k_causal_mask,

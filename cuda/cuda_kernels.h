@@ -107,6 +107,10 @@ cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, const float *dy
 cudaError_t ct__cu_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s);
 /* dx = dy * gelu'(x). */
 cudaError_t ct__cu_gelu_rev(const float *x, const float *dy, float *dx, int64_t n, cudaStream_t s);
+/* linear_gelu's pass after the product: u[rows, m] += b on every row (b may be NULL),
+ * then y = gelu(u); u keeps the pre-activation. */
+cudaError_t ct__cu_bias_gelu(float *u, const float *b, float *y, int64_t rows, int64_t m,
+                             cudaStream_t s);
 /* y[b,h,t,d] = x[b,t,h*D+d]: SEQ [B,T,H*D] to HEADS [B,H,T,D]. */
 cudaError_t ct__cu_head_split(const float *x, float *y, int64_t B, int64_t H, int64_t T, int64_t D,
                               cudaStream_t s);

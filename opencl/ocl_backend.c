@@ -438,18 +438,47 @@ static ct_status ct__ocl_linear_fwd(void *ctx, const ct__kargs *ka) {
                       ka->n_params > 1 ? ka->param[1] : NULL, 0.0f, ka->out[0]);
 }
 
-static ct_status ct__ocl_linear_rev(void *ctx, const ct__kargs *ka) {
-  ct__ocl *c = ctx;
+/* linear's reverse from the output cotangent dy. */
+static ct_status ct__ocl_linear_rev_from(ct__ocl *c, const ct__kargs *ka, void *dy) {
   int64_t rows = ct__rows(ka->in_obj[0]), k = ct__cols(ka->in_obj[0]),
           m = ct__cols(ka->out_obj[0]);
   if (ka->din[0]) /* dx = dy . W^T */
-    CT__TRY(ct__ocl_gemm(c, c->gemm, false, true, rows, k, m, ka->dout[0], ka->param[0], NULL,
-                         0.0f, ka->din[0]));
+    CT__TRY(ct__ocl_gemm(c, c->gemm, false, true, rows, k, m, dy, ka->param[0], NULL, 0.0f,
+                         ka->din[0]));
   if (ka->dparam[0]) /* dW += x^T . dy */
-    CT__TRY(ct__ocl_gemm(c, c->gemm, true, false, k, m, rows, ka->in[0], ka->dout[0], NULL, 1.0f,
+    CT__TRY(ct__ocl_gemm(c, c->gemm, true, false, k, m, rows, ka->in[0], dy, NULL, 1.0f,
                          ka->dparam[0]));
   if (ka->n_params < 2 || !ka->dparam[1]) return CT_OK;
-  return ct__colsum(c, ka->dout[0], rows, m, ka->dparam[1]); /* db += column sums of dy */
+  return ct__colsum(c, dy, rows, m, ka->dparam[1]); /* db += column sums of dy */
+}
+
+static ct_status ct__ocl_linear_rev(void *ctx, const ct__kargs *ka) {
+  return ct__ocl_linear_rev_from(ctx, ka, ka->dout[0]);
+}
+
+/* saved = [du | u] (see ops.c). u = x W + b by linear's product into y, then one
+ * pass keeps u in saved and writes y = gelu(u). */
+static ct_status ct__ocl_linear_gelu_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  CT__TRY(ct__ocl_linear_fwd(ctx, ka));
+  int64_t n = ct__rows(ka->in_obj[0]) * ct__cols(ka->out_obj[0]);
+  ct__args a = ct__args_of(c, CT__K_LINEAR_GELU_FWD);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_mem(&a, ka->saved);
+  ct__arg_long(&a, n);
+  return ct__run1d(&a, n);
+}
+
+/* du = dy gelu'(u) into saved's scratch (u is kept), then linear's reverse from du. */
+static ct_status ct__ocl_linear_gelu_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t n = ct__rows(ka->in_obj[0]) * ct__cols(ka->out_obj[0]);
+  ct__args a = ct__args_of(c, CT__K_LINEAR_GELU_REV);
+  ct__arg_mem(&a, ka->saved);
+  ct__arg_mem(&a, ka->dout[0]);
+  ct__arg_long(&a, n);
+  CT__TRY(ct__run1d(&a, n));
+  return ct__ocl_linear_rev_from(c, ka, ka->saved);
 }
 
 static ct_status ct__ocl_softmax_fwd(void *ctx, const ct__kargs *ka) {
@@ -1046,6 +1075,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_ATTN_SCORES] = ct__ocl_attn_scores_fwd,
             [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_fwd,
+            [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_fwd,
         },
     .reverse =
         {
@@ -1060,6 +1090,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_ATTN_SCORES] = ct__ocl_attn_scores_rev,
             [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_rev,
             [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_rev,
+            [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see src/ops.c). */
         },

@@ -43,6 +43,8 @@
   X(LN_PARAM_PART, "ct_layernorm_param_part")       \
   X(GELU_FWD, "ct_gelu_fwd")                        \
   X(GELU_REV, "ct_gelu_rev")                        \
+  X(LINEAR_GELU_FWD, "ct_linear_gelu_fwd")          \
+  X(LINEAR_GELU_REV, "ct_linear_gelu_rev")          \
   X(HEADS, "ct_heads_permute")                      \
   X(CMASK, "ct_causal_mask")                        \
   X(CSOFTMAX_FWD, "ct_causal_softmax_fwd")          \

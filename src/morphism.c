@@ -255,9 +255,9 @@ ct_status ct_embedding(ct_morphism **out, const ct_object *tokens, ct_param *tab
   return ct__generator(out, CT_OP_EMBEDDING, tokens, 1, &y, 1, &table, 1);
 }
 
-ct_status ct_linear(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
-                    ct_param *b) {
-  static const char fn[] = "ct_linear";
+/* The checks of ct_linear and its fused forms: a generator op from x with W and b. */
+static ct_status ct__linear_like(ct_morphism **out, ct_op op, const char *fn, const ct_object *x,
+                                 ct_role out_role, ct_param *W, ct_param *b) {
   CT__TRY(ct__need_out(out, fn));
   CT__TRY(ct__need_object(x, fn, "input"));
   if (x->role != CT_ROLE_HIDDEN && x->role != CT_ROLE_SEQ) {
@@ -288,7 +288,17 @@ ct_status ct_linear(ct_morphism **out, const ct_object *x, ct_role out_role, ct_
   ct_object y;
   CT__TRY(ct_object_make(&y, CT_F32, out_role, x->rank, dims));
   ct_param *ps[2] = {W, b};
-  return ct__generator(out, CT_OP_LINEAR, x, 1, &y, 1, ps, b ? 2 : 1);
+  return ct__generator(out, op, x, 1, &y, 1, ps, b ? 2 : 1);
+}
+
+ct_status ct_linear(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
+                    ct_param *b) {
+  return ct__linear_like(out, CT_OP_LINEAR, "ct_linear", x, out_role, W, b);
+}
+
+ct_status ct_linear_gelu(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
+                         ct_param *b) {
+  return ct__linear_like(out, CT_OP_LINEAR_GELU, "ct_linear_gelu", x, out_role, W, b);
 }
 
 ct_status ct_softmax(ct_morphism **out, const ct_object *logits) {

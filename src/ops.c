@@ -67,6 +67,17 @@ static size_t ct__scores_saved(const ct_morphism *m, const ct__node *n) {
   return ct_object_bytes(CT__OUT(0));
 }
 
+/* linear_gelu saves two [rows, m] float blocks: the cotangent of the pre-activation
+ * du (a reverse scratch, so that u is never overwritten and a reverse may run
+ * twice), then the pre-activation u = x W + b. du comes first so that backends
+ * whose products cannot offset a buffer (OpenCL) read it at offset 0. */
+static size_t ct__linear_gelu_saved(const ct_morphism *m, const ct__node *n) {
+  return 2 * ct_object_bytes(CT__OUT(0));
+}
+
+/* GELU's flops per element, forward and reverse (gelu and linear_gelu). */
+enum { CT__GELU_FWD_FLOPS = 12, CT__GELU_REV_FLOPS = 18 };
+
 /* Shape-keeping element-wise and row-wise sequence generators: f flops per
  * element forward, r in reverse; the reverse also reads the forward input. */
 static void ct__cost_pointwise(const ct_morphism *m, const ct__node *n, ct_direction d,
@@ -74,10 +85,19 @@ static void ct__cost_pointwise(const ct_morphism *m, const ct__node *n, ct_direc
   double e = (double)ct_object_numel(CT__IN(0));
   double f = 1, r = 1;
   if (n->op == CT_OP_LAYERNORM) f = 8, r = 12;
-  if (n->op == CT_OP_GELU) f = 12, r = 18;
+  if (n->op == CT_OP_GELU) f = CT__GELU_FWD_FLOPS, r = CT__GELU_REV_FLOPS;
   if (n->op == CT_OP_CAUSAL_SOFTMAX) f = 5, r = 4;
   *flops = (d == CT_FORWARD ? f : r) * e;
   *bytes = (d == CT_FORWARD ? 2 : 3) * e * 4;
+}
+
+/* linear's cost plus gelu's pointwise cost on the output. */
+static void ct__cost_linear_gelu(const ct_morphism *m, const ct__node *n, ct_direction d,
+                                 double *flops, double *bytes) {
+  double e = (double)ct_object_numel(CT__OUT(0));
+  ct__cost_linear(m, n, d, flops, bytes);
+  *flops += (d == CT_FORWARD ? CT__GELU_FWD_FLOPS : CT__GELU_REV_FLOPS) * e;
+  *bytes += (d == CT_FORWARD ? 2 : 3) * e * 4;
 }
 
 static void ct__cost_attention(const ct_morphism *m, const ct__node *n, ct_direction d,
@@ -114,6 +134,7 @@ static const ct__op_info ct__ops[CT_OP_COUNT] = {
     [CT_OP_ATTN_SCORES] = {1, 0, -1, 0, ct__scores_saved, ct__cost_attention},
     [CT_OP_CAUSAL_SOFTMAX] = {0, 1, -1, 0, ct__no_saved, ct__cost_pointwise},
     [CT_OP_ATTN_APPLY] = {1, 0, -1, 0, ct__no_saved, ct__cost_attention},
+    [CT_OP_LINEAR_GELU] = {1, 0, -1, 0, ct__linear_gelu_saved, ct__cost_linear_gelu},
 };
 
 const ct__op_info *ct__op(ct_op op) { return &ct__ops[op]; }

@@ -159,6 +159,106 @@ static void test_grad_gelu(void **state) {
   }
 }
 
+static void fwd_linear_gelu(const gc_dims *d, const gc_vals *v, double *const *y) {
+  int64_t rows = d->B * d->T;
+  linear_double(rows, d->C, d->M, v->x[0], v->p[0], v->p[1], y[0]);
+  for (int64_t e = 0; e < rows * d->M; e++) y[0][e] = gelu_double(y[0][e]);
+}
+
+/* linear_gelu at every row-wise shape, 4 outputs, with and without bias, output role
+ * the input's or LOGITS; x in [-2,2] so that the pre-activations reach both tails. */
+static void test_grad_linear_gelu(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES + 1; s++)
+    for (int bias = 0; bias < 2; bias++) {
+      gc_dims d;
+      ct_object x = rowwise_obj(s, 4, 3, &d);
+      d.M = 4;
+      ct_param *W = new_param("W", 2, d.C, d.M), *b = bias ? new_param("b", 1, d.M, 0) : NULL;
+      ct_role role = s % 2 ? CT_ROLE_LOGITS : x.role;
+      ct_morphism *m = NULL;
+      CT_ASSERT_OK(ct_linear_gelu(&m, &x, role, W, b));
+      char name[96], bx[64];
+      snprintf(name, sizeof name, "linear_gelu %s%s", ct_object_str(&x, bx, sizeof bx),
+               bias ? " +b" : "");
+      gc_case c = {name, m, {W, b}, {0}, fwd_linear_gelu, &d, .span = 2.0f};
+      sq_gradcheck(&c, 400 + 2 * (uint64_t)s + (uint64_t)bias);
+      ct_morphism_free(m);
+      ct_param_free(W);
+      ct_param_free(b);
+    }
+}
+
+/* |a - b| <= 1e-5 + 1e-5 |b| elementwise (the fused and composed float results
+ * differ only in the rounding of u). */
+static void expect_close(const float *a, const float *b, int64_t n, const char *what) {
+  for (int64_t i = 0; i < n; i++)
+    if (!(fabsf(a[i] - b[i]) <= 1e-5f + 1e-5f * fabsf(b[i])))
+      fail_msg("%s[%lld]: linear_gelu %.9g, linear ; gelu %.9g", what, (long long)i, a[i], b[i]);
+}
+
+/* linear_gelu equals linear ; gelu on the CPU reference: outputs, input cotangent and
+ * parameter gradients. */
+static void test_linear_gelu_is_linear_then_gelu(void **state) {
+  (void)state;
+  const int64_t sizes[][3] = {{2, 5, 6}, {1, 1, 1}, {3, 7, 33}}; /* B, T, C; M = C + 3 */
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+    for (int bias = 0; bias < 2; bias++) {
+      int64_t B = sizes[s][0], T = sizes[s][1], C = sizes[s][2], M = C + 3, n = B * T * C,
+              ny = B * T * M;
+      ct_object x = seq_obj(B, T, C), h = seq_obj(B, T, M);
+      ct_param *W = new_param("W", 2, C, M), *b = bias ? new_param("b", 1, M, 0) : NULL;
+      ct_rng rng = {77 + s};
+      float *buf = malloc((size_t)(2 * n + 3 * ny + C * M + M) * sizeof *buf);
+      float *xv = buf, *dy = xv + n, *wv = dy + ny, *bv = wv + C * M;
+      ct_rng_fill(&rng, xv, n, -2.0f, 2.0f);
+      ct_rng_fill(&rng, dy, ny, -1.0f, 1.0f);
+      ct_rng_fill(&rng, wv, C * M, -0.5f, 0.5f);
+      ct_rng_fill(&rng, bv, M, -0.5f, 0.5f);
+      CT_ASSERT_OK(ct_param_set(W, wv, C * M));
+      if (b) CT_ASSERT_OK(ct_param_set(b, bv, M));
+      ct_morphism *fused = NULL, *lin = NULL, *ge = NULL, *comp = NULL;
+      CT_ASSERT_OK(ct_linear_gelu(&fused, &x, CT_ROLE_SEQ, W, b));
+      CT_ASSERT_OK(ct_linear(&lin, &x, CT_ROLE_SEQ, W, b));
+      CT_ASSERT_OK(ct_gelu(&ge, &h));
+      CT_ASSERT_OK(ct_then(&comp, lin, ge));
+      assert_true(ct_object_equal(ct_morphism_cod(fused, 0), ct_morphism_cod(comp, 0)));
+      /* per morphism: y, dx, dW, db */
+      float *got[2][4];
+      for (int k = 0; k < 2; k++) {
+        got[k][0] = malloc((size_t)ny * sizeof(float));
+        got[k][1] = malloc((size_t)n * sizeof(float));
+        got[k][2] = malloc((size_t)(C * M) * sizeof(float));
+        got[k][3] = malloc((size_t)M * sizeof(float));
+        ct_plan *p = NULL;
+        CT_ASSERT_OK(ct_compile(&p, k ? comp : fused, cpu, CT_PLAN_REVERSE | CT_PLAN_GUARD));
+        CT_ASSERT_OK(ct_plan_set_input(p, 0, xv, n));
+        CT_ASSERT_OK(ct_plan_forward(p));
+        CT_ASSERT_OK(ct_plan_get_output(p, 0, got[k][0], ny));
+        CT_ASSERT_OK(ct_plan_set_output_grad(p, 0, dy, ny));
+        CT_ASSERT_OK(ct_plan_reverse(p));
+        CT_ASSERT_OK(ct_plan_get_input_grad(p, 0, got[k][1], n));
+        CT_ASSERT_OK(ct_plan_get_param_grad(p, W, got[k][2], C * M));
+        if (b) CT_ASSERT_OK(ct_plan_get_param_grad(p, b, got[k][3], M));
+        CT_ASSERT_OK(ct_plan_check_guards(p));
+        ct_plan_free(p);
+      }
+      expect_close(got[0][0], got[1][0], ny, "y");
+      expect_close(got[0][1], got[1][1], n, "dx");
+      expect_close(got[0][2], got[1][2], C * M, "dW");
+      if (b) expect_close(got[0][3], got[1][3], M, "db");
+      for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 4; j++) free(got[k][j]);
+      free(buf);
+      ct_morphism_free(fused);
+      ct_morphism_free(lin);
+      ct_morphism_free(ge);
+      ct_morphism_free(comp);
+      ct_param_free(W);
+      ct_param_free(b);
+    }
+}
+
 static void fwd_split(const gc_dims *d, const gc_vals *v, double *const *y) {
   heads_double(d->B, d->H, d->T, d->D, v->x[0], y[0], 1);
 }
@@ -500,6 +600,29 @@ static void test_constructor_errors(void **state) {
   EXPECT_SHAPE_ERROR(ct_linear(&m, &x, CT_ROLE_SEQ, W54, NULL), "ct_linear", "W54", str(&x, b1));
   EXPECT_SHAPE_ERROR(ct_linear(&m, &h, CT_ROLE_SEQ, W64, NULL), "ct_linear", str(&h, b1));
   EXPECT_SHAPE_ERROR(ct_linear(&m, &hid, CT_ROLE_SEQ, W64, NULL), "ct_linear", "SEQ");
+  /* linear_gelu: ct_linear's checks, named ct_linear_gelu */
+  ct_param *b4 = new_param("b4", 1, 4, 0), *b5 = new_param("b5", 1, 5, 0),
+           *Wv = new_param("Wvec", 1, 6, 0);
+  CT_ASSERT_OK(ct_linear_gelu(&m, &x, CT_ROLE_SEQ, W64, b4));
+  ct_morphism_free(m);
+  m = NULL;
+  EXPECT_SHAPE_ERROR(ct_linear_gelu(&m, &x, CT_ROLE_HIDDEN, W64, b4), "ct_linear_gelu", "HIDDEN");
+  EXPECT_SHAPE_ERROR(ct_linear_gelu(&m, &x, CT_ROLE_SEQ, W54, b4), "ct_linear_gelu", "W54",
+                     str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_linear_gelu(&m, &x, CT_ROLE_SEQ, W64, b5), "ct_linear_gelu", "b5", "W64");
+  EXPECT_SHAPE_ERROR(ct_linear_gelu(&m, &x, CT_ROLE_SEQ, Wv, NULL), "ct_linear_gelu", "Wvec");
+  EXPECT_SHAPE_ERROR(ct_linear_gelu(&m, &x, CT_ROLE_SEQ, W64, W64), "ct_linear_gelu", "W64");
+  EXPECT_SHAPE_ERROR(ct_linear_gelu(&m, &h, CT_ROLE_SEQ, W64, NULL), "ct_linear_gelu",
+                     str(&h, b1));
+  EXPECT_SHAPE_ERROR(ct_linear_gelu(&m, &lg, CT_ROLE_LOGITS, W64, NULL), "ct_linear_gelu",
+                     str(&lg, b1));
+  CT_ASSERT_STATUS(ct_linear_gelu(&m, NULL, CT_ROLE_SEQ, W64, NULL), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_linear_gelu");
+  CT_ASSERT_STATUS(ct_linear_gelu(&m, &x, CT_ROLE_SEQ, NULL, NULL), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_linear_gelu");
+  ct_param_free(b4);
+  ct_param_free(b5);
+  ct_param_free(Wv);
 
   /* sequence roles fix their ranks; scores and weights are square */
   ct_object bad;
@@ -904,6 +1027,8 @@ int main(void) {
       cmocka_unit_test(test_grad_pos_embedding),
       cmocka_unit_test(test_grad_layernorm),
       cmocka_unit_test(test_grad_gelu),
+      cmocka_unit_test(test_grad_linear_gelu),
+      cmocka_unit_test(test_linear_gelu_is_linear_then_gelu),
       cmocka_unit_test(test_grad_heads),
       cmocka_unit_test(test_grad_attention_heads),
       cmocka_unit_test(test_grad_attention_one_head),

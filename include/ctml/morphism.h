@@ -64,6 +64,10 @@ ct_status ct_layernorm(ct_morphism **out, const ct_object *x, ct_param *gain, ct
 /* GELU, tanh approximation, element-wise on HIDDEN or SEQ:
  * y = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 ct_status ct_gelu(ct_morphism **out, const ct_object *x);
+/* gelu(x . W + b), fused: the objects and parameters of ct_linear (b may be NULL), the
+ * result of ct_linear followed by ct_gelu. */
+ct_status ct_linear_gelu(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
+                         ct_param *b);
 /* SEQ f32[B,T,C] -> HEADS f32[B,H,T,C/H]: y[b,h,t,d] = x[b,t,h*(C/H)+d]; H must divide C.
  * Its reverse derivative is head_merge. */
 ct_status ct_head_split(ct_morphism **out, const ct_object *x, int64_t heads);

@@ -97,24 +97,49 @@ void ct_sigmoid2(float z, float *sig, float *rest) {
 
 /* GELU (tanh form) as x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), since
  * (1 + tanh u) / 2 = sigmoid(2u): no cancellation for negative x. */
+float ct_gelu(float v) {
+  float sig, rest;
+  ct_sigmoid2(2.0f * CT_GELU_C * (v + CT_GELU_A * v * v * v), &sig, &rest);
+  return v * sig;
+}
+
+/* gelu'(x) = sig + 2 x sig (1 - sig) sqrt(2/pi) (1 + 3 0.044715 x^2); the second
+ * term is 0 once sig (1 - sig) underflows (then x^2 may overflow: no 0 * inf). */
+float ct_gelu_grad(float v) {
+  float sig, rest;
+  ct_sigmoid2(2.0f * CT_GELU_C * (v + CT_GELU_A * v * v * v), &sig, &rest);
+  float t = sig * rest;
+  return sig + (t == 0.0f ? 0.0f : 2.0f * v * t * CT_GELU_C * (1.0f + 3.0f * CT_GELU_A * v * v));
+}
+
 kernel void ct_gelu_fwd(global const float *x, global float *y, long n) {
   long e = (long)get_global_id(0);
   if (e >= n) return;
-  float v = x[e], sig, rest;
-  ct_sigmoid2(2.0f * CT_GELU_C * (v + CT_GELU_A * v * v * v), &sig, &rest);
-  y[e] = v * sig;
+  y[e] = ct_gelu(x[e]);
 }
 
-/* dx = dy (sig + 2 x sig (1 - sig) sqrt(2/pi) (1 + 3 0.044715 x^2)); the second
- * term is 0 once sig (1 - sig) underflows (then x^2 may overflow: no 0 * inf). */
+/* dx = dy gelu'(x). */
 kernel void ct_gelu_rev(global const float *x, global const float *dy, global float *dx, long n) {
   long e = (long)get_global_id(0);
   if (e >= n) return;
-  float v = x[e], sig, rest;
-  ct_sigmoid2(2.0f * CT_GELU_C * (v + CT_GELU_A * v * v * v), &sig, &rest);
-  float t = sig * rest;
-  float d = sig + (t == 0.0f ? 0.0f : 2.0f * v * t * CT_GELU_C * (1.0f + 3.0f * CT_GELU_A * v * v));
-  dx[e] = dy[e] * d;
+  dx[e] = dy[e] * ct_gelu_grad(x[e]);
+}
+
+/* linear_gelu after its product: y holds u = x W + b (n entries); keeps u in
+ * saved[n + e] and writes y = gelu(u). */
+kernel void ct_linear_gelu_fwd(global float *y, global float *saved, long n) {
+  long e = (long)get_global_id(0);
+  if (e >= n) return;
+  float v = y[e];
+  saved[n + e] = v;
+  y[e] = ct_gelu(v);
+}
+
+/* linear_gelu's du = dy gelu'(u) into saved[e], u read from saved[n + e]. */
+kernel void ct_linear_gelu_rev(global float *saved, global const float *dy, long n) {
+  long e = (long)get_global_id(0);
+  if (e >= n) return;
+  saved[e] = dy[e] * ct_gelu_grad(saved[n + e]);
 }
 
 /* SEQ [B,T,H*D] <-> HEADS [B,H,T,D], one work-item per destination element:

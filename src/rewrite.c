@@ -70,11 +70,76 @@ static bool ct__example_matrix(int k, ct__rule_args *a) {
   return ct_object_matrix(&a->obj[0], CT_ROLE_HIDDEN, shapes[k][0], shapes[k][1]) == CT_OK;
 }
 
+/* Fresh parameter named name of rank 1 or 2, normal(0, 0.5) from seed; NULL when out of memory. */
+static ct_param *ct__example_param(const char *name, int64_t rows, int64_t cols, uint64_t seed) {
+  int64_t dims[2] = {rows, cols};
+  ct_param *p = NULL;
+  if (ct_param_new(&p, name, cols ? 2 : 1, dims) != CT_OK) return NULL;
+  if (ct_param_init_normal(p, 0.5f, seed) != CT_OK) {
+    ct_param_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* ---- bias and GELU after the product: linear ; gelu = linear_gelu ---- */
+
+static bool ct__match_linear_gelu(const ct_morphism *m, const ct__users *u, int i,
+                                  ct__match *mt) {
+  const ct__node *l = &m->nodes[i];
+  if (l->op != CT_OP_LINEAR) return false;
+  int g = ct__user(u, l->out[0]);
+  if (g < 0 || m->nodes[g].op != CT_OP_GELU) return false;
+  memset(mt, 0, sizeof *mt);
+  mt->n_nodes = 2;
+  mt->nodes[0] = i;
+  mt->nodes[1] = g;
+  mt->n_in = 1;
+  mt->in[0] = l->in[0];
+  mt->n_out = 1;
+  mt->out[0] = m->nodes[g].out[0];
+  mt->args.obj[0] = m->values[l->in[0]];
+  mt->args.role = m->values[l->out[0]].role;
+  mt->args.param[0] = l->params[0];
+  mt->args.param[1] = l->n_params > 1 ? l->params[1] : NULL;
+  return true;
+}
+
+static ct_status ct__linear_gelu_lhs(ct_morphism **out, const ct__rule_args *a) {
+  ct_morphism *l = NULL, *g = NULL;
+  ct_status s = ct_linear(&l, &a->obj[0], a->role, a->param[0], a->param[1]);
+  if (s == CT_OK) s = ct_gelu(&g, ct_morphism_cod(l, 0));
+  if (s == CT_OK) s = ct_then(out, l, g);
+  ct_morphism_free(l);
+  ct_morphism_free(g);
+  return s;
+}
+
+static ct_status ct__linear_gelu_rhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct_linear_gelu(out, &a->obj[0], a->role, a->param[0], a->param[1]);
+}
+
+/* SEQ [2,3,5] -> width 7 with a bias, HIDDEN [37,61] -> 29 without, SEQ [1,1,1] -> 1. */
+static bool ct__example_linear_gelu(int k, ct__rule_args *a) {
+  static const int64_t shapes[][4] = {{2, 3, 5, 7}, {0, 37, 61, 29}, {1, 1, 1, 1}};
+  if (k < 0 || k >= (int)(sizeof shapes / sizeof shapes[0])) return false;
+  memset(a, 0, sizeof *a);
+  const int64_t *d = shapes[k];
+  ct_status s = d[0] ? ct_object_seq(&a->obj[0], d[0], d[1], d[2])
+                     : ct_object_matrix(&a->obj[0], CT_ROLE_HIDDEN, d[1], d[2]);
+  a->role = d[0] ? CT_ROLE_SEQ : CT_ROLE_HIDDEN;
+  a->param[0] = ct__example_param("W", d[2], d[3], 11 + (uint64_t)k);
+  if (k != 1) a->param[1] = ct__example_param("b", d[3], 0, 21 + (uint64_t)k);
+  return s == CT_OK && a->param[0] && (k == 1 || a->param[1]);
+}
+
 static const ct__rule ct__rules[] = {
     {"counit_right", "copy ; (id (x) discard) = id", ct__match_counit_right,
      ct__counit_right_lhs, ct__identity_rhs, ct__example_matrix},
     {"counit_left", "copy ; (discard (x) id) = id", ct__match_counit_left, ct__counit_left_lhs,
      ct__identity_rhs, ct__example_matrix},
+    {"linear_gelu", "linear ; gelu = linear_gelu", ct__match_linear_gelu, ct__linear_gelu_lhs,
+     ct__linear_gelu_rhs, ct__example_linear_gelu},
 };
 #define CT__NRULES ((int)(sizeof ct__rules / sizeof ct__rules[0]))
 

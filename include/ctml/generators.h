@@ -26,7 +26,8 @@ extern "C" {
   X(HEAD_MERGE, "head_merge")                \
   X(ATTN_SCORES, "attn_scores")              \
   X(CAUSAL_SOFTMAX, "causal_softmax")        \
-  X(ATTN_APPLY, "attn_apply")
+  X(ATTN_APPLY, "attn_apply")                \
+  X(ADD_LAYERNORM, "add_layernorm")
 
 typedef enum ct_op {
 #define CT__OP_ENUM(e, n) CT_OP_##e,

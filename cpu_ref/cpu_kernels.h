@@ -22,6 +22,8 @@ ct_status ct__cpu_pos_embedding_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_pos_embedding_rev(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_layernorm_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_layernorm_rev(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_add_layernorm_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_add_layernorm_rev(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_gelu_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_gelu_rev(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_head_split_fwd(void *ctx, const ct__kargs *a);

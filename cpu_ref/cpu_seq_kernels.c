@@ -58,10 +58,9 @@ static void ct__row_stats(const float *x, int64_t n, double *mean, double *rstd)
   *rstd = 1.0 / sqrt(v + CT__LN_EPS);
 }
 
-ct_status ct__cpu_layernorm_fwd(void *ctx, const ct__kargs *a) {
-  int64_t rows = ct__rows(a->in_obj[0]), n = ct__cols(a->in_obj[0]);
-  const float *x = a->in[0], *g = a->param[0], *bias = a->param[1];
-  float *y = a->out[0], *saved = a->saved;
+/* Layer norm of rows x rows of n: y, and mean[rows] then rstd[rows] into saved. */
+static void ct__ln_fwd(const float *x, const float *g, const float *bias, float *y, float *saved,
+                       int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; r++) {
     double mean, rstd;
     ct__row_stats(&x[r * n], n, &mean, &rstd);
@@ -70,17 +69,17 @@ ct_status ct__cpu_layernorm_fwd(void *ctx, const ct__kargs *a) {
     for (int64_t j = 0; j < n; j++)
       y[r * n + j] = (float)(((double)x[r * n + j] - mean) * rstd * g[j] + bias[j]);
   }
-  return CT_OK;
 }
 
-/* The reference recomputes the statistics from x in double rather than read the
- * float residual. */
-ct_status ct__cpu_layernorm_rev(void *ctx, const ct__kargs *a) {
-  int64_t rows = ct__rows(a->in_obj[0]), n = ct__cols(a->in_obj[0]);
-  const float *x = a->in[0], *g = a->param[0], *dy = a->dout[0];
-  float *dx = a->din[0], *dg = a->dparam[0], *db = a->dparam[1];
+/* Reverse of layer norm from x, recomputing the statistics in double rather than
+ * reading the float residual: dx = ds + rstd (dxhat - mean(dxhat) - xhat
+ * mean(dxhat xhat)), dxhat = dy g (ds NULL: 0; dx NULL: not wanted);
+ * dg += sum dy xhat, db += sum dy (either NULL: not wanted). */
+static ct_status ct__ln_rev(const float *x, const float *g, const float *dy, const float *ds,
+                            float *dx, float *dg, float *db, int64_t rows, int64_t n,
+                            const char *what) {
   double *acc = calloc(2 * (size_t)n, sizeof *acc); /* gain sums, then bias sums */
-  if (!acc) return ct__fail(CT_ERR_NOMEM, "cpu: layernorm reverse: out of host memory");
+  if (!acc) return ct__fail(CT_ERR_NOMEM, "cpu: %s reverse: out of host memory", what);
   for (int64_t r = 0; r < rows; r++) {
     double mean, rstd, s1 = 0.0, s2 = 0.0;
     const float *xr = &x[r * n], *dyr = &dy[r * n];
@@ -96,7 +95,7 @@ ct_status ct__cpu_layernorm_rev(void *ctx, const ct__kargs *a) {
     s2 /= (double)n;
     for (int64_t j = 0; j < n && dx; j++) {
       double xhat = ((double)xr[j] - mean) * rstd, dxhat = (double)dyr[j] * g[j];
-      dx[r * n + j] = (float)(rstd * (dxhat - s1 - xhat * s2));
+      dx[r * n + j] = (float)((ds ? (double)ds[r * n + j] : 0.0) + rstd * (dxhat - s1 - xhat * s2));
     }
   }
   for (int64_t j = 0; j < n; j++) {
@@ -104,6 +103,35 @@ ct_status ct__cpu_layernorm_rev(void *ctx, const ct__kargs *a) {
     if (db) db[j] = (float)((double)db[j] + acc[n + j]);
   }
   free(acc);
+  return CT_OK;
+}
+
+ct_status ct__cpu_layernorm_fwd(void *ctx, const ct__kargs *a) {
+  ct__ln_fwd(a->in[0], a->param[0], a->param[1], a->out[0], a->saved, ct__rows(a->in_obj[0]),
+             ct__cols(a->in_obj[0]));
+  return CT_OK;
+}
+
+ct_status ct__cpu_layernorm_rev(void *ctx, const ct__kargs *a) {
+  return ct__ln_rev(a->in[0], a->param[0], a->dout[0], NULL, a->din[0], a->dparam[0],
+                    a->dparam[1], ct__rows(a->in_obj[0]), ct__cols(a->in_obj[0]), "layernorm");
+}
+
+/* s = x + r as add computes it, then y = layernorm(s). */
+ct_status ct__cpu_add_layernorm_fwd(void *ctx, const ct__kargs *a) {
+  CT__TRY(ct__cpu_add_fwd(ctx, a));
+  ct__ln_fwd(a->out[0], a->param[0], a->param[1], a->out[1], a->saved, ct__rows(a->in_obj[0]),
+             ct__cols(a->in_obj[0]));
+  return CT_OK;
+}
+
+/* dx = dr = ds + layernorm's dx from dy at s; gain and bias gradients from dy and s. */
+ct_status ct__cpu_add_layernorm_rev(void *ctx, const ct__kargs *a) {
+  float *dx = a->din[0] ? a->din[0] : a->din[1];
+  CT__TRY(ct__ln_rev(a->out[0], a->param[0], a->dout[1], a->dout[0], dx, a->dparam[0],
+                     a->dparam[1], ct__rows(a->in_obj[0]), ct__cols(a->in_obj[0]),
+                     "add_layernorm"));
+  if (a->din[0] && a->din[1]) memcpy(a->din[1], a->din[0], ct_object_bytes(a->in_obj[1]));
   return CT_OK;
 }
 

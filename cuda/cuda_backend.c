@@ -503,6 +503,24 @@ static ct_status ct__cuda_layernorm_rev(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
+/* s = x + r and the layer norm of s, in one kernel; statistics into the residual. */
+static ct_status ct__cuda_add_layernorm_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_add_layernorm_fwd, (a->in[0], a->in[1], a->param[0], a->param[1], a->out[0],
+                                    a->out[1], a->saved, ct__rows(a->in_obj[0]),
+                                    ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
+/* dx = dr from ds and dy at the output s; dgain and dbias. */
+static ct_status ct__cuda_add_layernorm_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  CT__CU(ct__cu_add_layernorm_rev, (a->out[0], a->param[0], a->dout[0], a->dout[1], a->saved,
+                                    a->din[0], a->din[1], a->dparam[0], a->dparam[1],
+                                    ct__rows(a->in_obj[0]), ct__cols(a->in_obj[0]), c->stream));
+  return CT_OK;
+}
+
 /* Element-wise GELU. */
 static ct_status ct__cuda_gelu_fwd(void *ctx, const ct__kargs *a) {
   ct__cuda_ctx *c = ctx;
@@ -814,6 +832,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_fwd,
             [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_fwd,
+            [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_fwd,
         },
     .reverse =
         {
@@ -829,6 +848,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_rev,
             [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_rev,
             [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_rev,
+            [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see ops.c). */
         },

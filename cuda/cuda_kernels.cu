@@ -356,6 +356,11 @@ __device__ void ct__ln_stats(const float *xr, int64_t n, bool live, double *sh, 
   *rstd = 1.0 / sqrt(v + CT__LN_EPS);
 }
 
+/* One normalised entry: (v - mean) * rstd * g + b, in double. */
+__device__ float ct__ln_out(float v, double mean, double rstd, float g, float b) {
+  return (float)(((double)v - mean) * rstd * (double)g + (double)b);
+}
+
 /* One row group per row: statistics into saved (mean[rows] then rstd[rows]) and
  * y = (x - mean) * rstd * g + b. */
 __global__ void ct__k_layernorm_fwd(const float *x, const float *g, const float *b, float *y,
@@ -373,35 +378,82 @@ __global__ void ct__k_layernorm_fwd(const float *x, const float *g, const float 
       saved[rows + r] = (float)rstd;
     }
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
-      y[o + j] = (float)(((double)x[o + j] - mean) * rstd * (double)g[j] + (double)b[j]);
+      y[o + j] = ct__ln_out(x[o + j], mean, rstd, g[j], b[j]);
   }
 }
 
-/* One row group per row, statistics recomputed from x in double:
- * dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * g. */
+/* One row group per row: s = x + r written, then layer norm of s as
+ * ct__k_layernorm_fwd (each thread reads back the entries of s it wrote). */
+__global__ void ct__k_add_layernorm_fwd(const float *x, const float *r, const float *g,
+                                        const float *b, float *s, float *y, float *saved,
+                                        int64_t rows, int64_t n) {
+  __shared__ double sh[CT__THREADS];
+  CT__ROW_PASSES(base, rows) {
+    const int64_t row = base + threadIdx.y;
+    bool live = row < rows;
+    const int64_t o = (live ? row : 0) * n;
+    if (live)
+      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s[o + j] = x[o + j] + r[o + j];
+    double mean, rstd;
+    ct__ln_stats(s + o, n, live, sh, &mean, &rstd);
+    if (!live) continue;
+    if (threadIdx.x == 0) {
+      saved[row] = (float)mean;
+      saved[rows + row] = (float)rstd;
+    }
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
+      y[o + j] = ct__ln_out(s[o + j], mean, rstd, g[j], b[j]);
+  }
+}
+
+/* The layer norm cotangent of the row at offset o of x for the row group,
+ * statistics recomputed from x in double: v = ds + rstd * (dxhat - mean(dxhat) -
+ * xhat * mean(dxhat * xhat)), dxhat = dy * g (no ds: 0), written to dx and to dr
+ * where not NULL; every thread of the block must call it. */
+__device__ void ct__ln_rev_row(const float *x, const float *g, const float *dy, const float *ds,
+                               float *dx, float *dr, int64_t o, int64_t n, bool live,
+                               double *sh) {
+  double mean, rstd;
+  ct__ln_stats(x + o, n, live, sh, &mean, &rstd);
+  double a1 = 0.0, a2 = 0.0;
+  if (live)
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+      double xhat = ((double)x[o + j] - mean) * rstd, dxhat = (double)dy[o + j] * (double)g[j];
+      a1 += dxhat;
+      a2 += dxhat * xhat;
+    }
+  const double s1 = ct__row_reduce<false>(a1, sh) / (double)n;
+  const double s2 = ct__row_reduce<false>(a2, sh) / (double)n;
+  if (!live) return;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    double xhat = ((double)x[o + j] - mean) * rstd, dxhat = (double)dy[o + j] * (double)g[j];
+    double v = rstd * (dxhat - s1 - xhat * s2);
+    if (ds) v += (double)ds[o + j];
+    if (dx) dx[o + j] = (float)v;
+    if (dr) dr[o + j] = (float)v;
+  }
+}
+
+/* One row group per row: dx of layer norm (ct__ln_rev_row). */
 __global__ void ct__k_layernorm_rev_dx(const float *x, const float *g, const float *dy, float *dx,
                                        int64_t rows, int64_t n) {
   __shared__ double sh[CT__THREADS];
   CT__ROW_PASSES(base, rows) {
     const int64_t r = base + threadIdx.y;
     bool live = r < rows;
-    const int64_t o = (live ? r : 0) * n;
-    double mean, rstd;
-    ct__ln_stats(x + o, n, live, sh, &mean, &rstd);
-    double a1 = 0.0, a2 = 0.0;
-    if (live)
-      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-        double xhat = ((double)x[o + j] - mean) * rstd, dxhat = (double)dy[o + j] * (double)g[j];
-        a1 += dxhat;
-        a2 += dxhat * xhat;
-      }
-    const double s1 = ct__row_reduce<false>(a1, sh) / (double)n;
-    const double s2 = ct__row_reduce<false>(a2, sh) / (double)n;
-    if (!live) continue;
-    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-      double xhat = ((double)x[o + j] - mean) * rstd, dxhat = (double)dy[o + j] * (double)g[j];
-      dx[o + j] = (float)(rstd * (dxhat - s1 - xhat * s2));
-    }
+    ct__ln_rev_row(x, g, dy, NULL, dx, NULL, (live ? r : 0) * n, n, live, sh);
+  }
+}
+
+/* One row group per row: dx = dr = ds + layer norm's dx at s (ct__ln_rev_row). */
+__global__ void ct__k_add_layernorm_rev(const float *s, const float *g, const float *ds,
+                                        const float *dy, float *dx, float *dr, int64_t rows,
+                                        int64_t n) {
+  __shared__ double sh[CT__THREADS];
+  CT__ROW_PASSES(base, rows) {
+    const int64_t r = base + threadIdx.y;
+    bool live = r < rows;
+    ct__ln_rev_row(s, g, dy, ds, dx, dr, (live ? r : 0) * n, n, live, sh);
   }
 }
 
@@ -773,6 +825,32 @@ extern "C" cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, cons
   return cudaSuccess;
 }
 
+extern "C" cudaError_t ct__cu_add_layernorm_fwd(const float *x, const float *r, const float *g,
+                                                const float *b, float *sum, float *y,
+                                                float *saved, int64_t rows, int64_t n,
+                                                cudaStream_t s) {
+  if (rows <= 0 || n <= 0) return cudaSuccess;
+  dim3 bl = ct__row_block(n);
+  CT__CU_LAUNCH(ct__k_add_layernorm_fwd, ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, s)
+  (x, r, g, b, sum, y, saved, rows, n);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_add_layernorm_rev(const float *sum, const float *g, const float *ds,
+                                                const float *dy, const float *saved, float *dx,
+                                                float *dr, float *dg, float *db, int64_t rows,
+                                                int64_t n, cudaStream_t s) {
+  if (rows <= 0 || n <= 0) return cudaSuccess;
+  if (dx || dr) {
+    dim3 bl = ct__row_block(n);
+    CT__CU_LAUNCH(ct__k_add_layernorm_rev, ct__blocks(rows, bl.y, CT__MAX_BLOCKS), bl, s)
+    (sum, g, ds, dy, dx, dr, rows, n);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  return ct__cu_layernorm_rev(sum, g, dy, saved, NULL, dg, db, rows, n, s); /* dg, db */
+}
+
 extern "C" cudaError_t ct__cu_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s) {
   CT__LAUNCH_ELEMS(ct__k_gelu_fwd, n, x, y, n);
 }
@@ -870,6 +948,8 @@ extern "C" cudaError_t ct__cu_preload(void) {
       (const void *)ct__k_layernorm_fwd,
       (const void *)ct__k_layernorm_rev_dx,
       (const void *)ct__k_layernorm_rev_params,
+      (const void *)ct__k_add_layernorm_fwd,
+      (const void *)ct__k_add_layernorm_rev,
       (const void *)ct__k_gelu_fwd,
       (const void *)ct__k_gelu_rev,
       (const void *)ct__k_bias_gelu,

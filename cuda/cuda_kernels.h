@@ -103,6 +103,17 @@ cudaError_t ct__cu_layernorm_fwd(const float *x, const float *g, const float *b,
 cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, const float *dy,
                                  const float *saved, float *dx, float *dg, float *db, int64_t rows,
                                  int64_t n, cudaStream_t s);
+/* s = x + r, then layer norm of s as ct__cu_layernorm_fwd (y, saved), in one kernel. */
+cudaError_t ct__cu_add_layernorm_fwd(const float *x, const float *r, const float *g,
+                                     const float *b, float *sum, float *y, float *saved,
+                                     int64_t rows, int64_t n, cudaStream_t s);
+/* dx = dr = ds + layernorm's dx at sum from dy (statistics recomputed from sum),
+ * written to each of dx, dr that is not NULL; dg and db as ct__cu_layernorm_rev
+ * with sum as its x. */
+cudaError_t ct__cu_add_layernorm_rev(const float *sum, const float *g, const float *ds,
+                                     const float *dy, const float *saved, float *dx, float *dr,
+                                     float *dg, float *db, int64_t rows, int64_t n,
+                                     cudaStream_t s);
 /* y = gelu(x) (tanh approximation) over n elements. */
 cudaError_t ct__cu_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s);
 /* dx = dy * gelu'(x). */

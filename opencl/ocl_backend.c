@@ -644,8 +644,32 @@ static ct_status ct__ocl_layernorm_fwd(void *ctx, const ct__kargs *ka) {
   return ct__run_rows(&a, rows, g);
 }
 
-/* dx row by row from the saved statistics; the gain and bias gradients as
- * column sums of dy xhat and dy over row chunks, then in chunk order. */
+/* The gain and bias gradients of layer norm at x: column sums of dy xhat and dy
+ * (xhat from the saved statistics) over row chunks, then in chunk order; either
+ * of dg, db may be NULL. */
+static ct_status ct__ln_params(ct__ocl *c, void *x, void *dy, void *saved, void *dg, void *db,
+                               int64_t rows, int64_t cols) {
+  if ((!dg && !db) || rows <= 0 || cols <= 0) return CT_OK;
+  int64_t chunks = (rows + CT__COLSUM_CHUNK - 1) / CT__COLSUM_CHUNK;
+  CT__TRY(ct__scratch(c, (size_t)(2 * chunks * cols) * sizeof(float)));
+  ct__args p = ct__args_of(c, CT__K_LN_PARAM_PART);
+  ct__arg_mem(&p, x);
+  ct__arg_mem(&p, dy);
+  ct__arg_mem(&p, saved);
+  ct__arg_mem(&p, c->scratch);
+  ct__arg_long(&p, rows);
+  ct__arg_long(&p, cols);
+  ct__arg_long(&p, CT__COLSUM_CHUNK);
+  ct__arg_long(&p, chunks);
+  size_t items[2] = {(size_t)cols, (size_t)chunks}, local[2];
+  ct__local2d(c, CT__K_LN_PARAM_PART, items[0], items[1], local);
+  CT__TRY(ct__run(&p, 2, items, local));
+  if (dg) CT__TRY(ct__colsum_finish(c, c->scratch, 0, chunks, cols, dg));
+  if (db) CT__TRY(ct__colsum_finish(c, c->scratch, chunks * cols, chunks, cols, db));
+  return CT_OK;
+}
+
+/* dx row by row from the saved statistics; the gain and bias gradients. */
 static ct_status ct__ocl_layernorm_rev(void *ctx, const ct__kargs *ka) {
   ct__ocl *c = ctx;
   int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
@@ -662,25 +686,53 @@ static ct_status ct__ocl_layernorm_rev(void *ctx, const ct__kargs *ka) {
     ct__arg_local(&a, g * sizeof(float));
     CT__TRY(ct__run_rows(&a, rows, g));
   }
-  if ((!ka->dparam[0] && !ka->dparam[1]) || rows <= 0 || cols <= 0) return CT_OK;
-  int64_t chunks = (rows + CT__COLSUM_CHUNK - 1) / CT__COLSUM_CHUNK;
-  CT__TRY(ct__scratch(c, (size_t)(2 * chunks * cols) * sizeof(float)));
-  ct__args p = ct__args_of(c, CT__K_LN_PARAM_PART);
-  ct__arg_mem(&p, ka->in[0]);
-  ct__arg_mem(&p, ka->dout[0]);
-  ct__arg_mem(&p, ka->saved);
-  ct__arg_mem(&p, c->scratch);
-  ct__arg_long(&p, rows);
-  ct__arg_long(&p, cols);
-  ct__arg_long(&p, CT__COLSUM_CHUNK);
-  ct__arg_long(&p, chunks);
-  size_t items[2] = {(size_t)cols, (size_t)chunks}, local[2];
-  ct__local2d(c, CT__K_LN_PARAM_PART, items[0], items[1], local);
-  CT__TRY(ct__run(&p, 2, items, local));
-  if (ka->dparam[0]) CT__TRY(ct__colsum_finish(c, c->scratch, 0, chunks, cols, ka->dparam[0]));
-  if (ka->dparam[1])
-    CT__TRY(ct__colsum_finish(c, c->scratch, chunks * cols, chunks, cols, ka->dparam[1]));
-  return CT_OK;
+  return ct__ln_params(c, ka->in[0], ka->dout[0], ka->saved, ka->dparam[0], ka->dparam[1], rows,
+                       cols);
+}
+
+/* s = x + r and the layer norm of s, one row per work-group. */
+static ct_status ct__ocl_add_layernorm_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  size_t g = ct__row_group(c, CT__K_ADD_LN_FWD, cols);
+  ct__args a = ct__args_of(c, CT__K_ADD_LN_FWD);
+  ct__arg_mem(&a, ka->in[0]);
+  ct__arg_mem(&a, ka->in[1]);
+  ct__arg_mem(&a, ka->param[0]);
+  ct__arg_mem(&a, ka->param[1]);
+  ct__arg_mem(&a, ka->out[0]);
+  ct__arg_mem(&a, ka->out[1]);
+  ct__arg_mem(&a, ka->saved);
+  ct__arg_long(&a, rows);
+  ct__arg_long(&a, cols);
+  ct__arg_local(&a, g * sizeof(float));
+  return ct__run_rows(&a, rows, g);
+}
+
+/* dx = dr = ds + layer norm's dx at s from dy, row by row; the gain and bias
+ * gradients at s. */
+static ct_status ct__ocl_add_layernorm_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), cols = ct__cols(ka->in_obj[0]);
+  if (ka->din[0] || ka->din[1]) {
+    size_t g = ct__row_group(c, CT__K_ADD_LN_REV, cols);
+    void *any = ka->din[0] ? ka->din[0] : ka->din[1]; /* bound where one is not wanted */
+    ct__args a = ct__args_of(c, CT__K_ADD_LN_REV);
+    ct__arg_mem(&a, ka->out[0]);
+    ct__arg_mem(&a, ka->param[0]);
+    ct__arg_mem(&a, ka->dout[0]);
+    ct__arg_mem(&a, ka->dout[1]);
+    ct__arg_mem(&a, ka->saved);
+    ct__arg_mem(&a, ka->din[0] ? ka->din[0] : any);
+    ct__arg_mem(&a, ka->din[1] ? ka->din[1] : any);
+    ct__arg_int(&a, (ka->din[0] ? 1 : 0) | (ka->din[1] ? 2 : 0));
+    ct__arg_long(&a, rows);
+    ct__arg_long(&a, cols);
+    ct__arg_local(&a, g * sizeof(float));
+    CT__TRY(ct__run_rows(&a, rows, g));
+  }
+  return ct__ln_params(c, ka->out[0], ka->dout[1], ka->saved, ka->dparam[0], ka->dparam[1], rows,
+                       cols);
 }
 
 static ct_status ct__ocl_gelu_fwd(void *ctx, const ct__kargs *ka) {
@@ -1076,6 +1128,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_fwd,
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_fwd,
+            [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_fwd,
         },
     .reverse =
         {
@@ -1091,6 +1144,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_rev,
             [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_rev,
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_rev,
+            [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see src/ops.c). */
         },

@@ -41,6 +41,8 @@
   X(LN_FWD, "ct_layernorm_fwd")                     \
   X(LN_REV, "ct_layernorm_rev")                     \
   X(LN_PARAM_PART, "ct_layernorm_param_part")       \
+  X(ADD_LN_FWD, "ct_add_layernorm_fwd")             \
+  X(ADD_LN_REV, "ct_add_layernorm_rev")             \
   X(GELU_FWD, "ct_gelu_fwd")                        \
   X(GELU_REV, "ct_gelu_rev")                        \
   X(LINEAR_GELU_FWD, "ct_linear_gelu_fwd")          \

@@ -409,6 +409,18 @@ ct_status ct_layernorm(ct_morphism **out, const ct_object *x, ct_param *gain, ct
   return ct__generator(out, CT_OP_LAYERNORM, x, 1, x, 1, ps, 2);
 }
 
+ct_status ct_add_layernorm(ct_morphism **out, const ct_object *x, ct_param *gain,
+                           ct_param *bias) {
+  static const char fn[] = "ct_add_layernorm";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_hidden(x, fn));
+  CT__TRY(ct__need_vector(gain, ct__cols(x), fn, "gain", x));
+  CT__TRY(ct__need_vector(bias, ct__cols(x), fn, "bias", x));
+  ct_object xs[2] = {*x, *x};
+  ct_param *ps[2] = {gain, bias};
+  return ct__generator(out, CT_OP_ADD_LAYERNORM, xs, 2, xs, 2, ps, 2);
+}
+
 ct_status ct_gelu(ct_morphism **out, const ct_object *x) {
   CT__TRY(ct__need_out(out, "ct_gelu"));
   CT__TRY(ct__need_hidden(x, "ct_gelu"));

@@ -61,6 +61,15 @@ static size_t ct__layernorm_saved(const ct_morphism *m, const ct__node *n) {
   return 2 * (size_t)ct__rows(CT__IN(0)) * sizeof(float);
 }
 
+/* The fused residual add and layer norm costs add plus layernorm: add is e flops
+ * and 3e floats moved either way, layernorm as in ct__cost_pointwise. */
+static void ct__cost_add_layernorm(const ct_morphism *m, const ct__node *n, ct_direction d,
+                                   double *flops, double *bytes) {
+  double e = (double)ct_object_numel(CT__IN(0));
+  *flops = (d == CT_FORWARD ? 1 + 8 : 1 + 12) * e;
+  *bytes = (d == CT_FORWARD ? 3 + 2 : 3 + 3) * e * 4;
+}
+
 /* Attention scores get a reverse scratch of the scores' size (the cotangent with
  * its masked entries zeroed, for backends that reverse through full products). */
 static size_t ct__scores_saved(const ct_morphism *m, const ct__node *n) {
@@ -135,6 +144,8 @@ static const ct__op_info ct__ops[CT_OP_COUNT] = {
     [CT_OP_CAUSAL_SOFTMAX] = {0, 1, -1, 0, ct__no_saved, ct__cost_pointwise},
     [CT_OP_ATTN_APPLY] = {1, 0, -1, 0, ct__no_saved, ct__cost_attention},
     [CT_OP_LINEAR_GELU] = {1, 0, -1, 0, ct__linear_gelu_saved, ct__cost_linear_gelu},
+    /* the reverse reads the output s and the saved statistics */
+    [CT_OP_ADD_LAYERNORM] = {0, 1, -1, 0, ct__layernorm_saved, ct__cost_add_layernorm},
 };
 
 const ct__op_info *ct__op(ct_op op) { return &ct__ops[op]; }

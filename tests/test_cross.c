@@ -704,6 +704,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_tf32_opt_in),
       cmocka_unit_test(test_pos_embedding),
       cmocka_unit_test(test_layernorm),
+      cmocka_unit_test(test_add_layernorm),
       cmocka_unit_test(test_shared_params_accumulate),
       cmocka_unit_test(test_gelu),
       cmocka_unit_test(test_linear_gelu),

@@ -139,6 +139,119 @@ static void test_grad_layernorm(void **state) {
   }
 }
 
+/* s = x + r and y = layernorm(s), in double. */
+static void fwd_add_layernorm(const gc_dims *d, const gc_vals *v, double *const *y) {
+  int64_t n = d->B * d->T * d->C;
+  for (int64_t e = 0; e < n; e++) y[0][e] = v->x[0][e] + v->x[1][e];
+  layernorm_double(d->B * d->T, d->C, y[0], v->p[0], v->p[1], y[1]);
+}
+
+static void test_grad_add_layernorm(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES + 1; s++) {
+    gc_dims d;
+    ct_object x = rowwise_obj(s, 3, 5, &d);
+    ct_param *g = new_param("gain", 1, d.C, 0), *b = new_param("bias", 1, d.C, 0);
+    ct_morphism *m = NULL;
+    CT_ASSERT_OK(ct_add_layernorm(&m, &x, g, b));
+    assert_int_equal(ct_morphism_dom_count(m), 2);
+    assert_int_equal(ct_morphism_cod_count(m), 2);
+    for (int k = 0; k < 2; k++) {
+      assert_true(ct_object_equal(ct_morphism_dom(m, k), &x));
+      assert_true(ct_object_equal(ct_morphism_cod(m, k), &x));
+    }
+    char name[96], bx[64];
+    snprintf(name, sizeof name, "add_layernorm %s", ct_object_str(&x, bx, sizeof bx));
+    gc_case c = {name, m, {g, b}, {0}, fwd_add_layernorm, &d, .span = 1.0f};
+    sq_gradcheck(&c, 250 + (uint64_t)s);
+    ct_morphism_free(m);
+    ct_param_free(g);
+    ct_param_free(b);
+  }
+}
+
+/* Outputs, input cotangents and parameter gradients of m on cpu at inputs x, r
+ * (each n floats) and output cotangents w0, w1; out holds y0, y1, dx, dr, dg, db. */
+static void run_ln_pair(const ct_morphism *m, ct_param *g, ct_param *b, const float *x,
+                        const float *r, const float *w0, const float *w1, int64_t n, int64_t C,
+                        float *const *out) {
+  ct_plan *p = NULL;
+  CT_ASSERT_OK(ct_compile(&p, m, cpu, CT_PLAN_REVERSE));
+  CT_ASSERT_OK(ct_plan_set_input(p, 0, x, n));
+  CT_ASSERT_OK(ct_plan_set_input(p, 1, r, n));
+  CT_ASSERT_OK(ct_plan_forward(p));
+  CT_ASSERT_OK(ct_plan_get_output(p, 0, out[0], n));
+  CT_ASSERT_OK(ct_plan_get_output(p, 1, out[1], n));
+  CT_ASSERT_OK(ct_plan_set_output_grad(p, 0, w0, n));
+  CT_ASSERT_OK(ct_plan_set_output_grad(p, 1, w1, n));
+  CT_ASSERT_OK(ct_plan_reverse(p));
+  CT_ASSERT_OK(ct_plan_get_input_grad(p, 0, out[2], n));
+  CT_ASSERT_OK(ct_plan_get_input_grad(p, 1, out[3], n));
+  CT_ASSERT_OK(ct_plan_get_param_grad(p, g, out[4], C));
+  CT_ASSERT_OK(ct_plan_get_param_grad(p, b, out[5], C));
+  ct_plan_free(p);
+}
+
+/* add_layernorm is the rewrite of add ; copy ; (id (x) layernorm): the same
+ * outputs and parameter gradients bit for bit (the same float add and layer
+ * norm), and input cotangents within float rounding (the fused reverse adds ds
+ * to layer norm's dx before rounding it, the composite after). */
+static void test_add_layernorm_is_composite(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES + 1; s++) {
+    gc_dims d;
+    ct_object x = rowwise_obj(s, 7, 33, &d);
+    int64_t n = ct_object_numel(&x), C = d.C;
+    ct_param *g = new_param("gain", 1, C, 0), *b = new_param("bias", 1, C, 0);
+    ct_rng rng = {4000 + (uint64_t)s};
+    float *buf = malloc((size_t)(4 * n + 2 * C) * sizeof *buf);
+    assert_non_null(buf);
+    float *xv = buf, *rv = buf + n, *w0 = buf + 2 * n, *w1 = buf + 3 * n;
+    ct_rng_fill(&rng, buf, 4 * n, -2.0f, 2.0f);
+    ct_rng_fill(&rng, buf + 4 * n, 2 * C, -1.0f, 1.0f);
+    CT_ASSERT_OK(ct_param_set(g, buf + 4 * n, C));
+    CT_ASSERT_OK(ct_param_set(b, buf + 4 * n + C, C));
+    ct_morphism *fused, *add, *cp, *id, *ln, *par, *t1, *comp;
+    CT_ASSERT_OK(ct_add_layernorm(&fused, &x, g, b));
+    CT_ASSERT_OK(ct_add(&add, &x));
+    CT_ASSERT_OK(ct_copy(&cp, &x));
+    CT_ASSERT_OK(ct_identity(&id, &x, 1));
+    CT_ASSERT_OK(ct_layernorm(&ln, &x, g, b));
+    CT_ASSERT_OK(ct_tensor(&par, id, ln));
+    CT_ASSERT_OK(ct_then(&t1, add, cp));
+    CT_ASSERT_OK(ct_then(&comp, t1, par));
+    float *a[6], *c[6];
+    for (int k = 0; k < 6; k++) {
+      int64_t len = k < 4 ? n : C;
+      a[k] = malloc((size_t)len * sizeof(float));
+      c[k] = malloc((size_t)len * sizeof(float));
+      assert_true(a[k] && c[k]);
+    }
+    run_ln_pair(fused, g, b, xv, rv, w0, w1, n, C, a);
+    run_ln_pair(comp, g, b, xv, rv, w0, w1, n, C, c);
+    static const char *const what[6] = {"s", "y", "dx", "dr", "dgain", "dbias"};
+    for (int k = 0; k < 6; k++) {
+      int64_t len = k < 4 ? n : C;
+      for (int64_t e = 0; e < len; e++) {
+        double u = a[k][e], v = c[k][e];
+        bool ok = k == 2 || k == 3 ? fabs(u - v) <= 1e-6 + 1e-6 * fabs(v) : u == v;
+        if (!ok)
+          fail_msg("shape %d: add_layernorm %s[%lld] = %.9g, add ; copy ; (id (x) layernorm) "
+                   "%.9g", s, what[k], (long long)e, u, v);
+      }
+    }
+    for (int k = 0; k < 6; k++) {
+      free(a[k]);
+      free(c[k]);
+    }
+    ct_morphism *ms[] = {fused, add, cp, id, ln, par, t1, comp};
+    for (int k = 0; k < 8; k++) ct_morphism_free(ms[k]);
+    free(buf);
+    ct_param_free(g);
+    ct_param_free(b);
+  }
+}
+
 static void fwd_gelu(const gc_dims *d, const gc_vals *v, double *const *y) {
   for (int64_t e = 0; e < d->B * d->T * d->C; e++) y[0][e] = gelu_double(v->x[0][e]);
 }
@@ -591,6 +704,25 @@ static void test_constructor_errors(void **state) {
   EXPECT_SHAPE_ERROR(ct_layernorm(&m, &x, g66, b6), "ct_layernorm", "ln.gain66");
   EXPECT_SHAPE_ERROR(ct_layernorm(&m, &lg, g6, b6), "ct_layernorm", str(&lg, b1));
   EXPECT_SHAPE_ERROR(ct_layernorm(&m, &h, g6, b6), "ct_layernorm", str(&h, b1));
+  /* add_layernorm: as layernorm, x and r the same HIDDEN or SEQ object */
+  EXPECT_SHAPE_ERROR(ct_add_layernorm(&m, &x, g5, b6), "ct_add_layernorm", "ln.gain5",
+                     str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_add_layernorm(&m, &x, g6, b7), "ct_add_layernorm", "ln.bias7",
+                     str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_add_layernorm(&m, &x, g66, b6), "ct_add_layernorm", "ln.gain66");
+  EXPECT_SHAPE_ERROR(ct_add_layernorm(&m, &x, g6, g66), "ct_add_layernorm", "ln.gain66");
+  EXPECT_SHAPE_ERROR(ct_add_layernorm(&m, &lg, g6, b6), "ct_add_layernorm", str(&lg, b1));
+  EXPECT_SHAPE_ERROR(ct_add_layernorm(&m, &h, g6, b6), "ct_add_layernorm", str(&h, b1));
+  CT_ASSERT_STATUS(ct_add_layernorm(&m, &x, NULL, b6), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_add_layernorm");
+  CT_ASSERT_MESSAGE_HAS("gain");
+  CT_ASSERT_STATUS(ct_add_layernorm(&m, &x, g6, NULL), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("bias");
+  CT_ASSERT_STATUS(ct_add_layernorm(NULL, &x, g6, b6), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_add_layernorm");
+  CT_ASSERT_OK(ct_add_layernorm(&m, &x, g6, b6));
+  ct_morphism_free(m);
+  m = NULL;
   /* gelu on HIDDEN or SEQ only */
   EXPECT_SHAPE_ERROR(ct_gelu(&m, &lg), "ct_gelu", str(&lg, b1));
   EXPECT_SHAPE_ERROR(ct_gelu(&m, &h), "ct_gelu", str(&h, b1));
@@ -1026,6 +1158,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_grad_pos_embedding),
       cmocka_unit_test(test_grad_layernorm),
+      cmocka_unit_test(test_grad_add_layernorm),
+      cmocka_unit_test(test_add_layernorm_is_composite),
       cmocka_unit_test(test_grad_gelu),
       cmocka_unit_test(test_grad_linear_gelu),
       cmocka_unit_test(test_linear_gelu_is_linear_then_gelu),

@@ -27,7 +27,8 @@ extern "C" {
   X(ATTN_SCORES, "attn_scores")              \
   X(CAUSAL_SOFTMAX, "causal_softmax")        \
   X(ATTN_APPLY, "attn_apply")                \
-  X(LINEAR_GELU, "linear_gelu")
+  X(LINEAR_GELU, "linear_gelu")              \
+  X(ADD_LAYERNORM, "add_layernorm")
 
 typedef enum ct_op {
 #define CT__OP_ENUM(e, n) CT_OP_##e,

@@ -61,6 +61,10 @@ ct_status ct_pos_embedding(ct_morphism **out, const ct_object *x, ct_param *P);
  * y = (x - mean) / sqrt(var + 1e-5) * gain + bias, var the biased variance; gain and
  * bias are PARAM [C]. */
 ct_status ct_layernorm(ct_morphism **out, const ct_object *x, ct_param *gain, ct_param *bias);
+/* Residual add then layer norm, fused: x (x) r -> s (x) y with s = x + r and
+ * y = layernorm(s; gain, bias) as ct_layernorm computes it; x and r the same HIDDEN or
+ * SEQ object. Equals add ; copy ; (id (x) layernorm). */
+ct_status ct_add_layernorm(ct_morphism **out, const ct_object *x, ct_param *gain, ct_param *bias);
 /* GELU, tanh approximation, element-wise on HIDDEN or SEQ:
  * y = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 ct_status ct_gelu(ct_morphism **out, const ct_object *x);

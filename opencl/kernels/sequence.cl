@@ -16,15 +16,13 @@ kernel void ct_pos_embedding_fwd(global const float *x, global const float *P, g
   y[b * TC + e] = x[b * TC + e] + P[e];
 }
 
-/* Layer norm of one row per work-group (as in rowwise.cl): mean, then the
- * biased variance of x - mean (two passes), y = (x - mean) rstd g + b. Saves
- * mean[rows] then rstd[rows]. */
-kernel void ct_layernorm_fwd(global const float *x, global const float *g, global const float *b,
-                             global float *y, global float *saved, long rows, long cols,
-                             local float *tmp) {
-  long row = (long)get_group_id(0), lid = (long)get_local_id(0), size = (long)get_local_size(0);
-  global const float *xr = x + row * cols;
-  global float *yr = y + row * cols;
+/* Layer norm of row `row` (xr, yr) by one work-group (as in rowwise.cl): mean,
+ * then the biased variance of x - mean (two passes), y = (x - mean) rstd g + b.
+ * Saves mean[rows] then rstd[rows]. */
+void ct_ln_row(global const float *xr, global const float *g, global const float *b,
+               global float *yr, global float *saved, long row, long rows, long cols,
+               local float *tmp) {
+  long lid = (long)get_local_id(0), size = (long)get_local_size(0);
   float s = 0.0f, es = 0.0f, v = 0.0f, ev = 0.0f;
   for (long j = lid; j < cols; j += size) CT_KAHAN_ADD(s, es, xr[j], float);
   float mean = ct_group_sum(s, tmp) / (float)cols;
@@ -41,14 +39,33 @@ kernel void ct_layernorm_fwd(global const float *x, global const float *g, globa
   }
 }
 
-/* dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = dy g, one
- * row per work-group, from the saved statistics. */
-kernel void ct_layernorm_rev(global const float *x, global const float *g, global const float *dy,
-                             global const float *saved, global float *dx, long rows, long cols,
+/* Layer norm, one row per work-group (ct_ln_row). */
+kernel void ct_layernorm_fwd(global const float *x, global const float *g, global const float *b,
+                             global float *y, global float *saved, long rows, long cols,
                              local float *tmp) {
+  long row = (long)get_group_id(0);
+  ct_ln_row(x + row * cols, g, b, y + row * cols, saved, row, rows, cols, tmp);
+}
+
+/* s = x + r, then layer norm of s (ct_ln_row), one row per work-group; each
+ * work-item reads back the entries of s it wrote. */
+kernel void ct_add_layernorm_fwd(global const float *x, global const float *r,
+                                 global const float *g, global const float *b, global float *s,
+                                 global float *y, global float *saved, long rows, long cols,
+                                 local float *tmp) {
   long row = (long)get_group_id(0), lid = (long)get_local_id(0), size = (long)get_local_size(0);
-  global const float *xr = x + row * cols, *dyr = dy + row * cols;
-  global float *dxr = dx + row * cols;
+  long o = row * cols;
+  for (long j = lid; j < cols; j += size) s[o + j] = x[o + j] + r[o + j];
+  ct_ln_row(s + o, g, b, y + o, saved, row, rows, cols, tmp);
+}
+
+/* The layer norm cotangent of row `row` (xr, dyr) by one work-group, from the
+ * saved statistics: v = ds + rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),
+ * dxhat = dy g (dsr 0: no ds), written to dxr and to drr where not 0. */
+void ct_ln_rev_row(global const float *xr, global const float *g, global const float *dyr,
+                   global const float *dsr, global const float *saved, global float *dxr,
+                   global float *drr, long row, long rows, long cols, local float *tmp) {
+  long lid = (long)get_local_id(0), size = (long)get_local_size(0);
   float mean = saved[row], rstd = saved[rows + row];
   float s1 = 0.0f, e1 = 0.0f, s2 = 0.0f, e2 = 0.0f;
   for (long j = lid; j < cols; j += size) {
@@ -60,8 +77,30 @@ kernel void ct_layernorm_rev(global const float *x, global const float *g, globa
   s2 = ct_group_sum(s2, tmp) / (float)cols;
   for (long j = lid; j < cols; j += size) {
     float xhat = (xr[j] - mean) * rstd;
-    dxr[j] = rstd * (dyr[j] * g[j] - s1 - xhat * s2);
+    float v = rstd * (dyr[j] * g[j] - s1 - xhat * s2);
+    if (dsr) v += dsr[j];
+    if (dxr) dxr[j] = v;
+    if (drr) drr[j] = v;
   }
+}
+
+/* dx of layer norm, one row per work-group (ct_ln_rev_row). */
+kernel void ct_layernorm_rev(global const float *x, global const float *g, global const float *dy,
+                             global const float *saved, global float *dx, long rows, long cols,
+                             local float *tmp) {
+  long row = (long)get_group_id(0), o = row * cols;
+  ct_ln_rev_row(x + o, g, dy + o, 0, saved, dx + o, 0, row, rows, cols, tmp);
+}
+
+/* dx = dr = ds + layer norm's dx at s, one row per work-group (ct_ln_rev_row);
+ * bit 0 of outs: write dx, bit 1: write dr (a buffer not written is still bound). */
+kernel void ct_add_layernorm_rev(global const float *s, global const float *g,
+                                 global const float *ds, global const float *dy,
+                                 global const float *saved, global float *dx, global float *dr,
+                                 int outs, long rows, long cols, local float *tmp) {
+  long row = (long)get_group_id(0), o = row * cols;
+  ct_ln_rev_row(s + o, g, dy + o, ds + o, saved, (outs & 1) ? dx + o : 0, (outs & 2) ? dr + o : 0,
+                row, rows, cols, tmp);
 }
 
 /* Partial column sums for the gain and bias gradients over row chunks:

@@ -133,6 +133,96 @@ static bool ct__example_linear_gelu(int k, ct__rule_args *a) {
   return s == CT_OK && a->param[0] && (k == 1 || a->param[1]);
 }
 
+/* ---- residual add then layer norm ----
+ * add ; copy ; (id (x) layernorm) = add_layernorm   (the stream goes on as s)
+ * add ; layernorm = add_layernorm ; (discard (x) id) (the last block's add) */
+
+/* The add at node i and the layernorm after it: directly (copy -1) or on the
+ * second output of a copy. */
+static bool ct__match_add_ln(const ct_morphism *m, const ct__users *u, int i, bool via_copy,
+                             ct__match *mt) {
+  const ct__node *a = &m->nodes[i];
+  if (a->op != CT_OP_ADD) return false;
+  int c = -1, l = ct__user(u, a->out[0]);
+  if (via_copy) {
+    c = l;
+    if (c < 0 || m->nodes[c].op != CT_OP_COPY) return false;
+    l = ct__user(u, m->nodes[c].out[1]);
+  }
+  if (l < 0 || m->nodes[l].op != CT_OP_LAYERNORM) return false;
+  memset(mt, 0, sizeof *mt);
+  mt->nodes[mt->n_nodes++] = i;
+  if (via_copy) mt->nodes[mt->n_nodes++] = c;
+  mt->nodes[mt->n_nodes++] = l;
+  mt->n_in = 2;
+  mt->in[0] = a->in[0];
+  mt->in[1] = a->in[1];
+  if (via_copy) mt->out[mt->n_out++] = m->nodes[c].out[0];
+  mt->out[mt->n_out++] = m->nodes[l].out[0];
+  mt->args.obj[0] = m->values[a->in[0]];
+  mt->args.param[0] = m->nodes[l].params[0];
+  mt->args.param[1] = m->nodes[l].params[1];
+  return true;
+}
+static bool ct__match_add_layernorm(const ct_morphism *m, const ct__users *u, int i,
+                                    ct__match *mt) {
+  return ct__match_add_ln(m, u, i, true, mt);
+}
+static bool ct__match_add_layernorm_end(const ct_morphism *m, const ct__users *u, int i,
+                                        ct__match *mt) {
+  return ct__match_add_ln(m, u, i, false, mt);
+}
+
+/* add, then (copy ; (id (x) layernorm)) when via_copy, else layernorm. */
+static ct_status ct__add_ln_lhs(ct_morphism **out, const ct__rule_args *a, bool via_copy) {
+  const ct_object *x = &a->obj[0];
+  ct_morphism *add = NULL, *c = NULL, *id = NULL, *ln = NULL, *par = NULL, *tail = NULL;
+  ct_status s = ct_add(&add, x);
+  if (s == CT_OK) s = ct_layernorm(&ln, x, a->param[0], a->param[1]);
+  if (s == CT_OK && via_copy) s = ct_copy(&c, x);
+  if (s == CT_OK && via_copy) s = ct_identity(&id, x, 1);
+  if (s == CT_OK && via_copy) s = ct_tensor(&par, id, ln);
+  if (s == CT_OK && via_copy) s = ct_then(&tail, c, par);
+  if (s == CT_OK) s = ct_then(out, add, via_copy ? tail : ln);
+  ct_morphism *tmp[] = {add, c, id, ln, par, tail};
+  for (int k = 0; k < 6; k++) ct_morphism_free(tmp[k]);
+  return s;
+}
+static ct_status ct__add_layernorm_lhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct__add_ln_lhs(out, a, true);
+}
+static ct_status ct__add_layernorm_end_lhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct__add_ln_lhs(out, a, false);
+}
+static ct_status ct__add_layernorm_rhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct_add_layernorm(out, &a->obj[0], a->param[0], a->param[1]);
+}
+static ct_status ct__add_layernorm_end_rhs(ct_morphism **out, const ct__rule_args *a) {
+  const ct_object *x = &a->obj[0];
+  ct_morphism *f = NULL, *d = NULL, *id = NULL, *par = NULL;
+  ct_status s = ct_add_layernorm(&f, x, a->param[0], a->param[1]);
+  if (s == CT_OK) s = ct_discard(&d, x);
+  if (s == CT_OK) s = ct_identity(&id, x, 1);
+  if (s == CT_OK) s = ct_tensor(&par, d, id);
+  if (s == CT_OK) s = ct_then(out, f, par);
+  ct_morphism *tmp[] = {f, d, id, par};
+  for (int k = 0; k < 4; k++) ct_morphism_free(tmp[k]);
+  return s;
+}
+
+/* SEQ [2,5,6], HIDDEN [37,61], SEQ [1,1,1]; gain and bias of the width. */
+static bool ct__example_add_layernorm(int k, ct__rule_args *a) {
+  static const int64_t shapes[][3] = {{2, 5, 6}, {0, 37, 61}, {1, 1, 1}};
+  if (k < 0 || k >= (int)(sizeof shapes / sizeof shapes[0])) return false;
+  memset(a, 0, sizeof *a);
+  const int64_t *d = shapes[k];
+  ct_status s = d[0] ? ct_object_seq(&a->obj[0], d[0], d[1], d[2])
+                     : ct_object_matrix(&a->obj[0], CT_ROLE_HIDDEN, d[1], d[2]);
+  a->param[0] = ct__example_param("gain", d[2], 0, 31 + (uint64_t)k);
+  a->param[1] = ct__example_param("bias", d[2], 0, 41 + (uint64_t)k);
+  return s == CT_OK && a->param[0] && a->param[1];
+}
+
 static const ct__rule ct__rules[] = {
     {"counit_right", "copy ; (id (x) discard) = id", ct__match_counit_right,
      ct__counit_right_lhs, ct__identity_rhs, ct__example_matrix},
@@ -140,6 +230,11 @@ static const ct__rule ct__rules[] = {
      ct__identity_rhs, ct__example_matrix},
     {"linear_gelu", "linear ; gelu = linear_gelu", ct__match_linear_gelu, ct__linear_gelu_lhs,
      ct__linear_gelu_rhs, ct__example_linear_gelu},
+    {"add_layernorm", "add ; copy ; (id (x) layernorm) = add_layernorm", ct__match_add_layernorm,
+     ct__add_layernorm_lhs, ct__add_layernorm_rhs, ct__example_add_layernorm},
+    {"add_layernorm_end", "add ; layernorm = add_layernorm ; (discard (x) id)",
+     ct__match_add_layernorm_end, ct__add_layernorm_end_lhs, ct__add_layernorm_end_rhs,
+     ct__example_add_layernorm},
 };
 #define CT__NRULES ((int)(sizeof ct__rules / sizeof ct__rules[0]))
 

@@ -197,6 +197,98 @@ static void check_laws_on(int b) {
   }
 }
 
+/* The GPT (where every fusion rule fires) rewritten against as built on
+ * backend b: the loss and every parameter gradient of one step, then the loss
+ * and parameters after 20 AdamW steps. */
+static void check_gpt_on(int b) {
+  const ct_backend *be = NULL;
+  ct_backend_info info = {0};
+  for (int i = 0; i < ct_backend_count(); i++)
+    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, backend_names[b])) break;
+  if (ct_backend_get(backend_names[b], &be) != CT_OK) {
+    if (info.simulated) fail_msg("the simulated %s backend is absent: %s", backend_names[b], ct_last_error());
+    print_message("    skipped (%s absent): %s\n", backend_names[b], ct_last_error());
+    skip();
+  }
+  const ct_gpt_config cfg = {11, 8, 2, 2, 16};
+  const int64_t B = 2, T = 8, n = B * T;
+  int32_t in[16], tg[16];
+  for (int i = 0; i < n; i++) in[i] = (i * 7) % 11, tg[i] = (i * 5 + 3) % 11;
+  ct_gpt *g[2];
+  ct_morphism *loss[2];
+  ct_plan *p[2];
+  float l[2];
+  const float one = 1.0f;
+  for (int k = 0; k < 2; k++) {
+    CT_ASSERT_OK(ct_gpt_new(&g[k], &cfg, 5));
+    CT_ASSERT_OK(ct_gpt_loss(&loss[k], g[k], B, T));
+    CT_ASSERT_OK(ct_compile(&p[k], loss[0], be, CT_PLAN_REVERSE | (k ? CT_PLAN_NO_REWRITE : 0)));
+    CT_ASSERT_OK(ct_plan_set_input(p[k], 0, in, n));
+    CT_ASSERT_OK(ct_plan_set_input(p[k], 1, tg, n));
+    CT_ASSERT_OK(ct_plan_forward(p[k]));
+    CT_ASSERT_OK(ct_plan_get_output(p[k], 0, &l[k], 1));
+    CT_ASSERT_OK(ct_plan_set_output_grad(p[k], 0, &one, 1));
+    CT_ASSERT_OK(ct_plan_reverse(p[k]));
+  }
+  /* 2 layers: linear_gelu x2, add_layernorm x3, add_layernorm_end x1 */
+  assert_int_equal(ct_plan_rewrite_count(p[0]), 6);
+  assert_int_equal(ct_plan_rewrite_count(p[1]), 0);
+  double worst = ct_tol_ratio(&l[0], &l[1], 1);
+  for (int i = 0; i < ct_gpt_param_count(g[0]); i++) {
+    const ct_param *q = ct_gpt_param(g[0], i);
+    int64_t c = ct_param_numel(q);
+    float *a = malloc((size_t)c * 4), *r = malloc((size_t)c * 4);
+    CT_ASSERT_OK(ct_plan_get_param_grad(p[0], q, a, c));
+    CT_ASSERT_OK(ct_plan_get_param_grad(p[1], q, r, c));
+    double w = ct_tol_ratio(a, r, c);
+    if (w > worst) worst = w;
+    free(a);
+    free(r);
+  }
+  print_message("    GPT on %s: loss %.7f rewritten, %.7f as built; loss and %d gradients: worst "
+                "tolerance ratio %.3g\n", backend_names[b], l[0], l[1], ct_gpt_param_count(g[0]),
+                worst);
+  assert_true(worst <= 1.0);
+  for (int k = 0; k < 2; k++) ct_plan_free(p[k]);
+  /* 20 AdamW steps, each plan on its own copy of the parameters */
+  ct_optimizer opt;
+  CT_ASSERT_OK(ct_optimizer_adamw(&opt, 1e-2f));
+  ct_trainer *t[2];
+  for (int k = 0; k < 2; k++) {
+    CT_ASSERT_OK(ct_trainer_new_flags(&t[k], loss[k], be, &opt, k ? CT_PLAN_NO_REWRITE : 0));
+    CT_ASSERT_OK(ct_trainer_set_input(t[k], 0, in, n));
+    CT_ASSERT_OK(ct_trainer_set_input(t[k], 1, tg, n));
+    CT_ASSERT_OK(ct_trainer_step(t[k], 20));
+    CT_ASSERT_OK(ct_trainer_last_loss(t[k], &l[k]));
+    CT_ASSERT_OK(ct_trainer_store_params(t[k]));
+  }
+  worst = ct_tol_ratio(&l[0], &l[1], 1);
+  for (int i = 0; i < ct_gpt_param_count(g[0]); i++) {
+    int64_t c = ct_param_numel(ct_gpt_param(g[0], i));
+    float *a = malloc((size_t)c * 4), *r = malloc((size_t)c * 4);
+    CT_ASSERT_OK(ct_param_get(ct_gpt_param(g[0], i), a, c));
+    CT_ASSERT_OK(ct_param_get(ct_gpt_param(g[1], i), r, c));
+    double w = ct_tol_ratio(a, r, c);
+    if (w > worst) worst = w;
+    free(a);
+    free(r);
+  }
+  print_message("    GPT on %s after 20 AdamW steps: loss %.7f rewritten, %.7f as built; worst "
+                "tolerance ratio of loss and parameters %.3g\n", backend_names[b], l[0], l[1],
+                worst);
+  /* 20 steps of drift: ten times the one-step tolerance, as test_cross allows */
+  assert_true(worst <= 10.0);
+  for (int k = 0; k < 2; k++) {
+    ct_trainer_free(t[k]);
+    ct_morphism_free(loss[k]);
+    ct_gpt_free(g[k]);
+  }
+}
+
+static void test_gpt_cpu(void **state) { (void)state; check_gpt_on(0); }
+static void test_gpt_opencl(void **state) { (void)state; check_gpt_on(1); }
+static void test_gpt_cuda(void **state) { (void)state; check_gpt_on(2); }
+
 static void test_laws_cpu(void **state) { (void)state; check_laws_on(0); }
 static void test_laws_opencl(void **state) { (void)state; check_laws_on(1); }
 static void test_laws_cuda(void **state) { (void)state; check_laws_on(2); }
@@ -223,6 +315,9 @@ int main(void) {
       cmocka_unit_test(test_laws_cpu),
       cmocka_unit_test(test_laws_opencl),
       cmocka_unit_test(test_laws_cuda),
+      cmocka_unit_test(test_gpt_cpu),
+      cmocka_unit_test(test_gpt_opencl),
+      cmocka_unit_test(test_gpt_cuda),
       cmocka_unit_test(test_rule_coverage),
   };
   return CT_RUN_TESTS("rewrite", tests, NULL, NULL);

@@ -109,9 +109,12 @@ static void cli__structure(const ct_morphism *loss, const ct_backend *be, const 
   plans[o->plan_flags ? 0 : 1] = other;
   for (int k = 0; k < 2; k++) ct_plan_stats_get(plans[k], &st[k]);
   char rw[512];
+  ct_plan_stats timed_st; /* parameters, gradients and optimizer state: the trainer's plan */
+  ct_plan_stats_get(timed, &timed_st);
   snprintf(out, n, "         %d nodes, %d launches/step, %.1f MiB planned + %.1f MiB "
            "parameters; without rewrites %d nodes, %d launches, %.1f MiB; %s%s\n",
-         st[0].nodes, st[0].steps, st[0].planned_bytes / 1048576.0, st[0].param_bytes / 1048576.0,
+         st[0].nodes, st[0].steps, st[0].planned_bytes / 1048576.0,
+         timed_st.param_bytes / 1048576.0,
          st[1].nodes, st[1].steps, st[1].planned_bytes / 1048576.0,
          cli_rewrite_summary(plans[0], rw, sizeof rw), o->plan_flags ? " (timed without)" : "");
   ct_plan_free(other);

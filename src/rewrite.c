@@ -415,22 +415,18 @@ static ct_status ct__sweep(const ct_morphism *m, ct_morphism **out, ct__rewrite_
   *fired = 0;
   *out = NULL;
   int V = m->n_values, N = m->n_nodes;
-  ct__users u = {malloc(((size_t)V + 1) * sizeof(int)), malloc(((size_t)V + 1) * sizeof(int))};
+  ct__users u = {malloc(((size_t)V + 1) * sizeof(int))};
   bool *taken = calloc((size_t)N + 1, sizeof *taken);
   ct__match *mt = malloc(((size_t)N + 1) * sizeof *mt);
   ct_morphism **rhs = calloc((size_t)N + 1, sizeof *rhs);
-  ct_status s = u.user && u.slot && taken && mt && rhs
+  ct_status s = u.user && taken && mt && rhs
                     ? CT_OK
                     : ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
   int n = 0;
   if (s == CT_OK) {
-    for (int v = 0; v < V; v++) u.user[v] = u.slot[v] = -1;
+    for (int v = 0; v < V; v++) u.user[v] = -1;
     for (int i = 0; i < N; i++)
-      for (int k = 0; k < m->nodes[i].n_in; k++) {
-        u.user[m->nodes[i].in[k]] = i;
-        u.slot[m->nodes[i].in[k]] = k;
-      }
-    for (int j = 0; j < m->n_cod; j++) u.slot[m->cod[j]] = j;
+      for (int k = 0; k < m->nodes[i].n_in; k++) u.user[m->nodes[i].in[k]] = i;
   }
   for (int i = 0; i < N && s == CT_OK; i++)
     for (int r = 0; r < CT__NRULES && s == CT_OK && !taken[i]; r++) {
@@ -453,7 +449,6 @@ static ct_status ct__sweep(const ct_morphism *m, ct_morphism **out, ct__rewrite_
   for (int k = 0; k < n; k++) ct_morphism_free(rhs[k]);
   if (s == CT_OK) *fired = n;
   free(u.user);
-  free(u.slot);
   free(taken);
   free(mt);
   free(rhs);

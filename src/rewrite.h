@@ -25,10 +25,9 @@ typedef struct ct__match {
 } ct__match;
 
 /* Consumers in a graph: user[v] is the node reading value v (-1: the
- * codomain), slot[v] which of its inputs (or which codomain entry). Wires are
- * linear, so each value has exactly one. */
+ * codomain). Wires are linear, so each value has exactly one. */
 typedef struct ct__users {
-  int *user, *slot;
+  int *user;
 } ct__users;
 
 typedef struct ct__rule {

@@ -59,6 +59,9 @@ step check_cuda_small check_cuda_small.log "$build/ctml" check --backend cuda --
 step check_opencl_tiny check_opencl_tiny.log "$build/ctml" check --backend opencl --config tiny
 step bench_small bench_small.log "$build/ctml" bench --config small --runs 20
 step bench_small_graph bench_small_graph.log "$build/ctml" bench --config small --backend cuda --graph --runs 20
+# The same step as built (no rewrite rules), and the rewritten step checked against it.
+step bench_small_unfused bench_small_unfused.log "$build/ctml" bench --config small --backend cuda --graph --no-rewrite --runs 20
+step check_rewrite_cuda check_rewrite_cuda.log "$build/ctml" check --backend cuda --layers 2 --width 64 --block 32 --batch 4 --rewrite
 step bench_small_tf32 bench_small_tf32.log "$build/ctml" bench --config small --backend cuda --graph --tf32 --runs 20
 step torch_small torch_small.log python3 tools/torch_gpt_bench.py --runs 20
 step torch_small_fused torch_small_fused.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention

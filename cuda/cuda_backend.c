@@ -333,17 +333,18 @@ static ct_status ct__cuda_linear_fwd(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
-/* linear's reverse from the output cotangent dy: dx = dy W^T (overwritten),
+/* linear's reverse from the output cotangent dy: dx = dy W^T + dx_beta dx,
  * dW += x^T dy, db += column sums of dy. */
-static ct_status ct__cuda_linear_rev_from(ct__cuda_ctx *c, const ct__kargs *a, const float *dy) {
+static ct_status ct__cuda_linear_rev_from(ct__cuda_ctx *c, const ct__kargs *a, const float *dy,
+                                          float dx_beta) {
   int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]), m = ct__cols(a->out_obj[0]);
-  const float one = 1.0f, zero = 0.0f;
+  const float one = 1.0f;
   CT__TRY(ct__cuda_gemm_dims(rows, k, m));
   /* dx = dy W^T  <=>  dx^T (k x rows, ld k) = W (k x m) . dy^T (m x rows, ld m), where W
-   * is the stored m x k matrix (ld m) transposed: op(A) = T, op(B) = N. Overwrites dx. */
+   * is the stored m x k matrix (ld m) transposed: op(A) = T, op(B) = N. beta dx_beta. */
   if (a->din[0])
     CT__BLAS(cublasSgemm, (c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)k, (int)rows, (int)m, &one,
-                           a->param[0], (int)m, dy, (int)m, &zero, a->din[0], (int)k));
+                           a->param[0], (int)m, dy, (int)m, &dx_beta, a->din[0], (int)k));
   /* dW += x^T dy  <=>  dW^T (m x k, ld m) += dy^T (m x rows, ld m) . x (rows x k), where x
    * is the stored k x rows matrix (ld k) transposed: op(A) = N, op(B) = T, beta 1. */
   if (a->dparam[0])
@@ -361,7 +362,7 @@ static ct_status ct__cuda_linear_rev_from(ct__cuda_ctx *c, const ct__kargs *a, c
 }
 
 static ct_status ct__cuda_linear_rev(void *ctx, const ct__kargs *a) {
-  return ct__cuda_linear_rev_from(ctx, a, a->dout[0]);
+  return ct__cuda_linear_rev_from(ctx, a, a->dout[0], 0.0f);
 }
 
 /* saved = [du | u] (see ops.c). u = x W with beta 0 (one product), then one pass
@@ -386,7 +387,26 @@ static ct_status ct__cuda_linear_gelu_rev(void *ctx, const ct__kargs *a) {
   int64_t n = ct__rows(a->in_obj[0]) * ct__cols(a->out_obj[0]);
   float *du = a->saved;
   CT__CU(ct__cu_gelu_rev, (du + n, a->dout[0], du, n, c->stream));
-  return ct__cuda_linear_rev_from(c, a, du);
+  return ct__cuda_linear_rev_from(c, a, du, 0.0f);
+}
+
+/* The three products of x with Wq, Wk, Wv, each as linear's (bias rows, then one
+ * cublasSgemm with beta 1). */
+static ct_status ct__cuda_qkv_fwd(void *ctx, const ct__kargs *a) {
+  for (int j = 0; j < 3; j++) {
+    ct__kargs p = ct__qkv_part(a, j);
+    CT__TRY(ct__cuda_linear_fwd(ctx, &p));
+  }
+  return CT_OK;
+}
+
+/* dx = dq Wq^T + dk Wk^T + dv Wv^T (beta 0, then 1); dW, db per weight as linear's. */
+static ct_status ct__cuda_qkv_rev(void *ctx, const ct__kargs *a) {
+  for (int j = 0; j < 3; j++) {
+    ct__kargs p = ct__qkv_part(a, j);
+    CT__TRY(ct__cuda_linear_rev_from(ctx, &p, p.dout[0], j ? 1.0f : 0.0f));
+  }
+  return CT_OK;
 }
 
 /* Row-wise softmax of the input. */
@@ -832,6 +852,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_fwd,
             [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_fwd,
+            [CT_OP_QKV] = ct__cuda_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_fwd,
         },
     .reverse =
@@ -848,6 +869,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_rev,
             [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_rev,
             [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_rev,
+            [CT_OP_QKV] = ct__cuda_qkv_rev,
             [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see ops.c). */

@@ -439,11 +439,12 @@ static ct_status ct__ocl_linear_fwd(void *ctx, const ct__kargs *ka) {
 }
 
 /* linear's reverse from the output cotangent dy. */
-static ct_status ct__ocl_linear_rev_from(ct__ocl *c, const ct__kargs *ka, void *dy) {
+static ct_status ct__ocl_linear_rev_from(ct__ocl *c, const ct__kargs *ka, void *dy,
+                                         float dx_beta) {
   int64_t rows = ct__rows(ka->in_obj[0]), k = ct__cols(ka->in_obj[0]),
           m = ct__cols(ka->out_obj[0]);
-  if (ka->din[0]) /* dx = dy . W^T */
-    CT__TRY(ct__ocl_gemm(c, c->gemm, false, true, rows, k, m, dy, ka->param[0], NULL, 0.0f,
+  if (ka->din[0]) /* dx = dy . W^T + dx_beta dx */
+    CT__TRY(ct__ocl_gemm(c, c->gemm, false, true, rows, k, m, dy, ka->param[0], NULL, dx_beta,
                          ka->din[0]));
   if (ka->dparam[0]) /* dW += x^T . dy */
     CT__TRY(ct__ocl_gemm(c, c->gemm, true, false, k, m, rows, ka->in[0], dy, NULL, 1.0f,
@@ -453,7 +454,7 @@ static ct_status ct__ocl_linear_rev_from(ct__ocl *c, const ct__kargs *ka, void *
 }
 
 static ct_status ct__ocl_linear_rev(void *ctx, const ct__kargs *ka) {
-  return ct__ocl_linear_rev_from(ctx, ka, ka->dout[0]);
+  return ct__ocl_linear_rev_from(ctx, ka, ka->dout[0], 0.0f);
 }
 
 /* saved = [du | u] (see ops.c). u = x W + b by linear's product into y, then one
@@ -478,7 +479,25 @@ static ct_status ct__ocl_linear_gelu_rev(void *ctx, const ct__kargs *ka) {
   ct__arg_mem(&a, ka->dout[0]);
   ct__arg_long(&a, n);
   CT__TRY(ct__run1d(&a, n));
-  return ct__ocl_linear_rev_from(c, ka, ka->saved);
+  return ct__ocl_linear_rev_from(c, ka, ka->saved, 0.0f);
+}
+
+/* The three products of x with Wq, Wk, Wv (plus biases), each as linear's. */
+static ct_status ct__ocl_qkv_fwd(void *ctx, const ct__kargs *ka) {
+  for (int j = 0; j < 3; j++) {
+    ct__kargs p = ct__qkv_part(ka, j);
+    CT__TRY(ct__ocl_linear_fwd(ctx, &p));
+  }
+  return CT_OK;
+}
+
+/* dx = dq Wq^T + dk Wk^T + dv Wv^T (beta 0, then 1); dW, db per weight as linear's. */
+static ct_status ct__ocl_qkv_rev(void *ctx, const ct__kargs *ka) {
+  for (int j = 0; j < 3; j++) {
+    ct__kargs p = ct__qkv_part(ka, j);
+    CT__TRY(ct__ocl_linear_rev_from(ctx, &p, p.dout[0], j ? 1.0f : 0.0f));
+  }
+  return CT_OK;
 }
 
 static ct_status ct__ocl_softmax_fwd(void *ctx, const ct__kargs *ka) {
@@ -1128,6 +1147,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_fwd,
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_fwd,
+            [CT_OP_QKV] = ct__ocl_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_fwd,
         },
     .reverse =
@@ -1144,6 +1164,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_rev,
             [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_rev,
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_rev,
+            [CT_OP_QKV] = ct__ocl_qkv_rev,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see src/ops.c). */

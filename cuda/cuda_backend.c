@@ -390,13 +390,36 @@ static ct_status ct__cuda_linear_gelu_rev(void *ctx, const ct__kargs *a) {
   return ct__cuda_linear_rev_from(c, a, du, 0.0f);
 }
 
-/* The three products of x with Wq, Wk, Wv, each as linear's (bias rows, then one
- * cublasSgemm with beta 1). */
+/* The three products of x with Wq, Wk, Wv in one cublasSgemmBatched. Its pointer
+ * arrays live in the node's residual (see ops.c), written on the stream by the prep
+ * kernel (from its arguments, so a recorded step graph replays the same writes)
+ * with the bias rows (then beta 1). Outputs of different widths: three linears. */
 static ct_status ct__cuda_qkv_fwd(void *ctx, const ct__kargs *a) {
-  for (int j = 0; j < 3; j++) {
-    ct__kargs p = ct__qkv_part(a, j);
-    CT__TRY(ct__cuda_linear_fwd(ctx, &p));
+  ct__cuda_ctx *c = ctx;
+  int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]), m = ct__cols(a->out_obj[0]);
+  if (ct__cols(a->out_obj[1]) != m || ct__cols(a->out_obj[2]) != m) {
+    for (int j = 0; j < 3; j++) {
+      ct__kargs p = ct__qkv_part(a, j);
+      CT__TRY(ct__cuda_linear_fwd(ctx, &p));
+    }
+    return CT_OK;
   }
+  CT__TRY(ct__cuda_gemm_dims(rows, k, m));
+  int s = a->n_params / 3;
+  const float *w[3], *b[3];
+  float *out[3];
+  for (int j = 0; j < 3; j++) {
+    w[j] = a->param[j * s];
+    b[j] = s > 1 ? a->param[j * s + 1] : NULL;
+    out[j] = a->out[j];
+  }
+  const float **ptrs = a->saved;
+  const float one = 1.0f, zero = 0.0f;
+  CT__CU(ct__cu_qkv_prep, (ptrs, a->in[0], w, out, b, rows, m, c->stream));
+  /* as in ct__cuda_linear_fwd, per entry j: out_j^T = W_j^T (m x k, ld m) . x^T (k x rows) */
+  CT__BLAS(cublasSgemmBatched, (c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)m, (int)rows, (int)k,
+                                &one, ptrs, (int)m, ptrs + 3, (int)k, b[0] ? &one : &zero,
+                                (float *const *)(ptrs + 6), (int)m, 3));
   return CT_OK;
 }
 

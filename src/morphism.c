@@ -323,7 +323,8 @@ ct_status ct_qkv(ct_morphism **out, const ct_object *x, ct_role out_role, ct_par
                       "%s is %s and %s is %s", fn, bname[0], b[0] ? "given" : "NULL",
                       bname[j], b[j] ? "given" : "NULL");
   ct_object y[3];
-  for (int j = 0; j < 3; j++) CT__TRY(ct__linear_check(fn, x, out_role, w[j], b[j], wname[j], bname[j], &y[j]));
+  for (int j = 0; j < 3; j++)
+    CT__TRY(ct__linear_check(fn, x, out_role, w[j], b[j], wname[j], bname[j], &y[j]));
   ct_param *ps[6];
   int np = 0;
   for (int j = 0; j < 3; j++) {

@@ -451,7 +451,8 @@ static void test_qkv_is_three_linears(void **state) {
       CT_ASSERT_OK(ct_identity(&id, &x, 1));
       CT_ASSERT_OK(ct_tensor(&cc, c2, id));
       CT_ASSERT_OK(ct_then(&tri, c1, cc));
-      for (int j = 0; j < 3; j++) CT_ASSERT_OK(ct_linear(&l[j], &x, CT_ROLE_SEQ, P[2 * j], P[2 * j + 1]));
+      for (int j = 0; j < 3; j++)
+        CT_ASSERT_OK(ct_linear(&l[j], &x, CT_ROLE_SEQ, P[2 * j], P[2 * j + 1]));
       CT_ASSERT_OK(ct_tensor(&kv, l[1], l[2]));
       CT_ASSERT_OK(ct_tensor(&par, l[0], kv));
       CT_ASSERT_OK(ct_then(&comp, tri, par));

@@ -91,12 +91,12 @@ ct_status ct__cpu_linear_fwd(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
-/* linear's reverse from the output cotangent dy: dx = dy W^T (overwritten),
+/* linear's reverse from the output cotangent dy: dx = dy W^T + dx_beta dx,
  * dW += x^T dy, db += column sums of dy. */
-static void ct__linear_rev_from(const ct__kargs *a, const float *dy) {
+static void ct__linear_rev_from(const ct__kargs *a, const float *dy, float dx_beta) {
   int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]),
           m = ct__cols(a->out_obj[0]);
-  if (a->din[0]) ct__gemm(0, 1, rows, k, m, dy, a->param[0], NULL, 0.0f, a->din[0]);  /* dy W^T */
+  if (a->din[0]) ct__gemm(0, 1, rows, k, m, dy, a->param[0], NULL, dx_beta, a->din[0]); /* dy W^T */
   if (a->dparam[0]) ct__gemm(1, 0, k, m, rows, a->in[0], dy, NULL, 1.0f, a->dparam[0]); /* x^T dy */
   if (a->n_params > 1 && a->dparam[1]) {
     float *db = a->dparam[1];
@@ -109,7 +109,7 @@ static void ct__linear_rev_from(const ct__kargs *a, const float *dy) {
 }
 
 ct_status ct__cpu_linear_rev(void *ctx, const ct__kargs *a) {
-  ct__linear_rev_from(a, a->dout[0]);
+  ct__linear_rev_from(a, a->dout[0], 0.0f);
   return CT_OK;
 }
 
@@ -129,7 +129,26 @@ ct_status ct__cpu_linear_gelu_rev(void *ctx, const ct__kargs *a) {
   int64_t n = ct__rows(a->in_obj[0]) * ct__cols(a->out_obj[0]);
   float *du = a->saved;
   ct__cpu_gelu_grad_span(du + n, a->dout[0], du, n);
-  ct__linear_rev_from(a, du);
+  ct__linear_rev_from(a, du, 0.0f);
+  return CT_OK;
+}
+
+/* The three products of x with Wq, Wk, Wv (plus biases), as linear's. */
+ct_status ct__cpu_qkv_fwd(void *ctx, const ct__kargs *a) {
+  for (int j = 0; j < 3; j++) {
+    ct__kargs p = ct__qkv_part(a, j);
+    CT__TRY(ct__cpu_linear_fwd(ctx, &p));
+  }
+  return CT_OK;
+}
+
+/* dx = dq Wq^T + dk Wk^T + dv Wv^T (the first overwrites, the others add); each
+ * weight and bias gets linear's gradient from its own output's cotangent. */
+ct_status ct__cpu_qkv_rev(void *ctx, const ct__kargs *a) {
+  for (int j = 0; j < 3; j++) {
+    ct__kargs p = ct__qkv_part(a, j);
+    ct__linear_rev_from(&p, p.dout[0], j ? 1.0f : 0.0f);
+  }
   return CT_OK;
 }
 

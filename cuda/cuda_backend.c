@@ -333,17 +333,18 @@ static ct_status ct__cuda_linear_fwd(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
-/* linear's reverse from the output cotangent dy: dx = dy W^T (overwritten),
+/* linear's reverse from the output cotangent dy: dx = dy W^T + dx_beta dx,
  * dW += x^T dy, db += column sums of dy. */
-static ct_status ct__cuda_linear_rev_from(ct__cuda_ctx *c, const ct__kargs *a, const float *dy) {
+static ct_status ct__cuda_linear_rev_from(ct__cuda_ctx *c, const ct__kargs *a, const float *dy,
+                                          float dx_beta) {
   int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]), m = ct__cols(a->out_obj[0]);
-  const float one = 1.0f, zero = 0.0f;
+  const float one = 1.0f;
   CT__TRY(ct__cuda_gemm_dims(rows, k, m));
   /* dx = dy W^T  <=>  dx^T (k x rows, ld k) = W (k x m) . dy^T (m x rows, ld m), where W
-   * is the stored m x k matrix (ld m) transposed: op(A) = T, op(B) = N. Overwrites dx. */
+   * is the stored m x k matrix (ld m) transposed: op(A) = T, op(B) = N. beta dx_beta. */
   if (a->din[0])
     CT__BLAS(cublasSgemm, (c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)k, (int)rows, (int)m, &one,
-                           a->param[0], (int)m, dy, (int)m, &zero, a->din[0], (int)k));
+                           a->param[0], (int)m, dy, (int)m, &dx_beta, a->din[0], (int)k));
   /* dW += x^T dy  <=>  dW^T (m x k, ld m) += dy^T (m x rows, ld m) . x (rows x k), where x
    * is the stored k x rows matrix (ld k) transposed: op(A) = N, op(B) = T, beta 1. */
   if (a->dparam[0])
@@ -361,7 +362,7 @@ static ct_status ct__cuda_linear_rev_from(ct__cuda_ctx *c, const ct__kargs *a, c
 }
 
 static ct_status ct__cuda_linear_rev(void *ctx, const ct__kargs *a) {
-  return ct__cuda_linear_rev_from(ctx, a, a->dout[0]);
+  return ct__cuda_linear_rev_from(ctx, a, a->dout[0], 0.0f);
 }
 
 /* saved = [du | u] (see ops.c). u = x W with beta 0 (one product), then one pass
@@ -386,7 +387,49 @@ static ct_status ct__cuda_linear_gelu_rev(void *ctx, const ct__kargs *a) {
   int64_t n = ct__rows(a->in_obj[0]) * ct__cols(a->out_obj[0]);
   float *du = a->saved;
   CT__CU(ct__cu_gelu_rev, (du + n, a->dout[0], du, n, c->stream));
-  return ct__cuda_linear_rev_from(c, a, du);
+  return ct__cuda_linear_rev_from(c, a, du, 0.0f);
+}
+
+/* The three products of x with Wq, Wk, Wv in one cublasSgemmBatched. Its pointer
+ * arrays live in the node's residual (see ops.c), written on the stream by the prep
+ * kernel (from its arguments, so a recorded step graph replays the same writes)
+ * with the bias rows (then beta 1). Outputs of different widths: three linears. */
+static ct_status ct__cuda_qkv_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  int64_t rows = ct__rows(a->in_obj[0]), k = ct__cols(a->in_obj[0]), m = ct__cols(a->out_obj[0]);
+  if (ct__cols(a->out_obj[1]) != m || ct__cols(a->out_obj[2]) != m) {
+    for (int j = 0; j < 3; j++) {
+      ct__kargs p = ct__qkv_part(a, j);
+      CT__TRY(ct__cuda_linear_fwd(ctx, &p));
+    }
+    return CT_OK;
+  }
+  CT__TRY(ct__cuda_gemm_dims(rows, k, m));
+  int s = a->n_params / 3;
+  const float *w[3], *b[3];
+  float *out[3];
+  for (int j = 0; j < 3; j++) {
+    w[j] = a->param[j * s];
+    b[j] = s > 1 ? a->param[j * s + 1] : NULL;
+    out[j] = a->out[j];
+  }
+  const float **ptrs = a->saved;
+  const float one = 1.0f, zero = 0.0f;
+  CT__CU(ct__cu_qkv_prep, (ptrs, a->in[0], w, out, b, rows, m, c->stream));
+  /* as in ct__cuda_linear_fwd, per entry j: out_j^T = W_j^T (m x k, ld m) . x^T (k x rows) */
+  CT__BLAS(cublasSgemmBatched, (c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)m, (int)rows, (int)k,
+                                &one, ptrs, (int)m, ptrs + 3, (int)k, b[0] ? &one : &zero,
+                                (float *const *)(ptrs + 6), (int)m, 3));
+  return CT_OK;
+}
+
+/* dx = dq Wq^T + dk Wk^T + dv Wv^T (beta 0, then 1); dW, db per weight as linear's. */
+static ct_status ct__cuda_qkv_rev(void *ctx, const ct__kargs *a) {
+  for (int j = 0; j < 3; j++) {
+    ct__kargs p = ct__qkv_part(a, j);
+    CT__TRY(ct__cuda_linear_rev_from(ctx, &p, p.dout[0], j ? 1.0f : 0.0f));
+  }
+  return CT_OK;
 }
 
 /* Row-wise softmax of the input. */
@@ -832,6 +875,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_fwd,
             [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_fwd,
+            [CT_OP_QKV] = ct__cuda_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_fwd,
         },
     .reverse =
@@ -848,6 +892,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__cuda_causal_softmax_rev,
             [CT_OP_ATTN_APPLY] = ct__cuda_attn_apply_rev,
             [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_rev,
+            [CT_OP_QKV] = ct__cuda_qkv_rev,
             [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see ops.c). */

@@ -511,6 +511,28 @@ __global__ void ct__k_gelu_rev(const float *x, const float *dy, float *dx, int64
   CT__FOR_ELEMS(i, n) dx[i] = ct__gelu_grad(x[i], dy[i]);
 }
 
+/* qkv's forward before its batched product: ptrs[0..9) = (Wq, Wk, Wv, x, x, x, q, k, v)
+ * (the arrays cublasSgemmBatched reads), then, when b0 is not NULL, every row of each
+ * output j (n = rows m entries) set to bias j. Element i < 9 is a pointer, the rest
+ * are output entries. */
+__global__ void ct__k_qkv_prep(const float **ptrs, const float *x, const float *w0,
+                               const float *w1, const float *w2, float *o0, float *o1, float *o2,
+                               const float *b0, const float *b1, const float *b2, int64_t n,
+                               int64_t m) {
+  CT__FOR_ELEMS(i, 9 + (b0 ? 3 * n : 0)) {
+    if (i < 9) {
+      ptrs[i] = i < 3 ? (i == 0 ? w0 : i == 1 ? w1 : w2)
+                : i < 6 ? x : (i == 6 ? o0 : i == 7 ? o1 : o2);
+      continue;
+    }
+    int64_t e = i - 9, j = e / n;
+    e -= j * n;
+    float *o = j == 0 ? o0 : j == 1 ? o1 : o2;
+    const float *b = j == 0 ? b0 : j == 1 ? b1 : b2;
+    o[e] = b[e % m];
+  }
+}
+
 /* u[rows, m] += b (b may be NULL; u keeps the pre-activation), y = gelu(u). */
 __global__ void ct__k_bias_gelu(float *u, const float *b, float *y, int64_t n, int64_t m) {
   CT__FOR_ELEMS(i, n) {
@@ -865,6 +887,14 @@ extern "C" cudaError_t ct__cu_bias_gelu(float *u, const float *b, float *y, int6
   CT__LAUNCH_ELEMS(ct__k_bias_gelu, rows * m, u, b, y, rows * m, m);
 }
 
+extern "C" cudaError_t ct__cu_qkv_prep(const float **ptrs, const float *x, const float *const *w,
+                                       float *const *out, const float *const *b, int64_t rows,
+                                       int64_t m, cudaStream_t s) {
+  int64_t n = rows * m;
+  CT__LAUNCH_ELEMS(ct__k_qkv_prep, 9 + (b[0] ? 3 * n : 0), ptrs, x, w[0], w[1], w[2], out[0],
+                   out[1], out[2], b[0], b[1], b[2], n, m);
+}
+
 extern "C" cudaError_t ct__cu_head_split(const float *x, float *y, int64_t B, int64_t H, int64_t T,
                                          int64_t D, cudaStream_t s) {
   int64_t n = B * H * T * D;
@@ -953,6 +983,7 @@ extern "C" cudaError_t ct__cu_preload(void) {
       (const void *)ct__k_gelu_fwd,
       (const void *)ct__k_gelu_rev,
       (const void *)ct__k_bias_gelu,
+      (const void *)ct__k_qkv_prep,
       (const void *)ct__k_head_split,
       (const void *)ct__k_head_merge,
       (const void *)ct__k_causal_mask,

@@ -122,6 +122,11 @@ cudaError_t ct__cu_gelu_rev(const float *x, const float *dy, float *dx, int64_t 
  * then y = gelu(u); u keeps the pre-activation. */
 cudaError_t ct__cu_bias_gelu(float *u, const float *b, float *y, int64_t rows, int64_t m,
                              cudaStream_t s);
+/* qkv's forward before its batched product: ptrs (9 device pointers) = (w[0..3), x, x, x,
+ * out[0..3)), then, when b[0] is not NULL, every row of out[j] (rows x m) = b[j]. */
+cudaError_t ct__cu_qkv_prep(const float **ptrs, const float *x, const float *const *w,
+                            float *const *out, const float *const *b, int64_t rows, int64_t m,
+                            cudaStream_t s);
 /* y[b,h,t,d] = x[b,t,h*D+d]: SEQ [B,T,H*D] to HEADS [B,H,T,D]. */
 cudaError_t ct__cu_head_split(const float *x, float *y, int64_t B, int64_t H, int64_t T, int64_t D,
                               cudaStream_t s);

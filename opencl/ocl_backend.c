@@ -250,8 +250,9 @@ static ct_status ct__ocl_sync(void *ctx) {
 
 bool ct__ocl_gemm_usable(const ct__ocl *c, ct__ocl_gemm_kind kind) {
   if (kind == CT__GEMM_REGISTER) return true;
-  const ct__ocl_kernel_id lt[3] = {CT__K_GEMM_LT_NN, CT__K_GEMM_LT_NT, CT__K_GEMM_LT_TN};
-  for (int i = 0; i < 3; i++)
+  const ct__ocl_kernel_id lt[4] = {CT__K_GEMM_LT_NN, CT__K_GEMM_LT_NT, CT__K_GEMM_LT_TN,
+                                   CT__K_GEMM_LT_NN3};
+  for (int i = 0; i < 4; i++)
     if (c->kernel_wg[lt[i]] < CT__OCL_LT_SIDE * CT__OCL_LT_SIDE ||
         c->kernel_local[lt[i]] > c->local_mem)
       return false;
@@ -263,12 +264,9 @@ ct_status ct__ocl_gemm(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb, int
   return ct__ocl_gemm_batched(c, kind, ta, tb, 1, M, N, K, A, 0, B, 0, bias, beta, C, 0);
 }
 
-ct_status ct__ocl_gemm_batched(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb,
-                               int64_t batch, int64_t M, int64_t N, int64_t K, cl_mem A,
-                               int64_t sa, cl_mem B, int64_t sb, cl_mem bias, float beta, cl_mem C,
-                               int64_t sc) {
-  if (ta && tb) return ct__fail(CT_ERR_INTERNAL, "opencl: no kernel for A^T . B^T");
-  if (M <= 0 || N <= 0 || batch <= 0) return CT_OK;
+/* Whether kernel family kind can run an M x N x K product here. */
+static ct_status ct__gemm_check(const ct__ocl *c, ct__ocl_gemm_kind kind, int64_t M, int64_t N,
+                                int64_t K) {
   const int64_t lim = 0x7fffff00; /* the kernels index rows and columns with int */
   if (M > lim || N > lim || K > lim)
     return ct__fail(CT_ERR_UNSUPPORTED, "opencl: matrix product %lld x %lld x %lld has a side "
@@ -276,6 +274,36 @@ ct_status ct__ocl_gemm_batched(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool
   if (!ct__ocl_gemm_usable(c, kind))
     return ct__fail(CT_ERR_UNSUPPORTED, "opencl: the local-tiled matrix product needs a 16 x 16 "
                     "work-group, above this device's limit");
+  return CT_OK;
+}
+
+/* The launch of gemm kernel k of family kind over an M x N result, batch of them. */
+static ct_status ct__gemm_run(ct__ocl *c, ct__ocl_gemm_kind kind, ct__ocl_kernel_id k,
+                              ct__args *a, int64_t batch, int64_t M, int64_t N) {
+  size_t items[3] = {0, 0, (size_t)batch}, local[3] = {1, 1, 1};
+  if (kind == CT__GEMM_LOCAL) {
+    /* one 16 x 16 work-group per 64 x 64 tile of C */
+    items[0] = (size_t)((N + 63) / 64) * CT__OCL_LT_SIDE;
+    items[1] = (size_t)((M + 63) / 64) * CT__OCL_LT_SIDE;
+    local[0] = local[1] = CT__OCL_LT_SIDE;
+  } else {
+    /* one work-item per 4 x rb_width tile of C; on CPUs groups of at most 64
+     * (more groups than cores for mid-sized products: measured faster on PoCL) */
+    items[0] = (size_t)((N + c->rb_width - 1) / c->rb_width);
+    items[1] = (size_t)((M + 3) / 4);
+    ct__local2d_cap(c, k, items[0], items[1], (c->type & CL_DEVICE_TYPE_CPU) ? 64 : CT__WG_CAP,
+                    local);
+  }
+  return ct__run(a, 3, items, local);
+}
+
+ct_status ct__ocl_gemm_batched(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool tb,
+                               int64_t batch, int64_t M, int64_t N, int64_t K, cl_mem A,
+                               int64_t sa, cl_mem B, int64_t sb, cl_mem bias, float beta, cl_mem C,
+                               int64_t sc) {
+  if (ta && tb) return ct__fail(CT_ERR_INTERNAL, "opencl: no kernel for A^T . B^T");
+  if (M <= 0 || N <= 0 || batch <= 0) return CT_OK;
+  CT__TRY(ct__gemm_check(c, kind, M, N, K));
   if (kind == CT__GEMM_REGISTER && tb) {
     /* nt as nn on transposed copies of B (N x K -> K x N) in the scratch */
     if (batch > 1 && sb != N * K)
@@ -309,21 +337,26 @@ ct_status ct__ocl_gemm_batched(ct__ocl *c, ct__ocl_gemm_kind kind, bool ta, bool
   ct__arg_long(&a, sa);
   ct__arg_long(&a, sb);
   ct__arg_long(&a, sc);
-  size_t items[3] = {0, 0, (size_t)batch}, local[3] = {1, 1, 1};
-  if (kind == CT__GEMM_LOCAL) {
-    /* one 16 x 16 work-group per 64 x 64 tile of C */
-    items[0] = (size_t)((N + 63) / 64) * CT__OCL_LT_SIDE;
-    items[1] = (size_t)((M + 63) / 64) * CT__OCL_LT_SIDE;
-    local[0] = local[1] = CT__OCL_LT_SIDE;
-  } else {
-    /* one work-item per 4 x rb_width tile of C; on CPUs groups of at most 64
-     * (more groups than cores for mid-sized products: measured faster on PoCL) */
-    items[0] = (size_t)((N + c->rb_width - 1) / c->rb_width);
-    items[1] = (size_t)((M + 3) / 4);
-    ct__local2d_cap(c, k, items[0], items[1], (c->type & CL_DEVICE_TYPE_CPU) ? 64 : CT__WG_CAP,
-                    local);
-  }
-  return ct__run(&a, 3, items, local);
+  return ct__gemm_run(c, kind, k, &a, batch, M, N);
+}
+
+/* C[j] = A . B[j] (+ bias[j]) for j < 3, M x K by K x N, in one launch (bias NULL or
+ * all three given). */
+static ct_status ct__ocl_gemm_nn3(ct__ocl *c, int64_t M, int64_t N, int64_t K, cl_mem A,
+                                  cl_mem const *B, cl_mem const *bias, cl_mem const *C) {
+  if (M <= 0 || N <= 0) return CT_OK;
+  CT__TRY(ct__gemm_check(c, c->gemm, M, N, K));
+  ct__ocl_kernel_id k = c->gemm == CT__GEMM_LOCAL ? CT__K_GEMM_LT_NN3 : CT__K_GEMM_RB_NN3;
+  ct__args a = ct__args_of(c, k);
+  ct__arg_int(&a, (int)M);
+  ct__arg_int(&a, (int)N);
+  ct__arg_int(&a, (int)K);
+  ct__arg_mem(&a, A);
+  for (int j = 0; j < 3; j++) ct__arg_mem(&a, B[j]);
+  for (int j = 0; j < 3; j++) ct__arg_mem(&a, bias[0] ? bias[j] : c->dummy);
+  ct__arg_int(&a, bias[0] != NULL);
+  for (int j = 0; j < 3; j++) ct__arg_mem(&a, C[j]);
+  return ct__gemm_run(c, c->gemm, k, &a, 3, M, N);
 }
 
 /* ---- generators ------------------------------------------------------------------ */
@@ -439,11 +472,12 @@ static ct_status ct__ocl_linear_fwd(void *ctx, const ct__kargs *ka) {
 }
 
 /* linear's reverse from the output cotangent dy. */
-static ct_status ct__ocl_linear_rev_from(ct__ocl *c, const ct__kargs *ka, void *dy) {
+static ct_status ct__ocl_linear_rev_from(ct__ocl *c, const ct__kargs *ka, void *dy,
+                                         float dx_beta) {
   int64_t rows = ct__rows(ka->in_obj[0]), k = ct__cols(ka->in_obj[0]),
           m = ct__cols(ka->out_obj[0]);
-  if (ka->din[0]) /* dx = dy . W^T */
-    CT__TRY(ct__ocl_gemm(c, c->gemm, false, true, rows, k, m, dy, ka->param[0], NULL, 0.0f,
+  if (ka->din[0]) /* dx = dy . W^T + dx_beta dx */
+    CT__TRY(ct__ocl_gemm(c, c->gemm, false, true, rows, k, m, dy, ka->param[0], NULL, dx_beta,
                          ka->din[0]));
   if (ka->dparam[0]) /* dW += x^T . dy */
     CT__TRY(ct__ocl_gemm(c, c->gemm, true, false, k, m, rows, ka->in[0], dy, NULL, 1.0f,
@@ -453,7 +487,7 @@ static ct_status ct__ocl_linear_rev_from(ct__ocl *c, const ct__kargs *ka, void *
 }
 
 static ct_status ct__ocl_linear_rev(void *ctx, const ct__kargs *ka) {
-  return ct__ocl_linear_rev_from(ctx, ka, ka->dout[0]);
+  return ct__ocl_linear_rev_from(ctx, ka, ka->dout[0], 0.0f);
 }
 
 /* saved = [du | u] (see ops.c). u = x W + b by linear's product into y, then one
@@ -478,7 +512,39 @@ static ct_status ct__ocl_linear_gelu_rev(void *ctx, const ct__kargs *ka) {
   ct__arg_mem(&a, ka->dout[0]);
   ct__arg_long(&a, n);
   CT__TRY(ct__run1d(&a, n));
-  return ct__ocl_linear_rev_from(c, ka, ka->saved);
+  return ct__ocl_linear_rev_from(c, ka, ka->saved, 0.0f);
+}
+
+/* The three products of x with Wq, Wk, Wv (plus biases) in one launch (work-group z
+ * picks q, k or v); outputs of different widths: three linears. */
+static ct_status ct__ocl_qkv_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int64_t rows = ct__rows(ka->in_obj[0]), k = ct__cols(ka->in_obj[0]),
+          m = ct__cols(ka->out_obj[0]);
+  if (ct__cols(ka->out_obj[1]) != m || ct__cols(ka->out_obj[2]) != m) {
+    for (int j = 0; j < 3; j++) {
+      ct__kargs p = ct__qkv_part(ka, j);
+      CT__TRY(ct__ocl_linear_fwd(ctx, &p));
+    }
+    return CT_OK;
+  }
+  int s = ka->n_params / 3;
+  cl_mem w[3], b[3], out[3];
+  for (int j = 0; j < 3; j++) {
+    w[j] = ka->param[j * s];
+    b[j] = s > 1 ? ka->param[j * s + 1] : NULL;
+    out[j] = ka->out[j];
+  }
+  return ct__ocl_gemm_nn3(c, rows, m, k, ka->in[0], w, b, out);
+}
+
+/* dx = dq Wq^T + dk Wk^T + dv Wv^T (beta 0, then 1); dW, db per weight as linear's. */
+static ct_status ct__ocl_qkv_rev(void *ctx, const ct__kargs *ka) {
+  for (int j = 0; j < 3; j++) {
+    ct__kargs p = ct__qkv_part(ka, j);
+    CT__TRY(ct__ocl_linear_rev_from(ctx, &p, p.dout[0], j ? 1.0f : 0.0f));
+  }
+  return CT_OK;
 }
 
 static ct_status ct__ocl_softmax_fwd(void *ctx, const ct__kargs *ka) {
@@ -1128,6 +1194,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_fwd,
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_fwd,
+            [CT_OP_QKV] = ct__ocl_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_fwd,
         },
     .reverse =
@@ -1144,6 +1211,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__ocl_causal_softmax_rev,
             [CT_OP_ATTN_APPLY] = ct__ocl_attn_apply_rev,
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_rev,
+            [CT_OP_QKV] = ct__ocl_qkv_rev,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see src/ops.c). */

@@ -36,6 +36,8 @@
   X(GEMM_LT_NN, "ct_gemm_lt_nn")                    \
   X(GEMM_LT_NT, "ct_gemm_lt_nt")                    \
   X(GEMM_LT_TN, "ct_gemm_lt_tn")                    \
+  X(GEMM_RB_NN3, "ct_gemm_rb_nn3")                  \
+  X(GEMM_LT_NN3, "ct_gemm_lt_nn3")                  \
   X(TRANSPOSE, "ct_transpose")                      \
   X(POS_FWD, "ct_pos_embedding_fwd")                \
   X(LN_FWD, "ct_layernorm_fwd")                     \

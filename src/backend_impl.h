@@ -30,6 +30,25 @@ typedef struct ct__kargs {
 
 typedef ct_status (*ct__kernel)(void *ctx, const ct__kargs *a);
 
+/* qkv's part j (0: q, 1: k, 2: v) as the arguments of one linear: input x,
+ * output j, weight j and its bias (qkv's parameters are (Wq, bq, Wk, bk, Wv, bv),
+ * or (Wq, Wk, Wv) without biases). */
+static inline ct__kargs ct__qkv_part(const ct__kargs *a, int j) {
+  ct__kargs p = *a;
+  int s = a->n_params / 3; /* 2 with biases, 1 without */
+  p.n_out = 1;
+  p.out_obj[0] = a->out_obj[j];
+  p.out[0] = a->out[j];
+  p.dout[0] = a->dout[j];
+  p.n_params = s;
+  for (int k = 0; k < s; k++) {
+    p.param_obj[k] = a->param_obj[j * s + k];
+    p.param[k] = a->param[j * s + k];
+    p.dparam[k] = a->dparam[j * s + k];
+  }
+  return p;
+}
+
 /* The optimizer's device record: a buffer of CT__HYPER_COUNT floats. The host
  * writes the configuration slots (ct_trainer_set_optimizer); the step kernel
  * advances the step and writes the per-step slots; update kernels read them.

@@ -26,7 +26,7 @@ ct_status ct__fail(ct_status s, const char *fmt, ...) CT__PRINTF(2, 3);
   } while (0)
 
 #define CT__MAX_IO 4     /* inputs or outputs of one generator */
-#define CT__MAX_PARAMS 2 /* parameters of one generator */
+#define CT__MAX_PARAMS 6 /* parameters of one generator (qkv: three weights, three biases) */
 
 /* One generator application in an open graph. Value ids index the graph's values. */
 typedef struct ct__node {

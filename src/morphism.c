@@ -255,10 +255,11 @@ ct_status ct_embedding(ct_morphism **out, const ct_object *tokens, ct_param *tab
   return ct__generator(out, CT_OP_EMBEDDING, tokens, 1, &y, 1, &table, 1);
 }
 
-/* The checks of ct_linear and its fused forms: a generator op from x with W and b. */
-static ct_status ct__linear_like(ct_morphism **out, ct_op op, const char *fn, const ct_object *x,
-                                 ct_role out_role, ct_param *W, ct_param *b) {
-  CT__TRY(ct__need_out(out, fn));
+/* The checks of ct_linear and its fused forms on x, W and b (b may be NULL), the
+ * parameters called wname and bname in messages; *y is the output object. */
+static ct_status ct__linear_check(const char *fn, const ct_object *x, ct_role out_role,
+                                  ct_param *W, ct_param *b, const char *wname, const char *bname,
+                                  ct_object *y) {
   CT__TRY(ct__need_object(x, fn, "input"));
   if (x->role != CT_ROLE_HIDDEN && x->role != CT_ROLE_SEQ) {
     char bx[96];
@@ -268,7 +269,7 @@ static ct_status ct__linear_like(ct_morphism **out, ct_op op, const char *fn, co
   if (out_role != x->role && out_role != CT_ROLE_LOGITS)
     return ct__fail(CT_ERR_SHAPE, "%s: output role must be %s or LOGITS, not %s", fn,
                     ct_role_name(x->role), ct_role_name(out_role));
-  CT__TRY(ct__need_param(W, 2, fn, "weight"));
+  CT__TRY(ct__need_param(W, 2, fn, wname));
   const ct_object *w = ct_param_object(W);
   char bx[96], bw[96];
   if (ct__cols(x) != w->dims[0])
@@ -276,7 +277,7 @@ static ct_status ct__linear_like(ct_morphism **out, ct_op op, const char *fn, co
                     "equal the input width)", fn, ct_object_str(x, bx, sizeof bx),
                     (long long)ct__cols(x), ct_param_name(W), ct_object_str(w, bw, sizeof bw));
   if (b) {
-    CT__TRY(ct__need_param(b, 1, fn, "bias"));
+    CT__TRY(ct__need_param(b, 1, fn, bname));
     if (ct_param_object(b)->dims[0] != w->dims[1])
       return ct__fail(CT_ERR_SHAPE, "%s: bias '%s' has %lld entries but weight '%s' has %lld "
                       "columns", fn, ct_param_name(b), (long long)ct_param_object(b)->dims[0],
@@ -285,8 +286,15 @@ static ct_status ct__linear_like(ct_morphism **out, ct_op op, const char *fn, co
   int64_t dims[CT_MAX_RANK];
   memcpy(dims, x->dims, sizeof dims);
   dims[x->rank - 1] = w->dims[1];
+  return ct_object_make(y, CT_F32, out_role, x->rank, dims);
+}
+
+/* ct_linear and its fused forms: a generator op from x with W and b. */
+static ct_status ct__linear_like(ct_morphism **out, ct_op op, const char *fn, const ct_object *x,
+                                 ct_role out_role, ct_param *W, ct_param *b) {
+  CT__TRY(ct__need_out(out, fn));
   ct_object y;
-  CT__TRY(ct_object_make(&y, CT_F32, out_role, x->rank, dims));
+  CT__TRY(ct__linear_check(fn, x, out_role, W, b, "weight", "bias", &y));
   ct_param *ps[2] = {W, b};
   return ct__generator(out, op, x, 1, &y, 1, ps, b ? 2 : 1);
 }
@@ -299,6 +307,31 @@ ct_status ct_linear(ct_morphism **out, const ct_object *x, ct_role out_role, ct_
 ct_status ct_linear_gelu(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
                          ct_param *b) {
   return ct__linear_like(out, CT_OP_LINEAR_GELU, "ct_linear_gelu", x, out_role, W, b);
+}
+
+/* Parameters in the order (Wq, bq, Wk, bk, Wv, bv), or (Wq, Wk, Wv) without biases. */
+ct_status ct_qkv(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *wq,
+                 ct_param *bq, ct_param *wk, ct_param *bk, ct_param *wv, ct_param *bv) {
+  static const char fn[] = "ct_qkv";
+  static const char *const wname[3] = {"weight wq", "weight wk", "weight wv"};
+  static const char *const bname[3] = {"bias bq", "bias bk", "bias bv"};
+  CT__TRY(ct__need_out(out, fn));
+  ct_param *w[3] = {wq, wk, wv}, *b[3] = {bq, bk, bv};
+  for (int j = 1; j < 3; j++)
+    if (!b[j] != !b[0])
+      return ct__fail(CT_ERR_INVALID_ARG, "%s: the biases must be all given or all NULL, but "
+                      "%s is %s and %s is %s", fn, bname[0], b[0] ? "given" : "NULL",
+                      bname[j], b[j] ? "given" : "NULL");
+  ct_object y[3];
+  for (int j = 0; j < 3; j++)
+    CT__TRY(ct__linear_check(fn, x, out_role, w[j], b[j], wname[j], bname[j], &y[j]));
+  ct_param *ps[6];
+  int np = 0;
+  for (int j = 0; j < 3; j++) {
+    ps[np++] = w[j];
+    if (b[0]) ps[np++] = b[j];
+  }
+  return ct__generator(out, CT_OP_QKV, x, 1, y, 3, ps, np);
 }
 
 ct_status ct_softmax(ct_morphism **out, const ct_object *logits) {

@@ -109,6 +109,23 @@ static void ct__cost_linear_gelu(const ct_morphism *m, const ct__node *n, ct_dir
   *bytes += (d == CT_FORWARD ? 2 : 3) * e * 4;
 }
 
+/* qkv saves nine device pointers (the CUDA forward's batched-product arrays). */
+static size_t ct__qkv_saved(const ct_morphism *m, const ct__node *n) { return 9 * sizeof(void *); }
+
+/* Three linears of one input. */
+static void ct__cost_qkv(const ct_morphism *m, const ct__node *n, ct_direction d, double *flops,
+                         double *bytes) {
+  *flops = *bytes = 0;
+  for (int j = 0; j < 3; j++) {
+    ct__node part = *n;
+    part.out[0] = n->out[j];
+    double f, b;
+    ct__cost_linear(m, &part, d, &f, &b);
+    *flops += f;
+    *bytes += b;
+  }
+}
+
 static void ct__cost_attention(const ct_morphism *m, const ct__node *n, ct_direction d,
                                double *flops, double *bytes) {
   /* [batch.., T, T] weights against [batch.., T, D] vectors. */
@@ -144,6 +161,7 @@ static const ct__op_info ct__ops[CT_OP_COUNT] = {
     [CT_OP_CAUSAL_SOFTMAX] = {0, 1, -1, 0, ct__no_saved, ct__cost_pointwise},
     [CT_OP_ATTN_APPLY] = {1, 0, -1, 0, ct__no_saved, ct__cost_attention},
     [CT_OP_LINEAR_GELU] = {1, 0, -1, 0, ct__linear_gelu_saved, ct__cost_linear_gelu},
+    [CT_OP_QKV] = {1, 0, -1, 0, ct__qkv_saved, ct__cost_qkv},
     /* the reverse reads the output s and the saved statistics */
     [CT_OP_ADD_LAYERNORM] = {0, 1, -1, 0, ct__layernorm_saved, ct__cost_add_layernorm},
 };

@@ -223,6 +223,94 @@ static bool ct__example_add_layernorm(int k, ct__rule_args *a) {
   return s == CT_OK && a->param[0] && a->param[1];
 }
 
+/* ---- three linears of one input: copy ; (copy (x) id) ; (linear (x) (linear (x) linear))
+ * = qkv ---- */
+
+/* The linear reading value v, or -1. */
+static int ct__linear_of(const ct_morphism *m, const ct__users *u, int v) {
+  int l = ct__user(u, v);
+  return l >= 0 && m->nodes[l].op == CT_OP_LINEAR ? l : -1;
+}
+
+/* Copy c1 at node i; its out[0] read by copy c2, whose outputs feed linears q and
+ * k; its out[1] feeds linear v. The three linears have the same bias presence
+ * and output role (they read the same object). */
+static bool ct__match_qkv(const ct_morphism *m, const ct__users *u, int i, ct__match *mt) {
+  const ct__node *c1 = &m->nodes[i];
+  if (c1->op != CT_OP_COPY || c1->n_out != 2) return false;
+  int c2 = ct__user(u, c1->out[0]);
+  if (c2 < 0 || m->nodes[c2].op != CT_OP_COPY || m->nodes[c2].n_out != 2) return false;
+  int l[3] = {ct__linear_of(m, u, m->nodes[c2].out[0]), ct__linear_of(m, u, m->nodes[c2].out[1]),
+              ct__linear_of(m, u, c1->out[1])};
+  for (int j = 0; j < 3; j++)
+    if (l[j] < 0 || m->nodes[l[j]].n_params != m->nodes[l[0]].n_params ||
+        m->values[m->nodes[l[j]].out[0]].role != m->values[m->nodes[l[0]].out[0]].role)
+      return false;
+  memset(mt, 0, sizeof *mt);
+  mt->n_nodes = 5;
+  mt->nodes[0] = i;
+  mt->nodes[1] = c2;
+  mt->n_in = 1;
+  mt->in[0] = c1->in[0];
+  mt->n_out = 3;
+  mt->args.obj[0] = m->values[c1->in[0]];
+  mt->args.role = m->values[m->nodes[l[0]].out[0]].role;
+  for (int j = 0; j < 3; j++) {
+    const ct__node *n = &m->nodes[l[j]];
+    mt->nodes[2 + j] = l[j];
+    mt->out[j] = n->out[0];
+    mt->args.param[2 * j] = n->params[0];
+    mt->args.param[2 * j + 1] = n->n_params > 1 ? n->params[1] : NULL;
+  }
+  return true;
+}
+
+static ct_status ct__qkv_lhs(ct_morphism **out, const ct__rule_args *a) {
+  const ct_object *x = &a->obj[0];
+  ct_morphism *c1 = NULL, *c2 = NULL, *id = NULL, *l[3] = {NULL, NULL, NULL}, *cc = NULL,
+              *tri = NULL, *kv = NULL, *qkv = NULL;
+  ct_status s = ct_copy(&c1, x);
+  if (s == CT_OK) s = ct_copy(&c2, x);
+  if (s == CT_OK) s = ct_identity(&id, x, 1);
+  if (s == CT_OK) s = ct_tensor(&cc, c2, id);
+  if (s == CT_OK) s = ct_then(&tri, c1, cc);
+  for (int j = 0; j < 3 && s == CT_OK; j++)
+    s = ct_linear(&l[j], x, a->role, a->param[2 * j], a->param[2 * j + 1]);
+  if (s == CT_OK) s = ct_tensor(&kv, l[1], l[2]);
+  if (s == CT_OK) s = ct_tensor(&qkv, l[0], kv);
+  if (s == CT_OK) s = ct_then(out, tri, qkv);
+  ct_morphism *tmp[] = {c1, c2, id, l[0], l[1], l[2], cc, tri, kv, qkv};
+  for (int k = 0; k < 10; k++) ct_morphism_free(tmp[k]);
+  return s;
+}
+
+static ct_status ct__qkv_rhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct_qkv(out, &a->obj[0], a->role, a->param[0], a->param[1], a->param[2], a->param[3],
+                a->param[4], a->param[5]);
+}
+
+/* SEQ [2,3,5] -> width 7 with biases, HIDDEN [37,61] -> 29 without, SEQ [1,1,1] -> 1
+ * with biases. */
+static bool ct__example_qkv(int k, ct__rule_args *a) {
+  static const int64_t shapes[][4] = {{2, 3, 5, 7}, {0, 37, 61, 29}, {1, 1, 1, 1}};
+  if (k < 0 || k >= (int)(sizeof shapes / sizeof shapes[0])) return false;
+  memset(a, 0, sizeof *a);
+  const int64_t *d = shapes[k];
+  ct_status s = d[0] ? ct_object_seq(&a->obj[0], d[0], d[1], d[2])
+                     : ct_object_matrix(&a->obj[0], CT_ROLE_HIDDEN, d[1], d[2]);
+  a->role = d[0] ? CT_ROLE_SEQ : CT_ROLE_HIDDEN;
+  static const char *const names[6] = {"Wq", "bq", "Wk", "bk", "Wv", "bv"};
+  bool ok = s == CT_OK;
+  for (int j = 0; j < 3; j++) {
+    a->param[2 * j] = ct__example_param(names[2 * j], d[2], d[3], 51 + (uint64_t)(3 * k + j));
+    ok = ok && a->param[2 * j];
+    if (k == 1) continue;
+    a->param[2 * j + 1] = ct__example_param(names[2 * j + 1], d[3], 0, 61 + (uint64_t)(3 * k + j));
+    ok = ok && a->param[2 * j + 1];
+  }
+  return ok;
+}
+
 static const ct__rule ct__rules[] = {
     {"counit_right", "copy ; (id (x) discard) = id", ct__match_counit_right,
      ct__counit_right_lhs, ct__identity_rhs, ct__example_matrix},
@@ -235,6 +323,8 @@ static const ct__rule ct__rules[] = {
     {"add_layernorm_end", "add ; layernorm = add_layernorm ; (discard (x) id)",
      ct__match_add_layernorm_end, ct__add_layernorm_end_lhs, ct__add_layernorm_end_rhs,
      ct__example_add_layernorm},
+    {"qkv", "copy ; (copy (x) id) ; (linear (x) (linear (x) linear)) = qkv", ct__match_qkv,
+     ct__qkv_lhs, ct__qkv_rhs, ct__example_qkv},
 };
 #define CT__NRULES ((int)(sizeof ct__rules / sizeof ct__rules[0]))
 

@@ -12,13 +12,13 @@
 typedef struct ct__rule_args {
   ct_object obj[2];
   ct_role role;
-  ct_param *param[2];
+  ct_param *param[CT__MAX_PARAMS];
 } ct__rule_args;
 
 /* One match in a graph: the nodes it replaces, and the graph's values that the
  * rhs's domain is glued to and that its codomain replaces, in their order. */
 typedef struct ct__match {
-  int n_nodes, nodes[4];
+  int n_nodes, nodes[5];
   int n_in, in[CT__MAX_IO];
   int n_out, out[CT__MAX_IO];
   ct__rule_args args;

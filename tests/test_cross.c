@@ -708,6 +708,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_shared_params_accumulate),
       cmocka_unit_test(test_gelu),
       cmocka_unit_test(test_linear_gelu),
+      cmocka_unit_test(test_qkv),
       cmocka_unit_test(test_heads),
       cmocka_unit_test(test_attn_scores),
       cmocka_unit_test(test_causal_softmax),

@@ -302,6 +302,54 @@ static void test_grad_linear_gelu(void **state) {
     }
 }
 
+/* q, k, v = x Wj + bj; the parameters are (Wq, bq, Wk, bk, Wv, bv) or (Wq, Wk, Wv). */
+static void fwd_qkv_with(const gc_dims *d, const gc_vals *v, double *const *y, bool bias) {
+  int s = bias ? 2 : 1;
+  for (int j = 0; j < 3; j++)
+    linear_double(d->B * d->T, d->C, d->M, v->x[0], v->p[s * j], bias ? v->p[s * j + 1] : NULL,
+                  y[j]);
+}
+static void fwd_qkv_b(const gc_dims *d, const gc_vals *v, double *const *y) {
+  fwd_qkv_with(d, v, y, true);
+}
+static void fwd_qkv(const gc_dims *d, const gc_vals *v, double *const *y) {
+  fwd_qkv_with(d, v, y, false);
+}
+
+/* qkv at every row-wise shape, 4 outputs each, with and without biases, output role
+ * the input's or LOGITS. */
+static void test_grad_qkv(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES + 1; s++)
+    for (int bias = 0; bias < 2; bias++) {
+      gc_dims d;
+      ct_object x = rowwise_obj(s, 4, 3, &d);
+      d.M = 4;
+      ct_param *W[3], *b[3] = {NULL, NULL, NULL};
+      static const char *const wn[3] = {"Wq", "Wk", "Wv"}, *const bn[3] = {"bq", "bk", "bv"};
+      for (int j = 0; j < 3; j++) {
+        W[j] = new_param(wn[j], 2, d.C, d.M);
+        if (bias) b[j] = new_param(bn[j], 1, d.M, 0);
+      }
+      ct_role role = s % 2 ? CT_ROLE_LOGITS : x.role;
+      ct_morphism *m = NULL;
+      CT_ASSERT_OK(ct_qkv(&m, &x, role, W[0], b[0], W[1], b[1], W[2], b[2]));
+      char name[96], bx[64];
+      snprintf(name, sizeof name, "qkv %s%s", ct_object_str(&x, bx, sizeof bx), bias ? " +b" : "");
+      gc_case c = {name, m, {0}, {0}, bias ? fwd_qkv_b : fwd_qkv, &d, .span = 1.0f};
+      for (int j = 0, k = 0; j < 3; j++) {
+        c.params[k++] = W[j];
+        if (bias) c.params[k++] = b[j];
+      }
+      sq_gradcheck(&c, 450 + 2 * (uint64_t)s + (uint64_t)bias);
+      ct_morphism_free(m);
+      for (int j = 0; j < 3; j++) {
+        ct_param_free(W[j]);
+        ct_param_free(b[j]);
+      }
+    }
+}
+
 /* |a - b| <= 1e-5 + 1e-5 |b| elementwise (the fused and composed float results
  * differ only in the rounding of u). */
 static void expect_close(const float *a, const float *b, int64_t n, const char *what) {
@@ -369,6 +417,84 @@ static void test_linear_gelu_is_linear_then_gelu(void **state) {
       ct_morphism_free(comp);
       ct_param_free(W);
       ct_param_free(b);
+    }
+}
+
+/* qkv equals copy ; (copy (x) id) ; (linear (x) (linear (x) linear)) on the CPU
+ * reference: the three outputs, the input cotangent and the six gradients. */
+static void test_qkv_is_three_linears(void **state) {
+  (void)state;
+  const int64_t sizes[][3] = {{2, 5, 6}, {1, 1, 1}, {3, 7, 33}}; /* B, T, C; M = C + 3 */
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+    for (int bias = 0; bias < 2; bias++) {
+      int64_t B = sizes[s][0], T = sizes[s][1], C = sizes[s][2], M = C + 3, n = B * T * C,
+              ny = B * T * M;
+      ct_object x = seq_obj(B, T, C);
+      ct_param *P[6] = {0}; /* Wq, bq, Wk, bk, Wv, bv */
+      ct_rng rng = {91 + s};
+      float *xv = malloc((size_t)n * sizeof *xv), *dy = malloc((size_t)(3 * ny) * sizeof *dy),
+            *pv = malloc((size_t)(C * M) * sizeof *pv);
+      ct_rng_fill(&rng, xv, n, -1.0f, 1.0f);
+      ct_rng_fill(&rng, dy, 3 * ny, -1.0f, 1.0f);
+      for (int j = 0; j < 6; j++) {
+        if (j % 2 && !bias) continue;
+        P[j] = new_param(j % 2 ? "b" : "W", j % 2 ? 1 : 2, j % 2 ? M : C, j % 2 ? 0 : M);
+        int64_t c = ct_param_numel(P[j]);
+        ct_rng_fill(&rng, pv, c, -0.5f, 0.5f);
+        CT_ASSERT_OK(ct_param_set(P[j], pv, c));
+      }
+      ct_morphism *fused = NULL, *c1 = NULL, *c2 = NULL, *id = NULL, *cc = NULL, *tri = NULL,
+                  *l[3] = {0}, *kv = NULL, *par = NULL, *comp = NULL;
+      CT_ASSERT_OK(ct_qkv(&fused, &x, CT_ROLE_SEQ, P[0], P[1], P[2], P[3], P[4], P[5]));
+      CT_ASSERT_OK(ct_copy(&c1, &x));
+      CT_ASSERT_OK(ct_copy(&c2, &x));
+      CT_ASSERT_OK(ct_identity(&id, &x, 1));
+      CT_ASSERT_OK(ct_tensor(&cc, c2, id));
+      CT_ASSERT_OK(ct_then(&tri, c1, cc));
+      for (int j = 0; j < 3; j++)
+        CT_ASSERT_OK(ct_linear(&l[j], &x, CT_ROLE_SEQ, P[2 * j], P[2 * j + 1]));
+      CT_ASSERT_OK(ct_tensor(&kv, l[1], l[2]));
+      CT_ASSERT_OK(ct_tensor(&par, l[0], kv));
+      CT_ASSERT_OK(ct_then(&comp, tri, par));
+      assert_int_equal(ct_morphism_cod_count(fused), 3);
+      /* per morphism: q, k, v, dx, then the six gradients */
+      float *got[2][10] = {{0}};
+      for (int k = 0; k < 2; k++) {
+        ct_plan *p = NULL;
+        CT_ASSERT_OK(ct_compile(&p, k ? comp : fused, cpu,
+                                CT_PLAN_REVERSE | CT_PLAN_GUARD | CT_PLAN_NO_REWRITE));
+        CT_ASSERT_OK(ct_plan_set_input(p, 0, xv, n));
+        CT_ASSERT_OK(ct_plan_forward(p));
+        for (int j = 0; j < 3; j++) {
+          got[k][j] = malloc((size_t)ny * sizeof(float));
+          CT_ASSERT_OK(ct_plan_get_output(p, j, got[k][j], ny));
+          CT_ASSERT_OK(ct_plan_set_output_grad(p, j, dy + j * ny, ny));
+        }
+        CT_ASSERT_OK(ct_plan_reverse(p));
+        got[k][3] = malloc((size_t)n * sizeof(float));
+        CT_ASSERT_OK(ct_plan_get_input_grad(p, 0, got[k][3], n));
+        for (int j = 0; j < 6; j++)
+          if (P[j]) {
+            got[k][4 + j] = malloc((size_t)ct_param_numel(P[j]) * sizeof(float));
+            CT_ASSERT_OK(ct_plan_get_param_grad(p, P[j], got[k][4 + j], ct_param_numel(P[j])));
+          }
+        CT_ASSERT_OK(ct_plan_check_guards(p));
+        ct_plan_free(p);
+      }
+      static const char *const what[10] = {"q", "k", "v", "dx", "dWq", "dbq", "dWk", "dbk",
+                                           "dWv", "dbv"};
+      for (int j = 0; j < 10; j++) {
+        int64_t c = j < 3 ? ny : j == 3 ? n : P[j - 4] ? ct_param_numel(P[j - 4]) : 0;
+        expect_close(got[0][j], got[1][j], c, what[j]);
+      }
+      for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 10; j++) free(got[k][j]);
+      ct_morphism *tmp[] = {fused, c1, c2, id, cc, tri, l[0], l[1], l[2], kv, par, comp};
+      for (size_t j = 0; j < sizeof tmp / sizeof tmp[0]; j++) ct_morphism_free(tmp[j]);
+      for (int j = 0; j < 6; j++) ct_param_free(P[j]);
+      free(xv);
+      free(dy);
+      free(pv);
     }
 }
 
@@ -752,6 +878,47 @@ static void test_constructor_errors(void **state) {
   CT_ASSERT_MESSAGE_HAS("ct_linear_gelu");
   CT_ASSERT_STATUS(ct_linear_gelu(&m, &x, CT_ROLE_SEQ, NULL, NULL), CT_ERR_INVALID_ARG);
   CT_ASSERT_MESSAGE_HAS("ct_linear_gelu");
+  /* qkv: ct_linear's checks on each weight and bias, named ct_qkv; biases all or none */
+  ct_param *W64b = new_param("W64b", 2, 6, 4), *W64c = new_param("W64c", 2, 6, 4),
+           *b4b = new_param("b4b", 1, 4, 0), *b4c = new_param("b4c", 1, 4, 0);
+  CT_ASSERT_OK(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, b4, W64b, b4b, W64c, b4c));
+  assert_int_equal(ct_morphism_cod_count(m), 3);
+  ct_morphism_free(m);
+  m = NULL;
+  CT_ASSERT_OK(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, NULL, W64b, NULL, W64c, NULL));
+  ct_morphism_free(m);
+  m = NULL;
+  EXPECT_SHAPE_ERROR(ct_qkv(&m, &x, CT_ROLE_HIDDEN, W64, b4, W64b, b4b, W64c, b4c), "ct_qkv",
+                     "HIDDEN");
+  EXPECT_SHAPE_ERROR(ct_qkv(&m, &x, CT_ROLE_SEQ, W54, b4, W64b, b4b, W64c, b4c), "ct_qkv",
+                     "W54", str(&x, b1));
+  EXPECT_SHAPE_ERROR(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, b4, W54, b4b, W64c, b4c), "ct_qkv", "W54");
+  EXPECT_SHAPE_ERROR(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, b4, W64b, b4b, W54, b4c), "ct_qkv", "W54");
+  EXPECT_SHAPE_ERROR(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, b4, W64b, b5, W64c, b4c), "ct_qkv", "b5",
+                     "W64b");
+  EXPECT_SHAPE_ERROR(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, b4, W64b, b4b, Wv, b4c), "ct_qkv", "Wvec");
+  EXPECT_SHAPE_ERROR(ct_qkv(&m, &h, CT_ROLE_SEQ, W64, b4, W64b, b4b, W64c, b4c), "ct_qkv",
+                     str(&h, b1));
+  CT_ASSERT_STATUS(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, b4, W64b, NULL, W64c, b4c),
+                   CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_qkv");
+  CT_ASSERT_MESSAGE_HAS("bk");
+  CT_ASSERT_STATUS(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, NULL, W64b, NULL, W64c, b4c),
+                   CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("bv");
+  CT_ASSERT_STATUS(ct_qkv(&m, &x, CT_ROLE_SEQ, W64, b4, NULL, b4b, W64c, b4c), CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_qkv");
+  CT_ASSERT_MESSAGE_HAS("wk");
+  CT_ASSERT_STATUS(ct_qkv(&m, NULL, CT_ROLE_SEQ, W64, b4, W64b, b4b, W64c, b4c),
+                   CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_qkv");
+  CT_ASSERT_STATUS(ct_qkv(NULL, &x, CT_ROLE_SEQ, W64, b4, W64b, b4b, W64c, b4c),
+                   CT_ERR_INVALID_ARG);
+  CT_ASSERT_MESSAGE_HAS("ct_qkv");
+  ct_param_free(W64b);
+  ct_param_free(W64c);
+  ct_param_free(b4b);
+  ct_param_free(b4c);
   ct_param_free(b4);
   ct_param_free(b5);
   ct_param_free(Wv);
@@ -1163,6 +1330,8 @@ int main(void) {
       cmocka_unit_test(test_grad_gelu),
       cmocka_unit_test(test_grad_linear_gelu),
       cmocka_unit_test(test_linear_gelu_is_linear_then_gelu),
+      cmocka_unit_test(test_grad_qkv),
+      cmocka_unit_test(test_qkv_is_three_linears),
       cmocka_unit_test(test_grad_heads),
       cmocka_unit_test(test_grad_attention_heads),
       cmocka_unit_test(test_grad_attention_one_head),

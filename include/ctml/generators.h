@@ -28,7 +28,8 @@ extern "C" {
   X(CAUSAL_SOFTMAX, "causal_softmax")        \
   X(ATTN_APPLY, "attn_apply")                \
   X(LINEAR_GELU, "linear_gelu")              \
-  X(ADD_LAYERNORM, "add_layernorm")
+  X(ADD_LAYERNORM, "add_layernorm")          \
+  X(QKV, "qkv")
 
 typedef enum ct_op {
 #define CT__OP_ENUM(e, n) CT_OP_##e,

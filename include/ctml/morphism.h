@@ -72,6 +72,12 @@ ct_status ct_gelu(ct_morphism **out, const ct_object *x);
  * result of ct_linear followed by ct_gelu. */
 ct_status ct_linear_gelu(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *W,
                          ct_param *b);
+/* Three linears of one input x -> q (x) k (x) v with q = x . Wq + bq, k = x . Wk + bk,
+ * v = x . Wv + bv: the objects of ct_linear for each (the same out_role), the result of
+ * copy ; (copy (x) id) ; (linear (x) (linear (x) linear)). The biases are all given or
+ * all NULL. The six parameters stay separate tensors. */
+ct_status ct_qkv(ct_morphism **out, const ct_object *x, ct_role out_role, ct_param *wq,
+                 ct_param *bq, ct_param *wk, ct_param *bk, ct_param *wv, ct_param *bv);
 /* SEQ f32[B,T,C] -> HEADS f32[B,H,T,C/H]: y[b,h,t,d] = x[b,t,h*(C/H)+d]; H must divide C.
  * Its reverse derivative is head_merge. */
 ct_status ct_head_split(ct_morphism **out, const ct_object *x, int64_t heads);

@@ -4,7 +4,8 @@
  *   nt: A is M x K, B is stored N x K     dx = dy . W^T
  *   tn: A is stored K x M, B is K x N     dW += x^T . dy (beta = 1)
  * beta is 0 (C is overwritten, never read) or 1 (accumulate). Launch
- * dimension 2 runs a batch of such products (the attention generators').
+ * dimension 2 runs a batch of such products (the attention generators'); the nn3
+ * kernels run three nn products of one A with three B, bias and C (qkv's forward). 
  * Two families: register-blocked (each work-item computes a 4 x CT_RB_W tile
  * straight from global memory with vector loads; nt transposes B first) and
  * local-memory tiled (a 16 x 16 work-group computes a 64 x 64 tile through
@@ -110,6 +111,21 @@ typedef float4 ct_vec;
       global const float *bias, int has_bias, float beta, global float *C, long sa,     \
       long sb, long sc
 
+/* The nn3 kernels: product z of three picks B, bias and C by z; beta 0. */
+#define CT_GEMM_ARGS3                                                                         \
+  int M, int N, int K, global const float *A, global const float *B0, global const float *B1, \
+      global const float *B2, global const float *bias0, global const float *bias1,           \
+      global const float *bias2, int has_bias, global float *C0, global float *C1,            \
+      global float *C2
+
+#define CT_GEMM_PICK3()                                                              \
+  int z3_ = (int)get_global_id(2);                                                   \
+  global const float *B = z3_ == 0 ? B0 : z3_ == 1 ? B1 : B2;                        \
+  global const float *bias = z3_ == 0 ? bias0 : z3_ == 1 ? bias1 : bias2;            \
+  global float *C = z3_ == 0 ? C0 : z3_ == 1 ? C1 : C2;                              \
+  const float beta = 0.0f;                                                           \
+  const long sa = 0, sb = 0, sc = 0
+
 #define CT_GEMM_BATCH()                   \
   do {                                    \
     long z_ = (long)get_global_id(2);     \
@@ -137,7 +153,7 @@ typedef float4 ct_vec;
   CT_GEMM_STORE_ROW(i0 + 3, t3)
 
 /* nn: four rows of A read along k four at a time; rows of B as vectors. */
-kernel void ct_gemm_rb_nn(CT_GEMM_ARGS) {
+void ct_gemm_rb_nn_tile(CT_GEMM_ARGS) {
   CT_TILE_START(CT_A_NN, CT_B_NN);
   global const float *a0 = A + (long)i0 * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
   global const float *b = B + j0;
@@ -165,6 +181,15 @@ kernel void ct_gemm_rb_nn(CT_GEMM_ARGS) {
     c3 = mad((ct_vec)(a3[k]), bk, c3);
   }
   CT_TILE_FINISH();
+}
+
+kernel void ct_gemm_rb_nn(CT_GEMM_ARGS) {
+  ct_gemm_rb_nn_tile(M, N, K, A, B, bias, has_bias, beta, C, sa, sb, sc);
+}
+
+kernel void ct_gemm_rb_nn3(CT_GEMM_ARGS3) {
+  CT_GEMM_PICK3();
+  ct_gemm_rb_nn_tile(M, N, K, A, B, bias, has_bias, beta, C, sa, sb, sc);
 }
 
 /* tn: a column of four A^T entries (contiguous in A) and a row of B per k. */
@@ -206,9 +231,9 @@ kernel void ct_transpose(global const float *src, global float *dst, int rows, i
 #define CT_LT_BN 64
 #define CT_LT_BK 16
 
-/* a_contig_k: A's contiguous axis is k (nn, nt); b_contig_k: B's is k (nt). */
-#define CT_GEMM_LT(name, AE, BE, a_contig_k, b_contig_k)                                  \
-  kernel __attribute__((reqd_work_group_size(CT_LT_T, CT_LT_T, 1))) void name(CT_GEMM_ARGS) { \
+/* a_contig_k: A's contiguous axis is k (nn, nt); b_contig_k: B's is k (nt). The body
+ * of a kernel whose arguments (or locals) are CT_GEMM_ARGS's names. */
+#define CT_GEMM_LT_BODY(AE, BE, a_contig_k, b_contig_k)                                   \
     local float As[CT_LT_BK][CT_LT_BM + 1];                                               \
     local float Bs[CT_LT_BK][CT_LT_BN + 1];                                               \
     CT_GEMM_BATCH();                                                                      \
@@ -247,10 +272,20 @@ kernel void ct_transpose(global const float *src, global float *dst, int rows, i
       for (int c = 0; c < 4; c++) {                                                       \
         int i = bi + ty + CT_LT_T * r, j = bj + tx + CT_LT_T * c;                         \
         if (i < M && j < N) CT_GEMM_STORE(i, j, acc[r][c]);                               \
-      }                                                                                   \
+      }
+
+#define CT_GEMM_LT(name, AE, BE, a_contig_k, b_contig_k)                                  \
+  kernel __attribute__((reqd_work_group_size(CT_LT_T, CT_LT_T, 1))) void name(CT_GEMM_ARGS) { \
+    CT_GEMM_LT_BODY(AE, BE, a_contig_k, b_contig_k)                                       \
   }
 
 CT_GEMM_LT(ct_gemm_lt_nn, CT_A_NN, CT_B_NN, 1, 0)
 CT_GEMM_LT(ct_gemm_lt_nt, CT_A_NN, CT_B_NT, 1, 1)
 CT_GEMM_LT(ct_gemm_lt_tn, CT_A_TN, CT_B_NN, 0, 0)
+
+kernel __attribute__((reqd_work_group_size(CT_LT_T, CT_LT_T, 1))) void ct_gemm_lt_nn3(
+    CT_GEMM_ARGS3) {
+  CT_GEMM_PICK3();
+  CT_GEMM_LT_BODY(CT_A_NN, CT_B_NN, 1, 0)
+}
 

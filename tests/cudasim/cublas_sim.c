@@ -265,10 +265,13 @@ static int tf32_enabled(cublasMath_t math) {
   return !(override && strcmp(override, "0") == 0);
 }
 
-/* ---- gemm and strided batched gemm ---------------------------------------------------- */
+/* ---- gemm, strided batched and batched gemm --------------------------------------------- */
 
 typedef struct gemm_args {
-  int batched; /* names the call cublasSgemmStridedBatched, matrices A[i] */
+  int batched; /* 1: cublasSgemmStridedBatched, 2: cublasSgemmBatched; matrices A[i] */
+  /* cublasSgemmBatched: device arrays of batch pointers, read when the product runs */
+  const float *const *Aarr, *const *Barr;
+  float *const *Carr;
   cublasOperation_t transa, transb;
   int m, n, k, lda, ldb, ldc, batch;
   long long stride_a, stride_b, stride_c;
@@ -290,9 +293,35 @@ static void pack(const float *X, int ld, int outer, int k, int inner_contiguous,
     }
 }
 
+static const char *gemm_name(const gemm_args *a) {
+  return a->batched == 2 ? "cublasSgemmBatched"
+                         : a->batched ? "cublasSgemmStridedBatched" : "cublasSgemm";
+}
+
+/* Entry i's matrices: from the pointer arrays (cublasSgemmBatched, once
+ * gemm_arrays_ok has checked them) or base + i stride. */
+static const float *gemm_a(const gemm_args *a, int i) {
+  return a->batched == 2 ? a->Aarr[i] : float_offset(a->A, i * a->stride_a);
+}
+static const float *gemm_b(const gemm_args *a, int i) {
+  return a->batched == 2 ? a->Barr[i] : float_offset(a->B, i * a->stride_b);
+}
+static float *gemm_c(const gemm_args *a, int i) {
+  return a->batched == 2 ? a->Carr[i] : float_offset(a->C, i * a->stride_c);
+}
+
+/* cublasSgemmBatched: the three pointer arrays lie in device memory. */
+static int gemm_arrays_ok(const gemm_args *a) {
+  if (a->batched != 2) return 1;
+  size_t bytes = (size_t)a->batch * sizeof(void *);
+  return ctsim_device_range_ok(a->Aarr, bytes, "cublasSgemmBatched: Aarray") &&
+         ctsim_device_range_ok(a->Barr, bytes, "cublasSgemmBatched: Barray") &&
+         ctsim_device_range_ok(a->Carr, bytes, "cublasSgemmBatched: Carray");
+}
+
 /* Checks every extent entry i of a gemm touches; A and B only when read. */
 static int gemm_ranges_ok(const gemm_args *a, int i, int use_ab) {
-  const char *fn = a->batched ? "cublasSgemmStridedBatched" : "cublasSgemm";
+  const char *fn = gemm_name(a);
   /* A and B as stored: op(A) is m x k, op(B) is k x n. */
   int a_rows = a->transa == CUBLAS_OP_N ? a->m : a->k;
   int a_cols = a->transa == CUBLAS_OP_N ? a->k : a->m;
@@ -302,16 +331,14 @@ static int gemm_ranges_ok(const gemm_args *a, int i, int use_ab) {
   if (a->batched) snprintf(at, sizeof at, "[%d]", i);
   if (use_ab) {
     snprintf(what, sizeof what, "%s: A%s (%d x %d, lda %d)", fn, at, a_rows, a_cols, a->lda);
-    if (!range_ok(float_offset(a->A, i * a->stride_a), matrix_extent(a_rows, a_cols, a->lda),
-                  what))
+    if (!range_ok(gemm_a(a, i), matrix_extent(a_rows, a_cols, a->lda), what))
       return 0;
     snprintf(what, sizeof what, "%s: B%s (%d x %d, ldb %d)", fn, at, b_rows, b_cols, a->ldb);
-    if (!range_ok(float_offset(a->B, i * a->stride_b), matrix_extent(b_rows, b_cols, a->ldb),
-                  what))
+    if (!range_ok(gemm_b(a, i), matrix_extent(b_rows, b_cols, a->ldb), what))
       return 0;
   }
   snprintf(what, sizeof what, "%s: C%s (%d x %d, ldc %d)", fn, at, a->m, a->n, a->ldc);
-  return range_ok(float_offset(a->C, i * a->stride_c), matrix_extent(a->m, a->n, a->ldc), what);
+  return range_ok(gemm_c(a, i), matrix_extent(a->m, a->n, a->ldc), what);
 }
 
 /* C[i] = alpha op(A[i]) op(B[i]) + beta C[i] for each batch entry i, once
@@ -319,22 +346,22 @@ static int gemm_ranges_ok(const gemm_args *a, int i, int use_ab) {
 static void gemm_run(void *p) {
   const gemm_args *a = p;
   int use_ab = a->alpha != 0.0f && a->k > 0;
+  if (!gemm_arrays_ok(a)) return;
   for (int i = 0; i < a->batch; i++)
     if (!gemm_ranges_ok(a, i, use_ab)) return;
   /* op(A) and op(B) copied with k contiguous, rounded to TF32 when on. */
   float *ap = use_ab ? malloc((size_t)a->m * a->k * sizeof *ap) : NULL;
   float *bp = use_ab ? malloc((size_t)a->n * a->k * sizeof *bp) : NULL;
   if (use_ab && (!ap || !bp)) {
-    ctsim_fault("%s: no host memory for a %d x %d x %d product",
-                a->batched ? "cublasSgemmStridedBatched" : "cublasSgemm", a->m, a->n, a->k);
+    ctsim_fault("%s: no host memory for a %d x %d x %d product", gemm_name(a), a->m, a->n,
+                a->k);
     free(ap);
     free(bp);
     return;
   }
   for (int i = 0; i < a->batch; i++) {
-    const float *A = float_offset(a->A, i * a->stride_a);
-    const float *B = float_offset(a->B, i * a->stride_b);
-    float *C = float_offset(a->C, i * a->stride_c);
+    const float *A = gemm_a(a, i), *B = gemm_b(a, i);
+    float *C = gemm_c(a, i);
     if (!use_ab) {
       for (int j = 0; j < a->n; j++)
         for (int r = 0; r < a->m; r++) {
@@ -368,13 +395,12 @@ static cublasStatus_t gemm_call(cublasHandle_t handle, gemm_args *a, const float
   if (a->ldb < max1(a->transb == CUBLAS_OP_N ? a->k : a->n)) return CUBLAS_STATUS_INVALID_VALUE;
   if (a->ldc < max1(a->m)) return CUBLAS_STATUS_INVALID_VALUE;
   if (!alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
-  if (!a->C && *beta != 0.0f) return CUBLAS_STATUS_INVALID_VALUE;
+  if (a->batched != 2 && !a->C && *beta != 0.0f) return CUBLAS_STATUS_INVALID_VALUE;
   if (a->m == 0 || a->n == 0 || a->batch == 0) return CUBLAS_STATUS_SUCCESS;
   a->alpha = *alpha;
   a->beta = *beta;
   a->tf32 = tf32_enabled(handle->math);
-  const char *name = a->batched ? "cublasSgemmStridedBatched" : "cublasSgemm";
-  return enqueue_status(ctsim_enqueue(handle->stream, name, gemm_run, a, sizeof *a));
+  return enqueue_status(ctsim_enqueue(handle->stream, gemm_name(a), gemm_run, a, sizeof *a));
 }
 
 cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
@@ -395,6 +421,17 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
   gemm_args a = {.batched = 1, .transa = transa, .transb = transb, .m = m, .n = n, .k = k,
                  .lda = lda, .ldb = ldb, .ldc = ldc, .batch = batchCount, .stride_a = strideA,
                  .stride_b = strideB, .stride_c = strideC, .A = A, .B = B, .C = C};
+  return gemm_call(handle, &a, alpha, beta);
+}
+
+cublasStatus_t cublasSgemmBatched(cublasHandle_t handle, cublasOperation_t transa,
+                                  cublasOperation_t transb, int m, int n, int k,
+                                  const float *alpha, const float *const Aarray[], int lda,
+                                  const float *const Barray[], int ldb, const float *beta,
+                                  float *const Carray[], int ldc, int batchCount) {
+  gemm_args a = {.batched = 2, .transa = transa, .transb = transb, .m = m, .n = n, .k = k,
+                 .lda = lda, .ldb = ldb, .ldc = ldc, .batch = batchCount, .Aarr = Aarray,
+                 .Barr = Barray, .Carr = Carray};
   return gemm_call(handle, &a, alpha, beta);
 }
 

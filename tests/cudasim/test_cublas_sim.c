@@ -403,6 +403,54 @@ static void test_gemv_matches_definition(void **state) {
 
 /* ---- accumulation ------------------------------------------------------------------------- */
 
+/* cublasSgemmBatched (pointer arrays in device memory, read when the product runs;
+ * one B shared by the three entries, C accumulated with beta 1) gives each entry's
+ * cublasSgemm bit for bit. */
+static void test_gemm_batched_matches_gemm(void **state) {
+  (void)state;
+  enum { M = 7, N = 5, K = 9 };
+  cublasHandle_t h = new_handle();
+  float a[3][M * K], b[K * N], c0[M * N], got[M * N], want[M * N];
+  for (int j = 0; j < 3; j++)
+    for (int i = 0; i < M * K; i++) a[j][i] = (float)((i * 7 + j * 3) % 11) / 8.0f - 0.6f;
+  for (int i = 0; i < K * N; i++) b[i] = (float)((i * 5) % 13) / 16.0f - 0.4f;
+  for (int i = 0; i < M * N; i++) c0[i] = (float)(i % 5) - 2.0f;
+  const float one = 1.0f;
+  float *dA[3], *dC[3], *dC1 = dev_from(c0, M * N), *dB = dev_from(b, K * N);
+  for (int j = 0; j < 3; j++) {
+    dA[j] = dev_from(a[j], M * K);
+    dC[j] = dev_from(c0, M * N);
+  }
+  const float *ha[3] = {dA[0], dA[1], dA[2]}, *hb[3] = {dB, dB, dB};
+  float *hc[3] = {dC[0], dC[1], dC[2]};
+  void **arr;
+  ASSERT_CUDA(cudaMalloc((void **)&arr, 9 * sizeof(void *)));
+  ASSERT_CUDA(cudaMemcpy(arr, ha, sizeof ha, cudaMemcpyHostToDevice));
+  ASSERT_CUDA(cudaMemcpy(arr + 3, hb, sizeof hb, cudaMemcpyHostToDevice));
+  ASSERT_CUDA(cudaMemcpy(arr + 6, hc, sizeof hc, cudaMemcpyHostToDevice));
+  ASSERT_BLAS(cublasSgemmBatched(h, CUBLAS_OP_N, CUBLAS_OP_N, M, N, K, &one,
+                                 (const float *const *)arr, M, (const float *const *)(arr + 3), K,
+                                 &one, (float *const *)(arr + 6), M, 3),
+              CUBLAS_STATUS_SUCCESS);
+  for (int j = 0; j < 3; j++) {
+    ASSERT_CUDA(cudaMemcpy(dC1, c0, sizeof c0, cudaMemcpyHostToDevice));
+    ASSERT_BLAS(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, M, N, K, &one, dA[j], M, dB, K, &one,
+                            dC1, M),
+                CUBLAS_STATUS_SUCCESS);
+    to_host(want, dC1, M * N);
+    to_host(got, dC[j], M * N);
+    for (int i = 0; i < M * N; i++) assert_true(same_bits(got[i], want[i]));
+  }
+  for (int j = 0; j < 3; j++) {
+    ASSERT_CUDA(cudaFree(dA[j]));
+    ASSERT_CUDA(cudaFree(dC[j]));
+  }
+  ASSERT_CUDA(cudaFree(dB));
+  ASSERT_CUDA(cudaFree(dC1));
+  ASSERT_CUDA(cudaFree(arr));
+  ASSERT_BLAS(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+}
+
 /* 1 amid 4096 terms of 2^-24: in double the sum is exactly 1 + 2^-12, which
  * float holds; a float accumulator drops every 2^-24 next to 1 (a tie, to
  * even) and ends at most at 1 + 2^-13, whatever its order. */
@@ -975,6 +1023,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gemm_matches_definition),
       cmocka_unit_test(test_gemm_strided_batched_matches_definition),
+      cmocka_unit_test(test_gemm_batched_matches_gemm),
       cmocka_unit_test(test_gemv_matches_definition),
       cmocka_unit_test(test_dot_products_accumulate_in_double),
       cmocka_unit_test(test_tf32_rounds_inputs_to_nearest_even),

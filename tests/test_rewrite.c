@@ -14,6 +14,22 @@ static const char *const backend_names[N_BACKENDS] = {"cpu", "opencl", "cuda"};
 static int checked[64][N_BACKENDS];
 static const char *where[N_BACKENDS];
 
+/* Sets be and info to backend b, or skips the calling test, by name, when it
+ * is absent; a simulated backend's absence is a failure, never a skip. */
+#define NEED_BACKEND(b, be, info)                                                            \
+  do {                                                                                       \
+    memset(&(info), 0, sizeof(info));                                                        \
+    for (int i_ = 0; i_ < ct_backend_count(); i_++)                                          \
+      if (ct_backend_info_get(i_, &(info)) == CT_OK && !strcmp((info).name, backend_names[b])) \
+        break;                                                                               \
+    if (ct_backend_get(backend_names[b], &(be)) != CT_OK) {                                  \
+      if ((info).simulated)                                                                  \
+        fail_msg("the simulated %s backend is absent: %s", backend_names[b], ct_last_error()); \
+      print_message("    skipped (%s absent): %s\n", backend_names[b], ct_last_error());      \
+      skip();                                                                                \
+    }                                                                                        \
+  } while (0)
+
 static void free_args(ct__rule_args *a) {
   for (int k = 0; k < CT__MAX_PARAMS; k++) ct_param_free(a->param[k]);
   memset(a, 0, sizeof *a);
@@ -159,14 +175,8 @@ static float *run_side(const ct_backend *be, const ct_morphism *m, ct_param *con
 
 static void check_laws_on(int b) {
   const ct_backend *be = NULL;
-  ct_backend_info info = {0};
-  for (int i = 0; i < ct_backend_count(); i++)
-    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, backend_names[b])) break;
-  if (ct_backend_get(backend_names[b], &be) != CT_OK) {
-    if (info.simulated) fail_msg("the simulated %s backend is absent: %s", backend_names[b], ct_last_error());
-    print_message("    skipped (%s absent): %s\n", backend_names[b], ct_last_error());
-    skip();
-  }
+  ct_backend_info info;
+  NEED_BACKEND(b, be, info);
   where[b] = info.simulated ? "simulator" : b == 0 ? "host" : "hardware";
   for (int i = 0; i < ct__rule_count(); i++) {
     const ct__rule *r = ct__rule_at(i);
@@ -202,14 +212,8 @@ static void check_laws_on(int b) {
  * and parameters after 20 AdamW steps. */
 static void check_gpt_on(int b) {
   const ct_backend *be = NULL;
-  ct_backend_info info = {0};
-  for (int i = 0; i < ct_backend_count(); i++)
-    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, backend_names[b])) break;
-  if (ct_backend_get(backend_names[b], &be) != CT_OK) {
-    if (info.simulated) fail_msg("the simulated %s backend is absent: %s", backend_names[b], ct_last_error());
-    print_message("    skipped (%s absent): %s\n", backend_names[b], ct_last_error());
-    skip();
-  }
+  ct_backend_info info;
+  NEED_BACKEND(b, be, info);
   const ct_gpt_config cfg = {11, 8, 2, 2, 16};
   const int64_t B = 2, T = 8, n = B * T;
   int32_t in[16], tg[16];

@@ -138,7 +138,7 @@ mut M33 $B "linear_fwd: bias dropped (beta 0 after ct__cu_bias_rows)" \
   '&zero, a->out[0],'
 mut M34 $B "linear_rev dW: beta 0 (overwrites instead of accumulating)" \
   '&one, a->dparam[0], (int)m));' \
-  '&zero, a->dparam[0], (int)m));'
+  '(const float[]){0.0f}, a->dparam[0], (int)m));'
 mut M35 $B "attn_apply_fwd: batch stride of the weights T*D instead of T*T" \
   'T * D, a->in[0], T, T * T, a->out[0], D, T * D, batch));' \
   'T * D, a->in[0], T, T * D, a->out[0], D, T * D, batch));'

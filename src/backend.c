@@ -128,6 +128,15 @@ ct_status ct_backend_set_option(const char *backend, const char *key, const char
 
 const char *ct_backend_name(const ct_backend *b) { return b ? b->name : "(null)"; }
 
+bool ct__backend_runs(const ct_backend *b, ct_op op, bool reverse) {
+  const ct__op_info *info = ct__op(op);
+  bool fwd = b->forward[op] && b->supports(op, CT_FORWARD);
+  bool rev = info->reverse_is_zero ||
+             (info->reverse_as >= 0 ? b->forward[info->reverse_as] != NULL
+                                    : b->reverse[op] && b->supports(op, CT_REVERSE));
+  return fwd && (!reverse || rev);
+}
+
 void *ct__backend_ctx(const ct_backend *b) {
   for (int i = 0; i < CT__NBACKENDS; i++)
     if (ct__registry[i].table == b) return ct__registry[i].ctx;

@@ -142,6 +142,10 @@ struct ct_backend {
   int (*list_devices)(ct_device_info *out, int max);
 };
 
+/* Whether b runs op: its forward, and with reverse also its reverse (a kernel
+ * of its own, the forward it reverses as, or a zero fill). */
+bool ct__backend_runs(const ct_backend *b, ct_op op, bool reverse);
+
 /* The opened device context of a present backend. */
 void *ct__backend_ctx(const ct_backend *b);
 

@@ -306,7 +306,8 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
   CT__TRY(ct__check_linear(m));
   ct__rewrite_log log = {0};
   ct_morphism *rewritten = NULL;
-  if (!(mode & CT_PLAN_NO_REWRITE)) CT__TRY(ct__rewrite(m, &rewritten, &log));
+  if (!(mode & CT_PLAN_NO_REWRITE))
+    CT__TRY(ct__rewrite(m, backend, (mode & CT_PLAN_REVERSE) != 0, &rewritten, &log));
   ct_status s = ct__compile(out, rewritten ? rewritten : m, backend, mode);
   ct_morphism_free(rewritten);
   if (s == CT_OK)
@@ -328,14 +329,10 @@ static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backe
   bool reverse = (mode & CT_PLAN_REVERSE) != 0;
   for (int i = 0; i < m->n_nodes; i++) {
     ct_op op = m->nodes[i].op;
-    const ct__op_info *info = ct__op(op);
-    bool fwd = backend->forward[op] && backend->supports(op, CT_FORWARD);
-    bool rev = info->reverse_is_zero ||
-               (info->reverse_as >= 0 ? backend->forward[info->reverse_as] != NULL
-                                      : backend->reverse[op] && backend->supports(op, CT_REVERSE));
-    if (!fwd || (reverse && !rev))
+    if (!ct__backend_runs(backend, op, reverse))
       return ct__fail(CT_ERR_UNSUPPORTED, "ct_compile: backend '%s' does not support %s %s (node %d)",
-                      backend->name, ct_op_name(op), fwd ? "reverse" : "forward", i);
+                      backend->name, ct_op_name(op),
+                      ct__backend_runs(backend, op, false) ? "reverse" : "forward", i);
   }
   ct_plan *p = calloc(1, sizeof *p);
   if (!p) return ct__fail(CT_ERR_NOMEM, "ct_compile: out of host memory");

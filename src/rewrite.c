@@ -1,5 +1,6 @@
 /* Rewrite rules and the pass that applies them (see rewrite.h). */
 #include "rewrite.h"
+#include "backend_impl.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,8 +370,7 @@ static int ct__resolve(const ct__work *w, int v) {
 }
 
 /* The result's graph in canonical form: domain values first, then the nodes
- * in a topological order (the earliest ready node first), each node's outputs
- * in order. */
+ * in a topological order, each node's outputs in order. */
 static ct_status ct__canonical(const ct__work *w, const ct_morphism *m, ct_morphism **out) {
   int V = w->n_values, N = w->n_nodes;
   int *id = malloc(((size_t)V + 1) * sizeof *id);
@@ -384,19 +384,21 @@ static ct_status ct__canonical(const ct__work *w, const ct_morphism *m, ct_morph
   }
   for (int v = 0; v < V; v++) id[v] = -1;
   for (int i = 0; i < m->n_dom; i++) id[m->dom[i]] = i;
+  /* Passes in node order, each emitting every node whose inputs exist by then:
+   * the kept nodes are already in order and the spliced ones come last, so a
+   * few passes suffice. */
   int next = m->n_dom, emitted = 0;
-  while (emitted < N) {
-    int pick = -1;
-    for (int i = 0; i < N && pick < 0; i++) {
+  for (bool progress = true; emitted < N && progress;) {
+    progress = false;
+    for (int i = 0; i < N; i++) {
       if (done[i]) continue;
       bool ready = true;
       for (int k = 0; k < w->nodes[i].n_in && ready; k++) ready = id[w->nodes[i].in[k]] >= 0;
-      if (ready) pick = i;
+      if (!ready) continue;
+      done[i] = progress = true;
+      order[emitted++] = i;
+      for (int k = 0; k < w->nodes[i].n_out; k++) id[w->nodes[i].out[k]] = next++;
     }
-    if (pick < 0) break;
-    done[pick] = true;
-    order[emitted++] = pick;
-    for (int k = 0; k < w->nodes[pick].n_out; k++) id[w->nodes[pick].out[k]] = next++;
   }
   ct_status s = CT_OK;
   ct_morphism *r = NULL;
@@ -500,8 +502,8 @@ static ct_status ct__splice(const ct_morphism *m, const ct__match *mt, ct_morphi
 }
 
 /* One sweep: every disjoint match of every rule, in node order. *fired counts them. */
-static ct_status ct__sweep(const ct_morphism *m, ct_morphism **out, ct__rewrite_log *log,
-                           int *fired) {
+static ct_status ct__sweep(const ct_morphism *m, const ct_backend *be, bool reverse,
+                           ct_morphism **out, ct__rewrite_log *log, int *fired) {
   *fired = 0;
   *out = NULL;
   int V = m->n_values, N = m->n_nodes;
@@ -531,6 +533,14 @@ static ct_status ct__sweep(const ct_morphism *m, ct_morphism **out, ct__rewrite_
                      ct_last_error());
         break;
       }
+      bool runs = true; /* a backend without the fused generator keeps the lhs */
+      for (int j = 0; be && runs && j < rhs[n]->n_nodes; j++)
+        runs = ct__backend_runs(be, rhs[n]->nodes[j].op, reverse);
+      if (!runs) {
+        ct_morphism_free(rhs[n]);
+        rhs[n] = NULL;
+        continue;
+      }
       for (int j = 0; j < cand.n_nodes; j++) taken[cand.nodes[j]] = true;
       ct__log_match(log, m, &ct__rules[r], &cand);
       mt[n++] = cand;
@@ -545,14 +555,15 @@ static ct_status ct__sweep(const ct_morphism *m, ct_morphism **out, ct__rewrite_
   return s;
 }
 
-ct_status ct__rewrite(const ct_morphism *m, ct_morphism **out, ct__rewrite_log *log) {
+ct_status ct__rewrite(const ct_morphism *m, const ct_backend *be, bool reverse, ct_morphism **out,
+                      ct__rewrite_log *log) {
   *out = NULL;
   ct_morphism *cur = NULL;
   /* Every rewrite removes nodes or fuses them, so sweeps end; the bound is a guard. */
   for (int sweep = 0; sweep < 64; sweep++) {
     ct_morphism *next = NULL;
     int fired = 0;
-    ct_status s = ct__sweep(cur ? cur : m, &next, log, &fired);
+    ct_status s = ct__sweep(cur ? cur : m, be, reverse, &next, log, &fired);
     if (s != CT_OK) {
       ct_morphism_free(cur);
       return s;

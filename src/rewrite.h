@@ -53,8 +53,11 @@ typedef struct ct__rewrite_log {
 void ct__rewrite_log_free(ct__rewrite_log *log);
 
 /* *out = m with every match of every rule replaced, repeated until none
- * matches; the same domain, codomain and parameters. log (may be NULL)
- * gains a line per rewrite. */
-ct_status ct__rewrite(const ct_morphism *m, ct_morphism **out, ct__rewrite_log *log);
+ * matches; the same domain, codomain and parameters. With a backend, a match
+ * is replaced only when the backend runs every generator of the rhs (forward,
+ * and reverse when reverse); NULL: always. log (may be NULL) gains a line per
+ * rewrite. *out stays NULL when nothing matched. */
+ct_status ct__rewrite(const ct_morphism *m, const ct_backend *be, bool reverse, ct_morphism **out,
+                      ct__rewrite_log *log);
 
 #endif

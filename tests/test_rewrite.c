@@ -6,6 +6,7 @@
  * the DESIGN.md tolerances. A rule without an example fails. The table
  * printed at the end says which rule ran where. */
 #include "ct_test.h"
+#include "backend_impl.h" /* a cpu_ref table without a fused generator */
 #include "rewrite.h"
 
 #define N_BACKENDS 3
@@ -100,7 +101,7 @@ static void test_pass_turns_lhs_into_rhs(void **state) {
         assert_true(ct_object_equal(ct_morphism_cod(lhs, c), ct_morphism_cod(rhs, c)));
       assert_true(same_params(lhs, rhs));
       ct__rewrite_log log = {0};
-      CT_ASSERT_OK(ct__rewrite(lhs, &got, &log));
+      CT_ASSERT_OK(ct__rewrite(lhs, NULL, true, &got, &log));
       if (!got) fail_msg("rule %s: the pass does not match its own lhs", r->name);
       if (!ct_morphism_equal(got, rhs)) {
         char g[512], w[512];
@@ -112,7 +113,7 @@ static void test_pass_turns_lhs_into_rhs(void **state) {
       if (k == 0) print_message("    %-16s %s: %s\n", r->name, r->equation, log.lines[0]);
       ct__rewrite_log_free(&log);
       ct_morphism *again = NULL;
-      CT_ASSERT_OK(ct__rewrite(rhs, &again, NULL));
+      CT_ASSERT_OK(ct__rewrite(rhs, NULL, true, &again, NULL));
       assert_null(again);
       ct_morphism_free(got);
       ct_morphism_free(lhs);
@@ -293,6 +294,29 @@ static void test_gpt_cpu(void **state) { (void)state; check_gpt_on(0); }
 static void test_gpt_opencl(void **state) { (void)state; check_gpt_on(1); }
 static void test_gpt_cuda(void **state) { (void)state; check_gpt_on(2); }
 
+/* A backend without a fused generator keeps the lhs of its rule: the plan
+ * compiles, and only the other rules fire. */
+static void test_rules_follow_the_backend(void **state) {
+  (void)state;
+  ct_backend partial = ct__cpu_backend;
+  partial.forward[CT_OP_LINEAR_GELU] = NULL;
+  partial.reverse[CT_OP_LINEAR_GELU] = NULL;
+  const ct_gpt_config cfg = {11, 8, 2, 2, 16};
+  ct_gpt *g;
+  ct_morphism *loss;
+  ct_plan *p;
+  CT_ASSERT_OK(ct_gpt_new(&g, &cfg, 5));
+  CT_ASSERT_OK(ct_gpt_loss(&loss, g, 2, 8));
+  CT_ASSERT_OK(ct_compile(&p, loss, &partial, CT_PLAN_REVERSE));
+  /* 2 layers on cpu: 8 rewrites, less linear_gelu x2 */
+  assert_int_equal(ct_plan_rewrite_count(p), 6);
+  for (int i = 0; i < ct_plan_rewrite_count(p); i++)
+    assert_null(strstr(ct_plan_rewrite(p, i), "linear_gelu"));
+  ct_plan_free(p);
+  ct_morphism_free(loss);
+  ct_gpt_free(g);
+}
+
 static void test_laws_cpu(void **state) { (void)state; check_laws_on(0); }
 static void test_laws_opencl(void **state) { (void)state; check_laws_on(1); }
 static void test_laws_cuda(void **state) { (void)state; check_laws_on(2); }
@@ -319,6 +343,7 @@ int main(void) {
       cmocka_unit_test(test_laws_cpu),
       cmocka_unit_test(test_laws_opencl),
       cmocka_unit_test(test_laws_cuda),
+      cmocka_unit_test(test_rules_follow_the_backend),
       cmocka_unit_test(test_gpt_cpu),
       cmocka_unit_test(test_gpt_opencl),
       cmocka_unit_test(test_gpt_cuda),

@@ -3,16 +3,16 @@
 # CMake, pkg-config, cmocka, and OpenCL (headers, the ICD loader and PoCL, an
 # OpenCL implementation on the CPU), and Debian's 'fortunes' (the default text
 # corpus of 'ctml train'). Packages already present are left alone.
-# Then Intel's CPU OpenCL runtime, the second implementation the OpenCL tests
-# run on, from PyPI into .deps/intel-opencl, and .deps/ocl-vendors, an ICD
-# vendors directory naming it beside the system's drivers (use it with
-# OCL_ICD_VENDORS=$PWD/.deps/ocl-vendors); see docs/opencl-platforms.md.
-# CTML_INTEL_OPENCL=0 skips that part; a failed install exits non-zero.
+# With CTML_INTEL_OPENCL=1 (CI sets it), also Intel's CPU OpenCL runtime, the
+# second implementation the OpenCL tests run on (about 230 MB from PyPI), into
+# .deps/intel-opencl, and .deps/ocl-vendors, an ICD vendors directory naming it
+# beside the system's drivers (use it with OCL_ICD_VENDORS=$PWD/.deps/ocl-vendors);
+# see docs/opencl-platforms.md. A failed install of it exits non-zero.
 # The CUDA backend is built when the CUDA toolkit (nvcc, cuBLAS) is installed;
 # it is not a Debian package here.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-want_intel=${CTML_INTEL_OPENCL:-1}
+want_intel=${CTML_INTEL_OPENCL:-0}
 [ "$(uname -m)" = x86_64 ] || want_intel=0 # the runtime's wheels are x86_64 only
 
 pkgs=(gcc make cmake pkg-config libcmocka-dev ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
@@ -36,7 +36,7 @@ else
 fi
 
 if [ "$want_intel" = 0 ]; then
-  echo "install-deps: Intel's OpenCL runtime skipped (CTML_INTEL_OPENCL=0 or not x86_64)"
+  echo "install-deps: Intel's OpenCL runtime not installed (CTML_INTEL_OPENCL=1 installs it, on x86_64)"
   exit 0
 fi
 
@@ -56,7 +56,7 @@ mkdir -p "$deps"
 fail() {
   echo "install-deps: FAILED: $*" >&2
   echo "install-deps: the OpenCL tests on Intel's runtime (test_cross_opencl_intel) need it;" \
-       "CTML_INTEL_OPENCL=0 skips this part" >&2
+       "without CTML_INTEL_OPENCL=1 this part is skipped" >&2
   exit 1
 }
 

@@ -38,6 +38,8 @@ ct_status ct__cpu_linear_gelu_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_linear_gelu_rev(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_qkv_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_qkv_rev(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_causal_attention_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_causal_attention_rev(void *ctx, const ct__kargs *a);
 /* GELU's pieces, shared by gelu and linear_gelu: y = gelu(x) and dx = dy gelu'(x) over
  * n elements, in double. */
 void ct__cpu_gelu_span(const float *x, float *y, int64_t n);

@@ -295,3 +295,103 @@ ct_status ct__cpu_attn_apply_rev(void *ctx, const ct__kargs *a) {
   }
   return CT_OK;
 }
+
+/* ---- causal_attention: SEQ [B,T,C] q, k, v with H heads of width D = C/H ---------- */
+
+/* Shapes of a causal_attention launch; element (b, t, head h, d) is at
+ * (b*T + t)*C + h*D + d and its statistic at (b*H + h)*T + t. */
+typedef struct ct__attn_shape {
+  int64_t B, T, C, H, D;
+  double scale;
+} ct__attn_shape;
+
+static ct__attn_shape ct__attn_shape_of(const ct__kargs *a) {
+  const ct_object *x = a->in_obj[0];
+  ct__attn_shape s = {x->dims[0], x->dims[1], x->dims[2], a->attr, 0, 0.0};
+  s.D = s.C / s.H;
+  s.scale = 1.0 / sqrt((double)s.D);
+  return s;
+}
+
+/* Scaled score of query row t against key row j in head h of batch b. */
+static double ct__attn_score(const ct__attn_shape *s, const float *q, const float *k, int64_t b,
+                             int64_t h, int64_t t, int64_t j) {
+  const float *qt = &q[(b * s->T + t) * s->C + h * s->D], *kj = &k[(b * s->T + j) * s->C + h * s->D];
+  double acc = 0.0;
+  for (int64_t d = 0; d < s->D; d++) acc += (double)qt[d] * kj[d];
+  return acc * s->scale;
+}
+
+ct_status ct__cpu_causal_attention_fwd(void *ctx, const ct__kargs *a) {
+  ct__attn_shape s = ct__attn_shape_of(a);
+  const float *q = a->in[0], *k = a->in[1], *v = a->in[2];
+  float *y = a->out[0], *lse = a->saved;
+  double *row = malloc((size_t)(s.T + s.D) * sizeof *row), *acc = row + s.T;
+  if (!row) return ct__fail(CT_ERR_NOMEM, "causal_attention: out of host memory for a row");
+  for (int64_t b = 0; b < s.B; b++)
+    for (int64_t h = 0; h < s.H; h++)
+      for (int64_t t = 0; t < s.T; t++) {
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t j = 0; j <= t; j++) {
+          row[j] = ct__attn_score(&s, q, k, b, h, t, j);
+          if (row[j] > mx) mx = row[j];
+        }
+        memset(acc, 0, (size_t)s.D * sizeof *acc);
+        for (int64_t j = 0; j <= t; j++) {
+          double p = exp(row[j] - mx);
+          sum += p;
+          const float *vj = &v[(b * s.T + j) * s.C + h * s.D];
+          for (int64_t d = 0; d < s.D; d++) acc[d] += p * vj[d];
+        }
+        float *yt = &y[(b * s.T + t) * s.C + h * s.D];
+        for (int64_t d = 0; d < s.D; d++) yt[d] = (float)(acc[d] / sum);
+        lse[(b * s.H + h) * s.T + t] = (float)(mx + log(sum));
+      }
+  free(row);
+  return CT_OK;
+}
+
+/* With P[t,j] = exp(S[t,j] - lse[t]) (j <= t) and Dsum[t] = dy[t] . y[t] per head:
+ *   dv[j] = sum_t P[t,j] dy[t];  dS[t,j] = P[t,j] (dy[t] . v[j] - Dsum[t]);
+ *   dq[t] = scale sum_j dS[t,j] k[j];  dk[j] = scale sum_t dS[t,j] q[t]. */
+ct_status ct__cpu_causal_attention_rev(void *ctx, const ct__kargs *a) {
+  ct__attn_shape s = ct__attn_shape_of(a);
+  const float *q = a->in[0], *k = a->in[1], *v = a->in[2], *y = a->out[0], *dy = a->dout[0];
+  const float *lse = a->saved;
+  float *dsum = (float *)a->saved + s.B * s.H * s.T;
+  size_t n = (size_t)(s.T * s.D);
+  double *g = calloc(3 * n + 1, sizeof *g), *gq = g, *gk = g + n, *gv = g + 2 * n;
+  if (!g) return ct__fail(CT_ERR_NOMEM, "causal_attention: out of host memory for a head");
+  for (int64_t b = 0; b < s.B; b++)
+    for (int64_t h = 0; h < s.H; h++) {
+      memset(g, 0, 3 * n * sizeof *g);
+      const float *stat = &lse[(b * s.H + h) * s.T];
+      for (int64_t t = 0; t < s.T; t++) {
+        const float *dyt = &dy[(b * s.T + t) * s.C + h * s.D];
+        const float *yt = &y[(b * s.T + t) * s.C + h * s.D];
+        const float *qt = &q[(b * s.T + t) * s.C + h * s.D];
+        double dt = 0.0;
+        for (int64_t d = 0; d < s.D; d++) dt += (double)dyt[d] * yt[d];
+        dsum[(b * s.H + h) * s.T + t] = (float)dt;
+        for (int64_t j = 0; j <= t; j++) {
+          const float *kj = &k[(b * s.T + j) * s.C + h * s.D];
+          const float *vj = &v[(b * s.T + j) * s.C + h * s.D];
+          double p = exp(ct__attn_score(&s, q, k, b, h, t, j) - stat[t]), dp = 0.0;
+          for (int64_t d = 0; d < s.D; d++) dp += (double)dyt[d] * vj[d];
+          double ds = p * (dp - dt) * s.scale;
+          for (int64_t d = 0; d < s.D; d++) {
+            gq[t * s.D + d] += ds * kj[d];
+            gk[j * s.D + d] += ds * qt[d];
+            gv[j * s.D + d] += p * dyt[d];
+          }
+        }
+      }
+      float *dst[3] = {a->din[0], a->din[1], a->din[2]};
+      for (int w = 0; w < 3; w++)
+        for (int64_t t = 0; dst[w] && t < s.T; t++)
+          for (int64_t d = 0; d < s.D; d++)
+            dst[w][(b * s.T + t) * s.C + h * s.D + d] = (float)g[w * n + t * s.D + d];
+    }
+  free(g);
+  return CT_OK;
+}

@@ -26,6 +26,7 @@ typedef struct ct__kargs {
    * error they detect (a token id out of range) so sync() can name it. */
   int node;
   ct_op op;
+  int64_t attr; /* the node's attribute (ct__node.attr) */
 } ct__kargs;
 
 typedef ct_status (*ct__kernel)(void *ctx, const ct__kargs *a);

@@ -164,7 +164,8 @@ ct_status ct_check(const ct_morphism *m, const ct_backend *a, const ct_backend *
   const ct_backend *be[2] = {a, b};
   ct_status st = CT_OK;
   for (int k = 0; k < 2 && st == CT_OK; k++)
-    st = ct_compile(&s[k].plan, m, be[k], CT_PLAN_REVERSE | CT_PLAN_KEEP | CT_PLAN_GUARD);
+    st = ct__compile_for(&s[k].plan, m, be[k], be[1 - k],
+                         CT_PLAN_REVERSE | CT_PLAN_KEEP | CT_PLAN_GUARD);
   if (st == CT_OK) st = ct__check_run(m, s, inputs, seed, report);
   for (int k = 0; k < 2; k++) {
     free(s[k].host);

@@ -35,6 +35,7 @@ typedef struct ct__node {
   int in[CT__MAX_IO];
   int out[CT__MAX_IO];
   ct_param *params[CT__MAX_PARAMS];
+  int64_t attr; /* the generator's integer attribute: heads of causal_attention, else 0 */
 } ct__node;
 
 /* Open graph. Values are numbered canonically: dom first, then each node's

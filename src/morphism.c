@@ -543,6 +543,21 @@ ct_status ct_attn_apply(ct_morphism **out, const ct_object *a, const ct_object *
   return ct__generator(out, CT_OP_ATTN_APPLY, ins, 2, v, 1, NULL, 0);
 }
 
+ct_status ct_causal_attention(ct_morphism **out, const ct_object *x, int64_t heads) {
+  static const char fn[] = "ct_causal_attention";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(x, CT_ROLE_SEQ, fn, "input"));
+  if (heads < 1 || x->dims[2] % heads != 0) {
+    char b[96];
+    return ct__fail(CT_ERR_SHAPE, "%s: %lld heads do not divide the %lld channels of %s", fn,
+                    (long long)heads, (long long)x->dims[2], ct_object_str(x, b, sizeof b));
+  }
+  ct_object ins[3] = {*x, *x, *x};
+  CT__TRY(ct__generator(out, CT_OP_CAUSAL_ATTENTION, ins, 3, x, 1, NULL, 0));
+  (*out)->nodes[0].attr = heads;
+  return CT_OK;
+}
+
 int ct_morphism_dom_count(const ct_morphism *m) { return m ? m->n_dom : 0; }
 int ct_morphism_cod_count(const ct_morphism *m) { return m ? m->n_cod : 0; }
 int ct_morphism_node_count(const ct_morphism *m) { return m ? m->n_nodes : 0; }
@@ -567,7 +582,7 @@ bool ct_morphism_equal(const ct_morphism *a, const ct_morphism *b) {
     return false;
   for (int i = 0; i < a->n_nodes; i++) {
     const ct__node *x = &a->nodes[i], *y = &b->nodes[i];
-    if (x->op != y->op || x->n_in != y->n_in || x->n_out != y->n_out ||
+    if (x->op != y->op || x->attr != y->attr || x->n_in != y->n_in || x->n_out != y->n_out ||
         x->n_params != y->n_params)
       return false;
     for (int k = 0; k < x->n_in; k++)

@@ -142,6 +142,26 @@ static void ct__cost_attention(const ct_morphism *m, const ct__node *n, ct_direc
   *bytes = d == CT_FORWARD ? io : 2 * io;
 }
 
+/* causal_attention saves, per (batch, head, query row) in that order, the row's
+ * log-sum-exp of scaled scores, then a reverse scratch of the same size for the
+ * row's sum of dy * y over the head's channels. */
+static size_t ct__causal_attention_saved(const ct_morphism *m, const ct__node *n) {
+  const ct_object *x = CT__IN(0);
+  return 2 * (size_t)(x->dims[0] * n->attr * x->dims[1]) * sizeof(float);
+}
+
+/* Only the T(T+1)/2 unmasked pairs per head: forward q.k and p.v (2 products) plus
+ * the exponentials; reverse recomputes q.k and forms dy.v, dq, dk and dv (5). */
+static void ct__cost_causal_attention(const ct_morphism *m, const ct__node *n, ct_direction d,
+                                      double *flops, double *bytes) {
+  const ct_object *x = CT__IN(0);
+  double b = (double)x->dims[0], t = (double)x->dims[1], c = (double)x->dims[2];
+  double h = (double)n->attr, pairs = b * h * t * (t + 1) / 2, width = c / h;
+  double io = 4 * b * t * c, stats = 4 * b * h * t;
+  *flops = d == CT_FORWARD ? 4 * pairs * width + 5 * pairs : 10 * pairs * width + 8 * pairs;
+  *bytes = d == CT_FORWARD ? 4 * io + stats : 8 * io + 2 * stats;
+}
+
 static const ct__op_info ct__ops[CT_OP_COUNT] = {
     [CT_OP_EMBEDDING] = {1, 0, -1, 0, ct__no_saved, ct__cost_embedding},
     [CT_OP_LINEAR] = {1, 0, -1, 0, ct__no_saved, ct__cost_linear},
@@ -164,6 +184,9 @@ static const ct__op_info ct__ops[CT_OP_COUNT] = {
     [CT_OP_QKV] = {1, 0, -1, 0, ct__qkv_saved, ct__cost_qkv},
     /* the reverse reads the output s and the saved statistics */
     [CT_OP_ADD_LAYERNORM] = {0, 1, -1, 0, ct__layernorm_saved, ct__cost_add_layernorm},
+    /* the reverse reads q, k, v, the output y and the saved log-sum-exps */
+    [CT_OP_CAUSAL_ATTENTION] = {1, 1, -1, 0, ct__causal_attention_saved,
+                                ct__cost_causal_attention},
 };
 
 const ct__op_info *ct__op(ct_op op) { return &ct__ops[op]; }

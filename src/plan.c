@@ -297,6 +297,11 @@ static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backe
 
 ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
                      int mode) {
+  return ct__compile_for(out, m, backend, NULL, mode);
+}
+
+ct_status ct__compile_for(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                          const ct_backend *peer, int mode) {
   if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: out is NULL");
   *out = NULL;
   if (!m || !backend)
@@ -307,7 +312,7 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
   ct__rewrite_log log = {0};
   ct_morphism *rewritten = NULL;
   if (!(mode & CT_PLAN_NO_REWRITE))
-    CT__TRY(ct__rewrite(m, backend, (mode & CT_PLAN_REVERSE) != 0, &rewritten, &log));
+    CT__TRY(ct__rewrite(m, backend, peer, (mode & CT_PLAN_REVERSE) != 0, &rewritten, &log));
   ct_status s = ct__compile(out, rewritten ? rewritten : m, backend, mode);
   ct_morphism_free(rewritten);
   if (s == CT_OK)
@@ -640,6 +645,7 @@ static void ct__kargs_fill(const ct_plan *p, int i, ct__kargs *a) {
   a->saved = ct__tensor_buf(p, 2 * p->m->n_values + i);
   a->node = i;
   a->op = nd->op;
+  a->attr = nd->attr;
 }
 
 ct_status ct__plan_forward_queue(ct_plan *p) {

@@ -38,6 +38,10 @@ void *ct__plan_value(const ct_plan *p, int v);
 void *ct__plan_grad(const ct_plan *p, int v);
 /* Index of param in p->params, -1 when the plan does not use it. */
 int ct__find_param(const ct_plan *p, const ct_param *param);
+/* ct_compile whose rewrite rules fire only where peer (may be NULL) also runs their
+ * rhs: two plans compared node by node (ct_check) then have the same graph. */
+ct_status ct__compile_for(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                          const ct_backend *peer, int mode);
 /* Queues the forward pass without waiting (device errors surface at the next sync). */
 ct_status ct__plan_forward_queue(ct_plan *p);
 

@@ -312,6 +312,130 @@ static bool ct__example_qkv(int k, ct__rule_args *a) {
   return ok;
 }
 
+/* ---- the attention core: head_split^3 ; (attn_scores (x) id) ; (causal_softmax (x) id) ;
+ * attn_apply ; head_merge = causal_attention, and its one-head form without split and
+ * merge ---- */
+
+/* The node of op writing value v, or -1. */
+static int ct__producer_of(const ct_morphism *m, const ct__users *u, int v, ct_op op) {
+  int p = u->producer[v];
+  return p >= 0 && m->nodes[p].op == op ? p : -1;
+}
+
+/* attn_scores at node i, its scores read by causal_softmax, whose weights are attn_apply's
+ * first input. With split, q, k and v come from three head_splits of one object and the
+ * result goes to a head_merge; without, q, k and v are SEQ values of one object. */
+static bool ct__match_attention(const ct_morphism *m, const ct__users *u, int i, bool split,
+                                ct__match *mt) {
+  const ct__node *sc = &m->nodes[i];
+  if (sc->op != CT_OP_ATTN_SCORES) return false;
+  int c = ct__user(u, sc->out[0]);
+  if (c < 0 || m->nodes[c].op != CT_OP_CAUSAL_SOFTMAX) return false;
+  int a = ct__user(u, m->nodes[c].out[0]);
+  if (a < 0 || m->nodes[a].op != CT_OP_ATTN_APPLY || m->nodes[a].in[0] != m->nodes[c].out[0])
+    return false;
+  int qkv[3] = {sc->in[0], sc->in[1], m->nodes[a].in[1]};
+  memset(mt, 0, sizeof *mt);
+  mt->nodes[0] = i;
+  mt->nodes[1] = c;
+  mt->nodes[2] = a;
+  mt->n_nodes = 3;
+  mt->n_in = 3;
+  mt->n_out = 1;
+  mt->out[0] = m->nodes[a].out[0];
+  if (split) {
+    if (m->values[qkv[0]].role != CT_ROLE_HEADS) return false;
+    int mg = ct__user(u, m->nodes[a].out[0]);
+    if (mg < 0 || m->nodes[mg].op != CT_OP_HEAD_MERGE) return false;
+    for (int j = 0; j < 3; j++) {
+      int sp = ct__producer_of(m, u, qkv[j], CT_OP_HEAD_SPLIT);
+      if (sp < 0) return false;
+      mt->nodes[mt->n_nodes++] = sp;
+      mt->in[j] = m->nodes[sp].in[0];
+    }
+    mt->nodes[mt->n_nodes++] = mg;
+    mt->out[0] = m->nodes[mg].out[0];
+    mt->args.heads = m->values[qkv[0]].dims[1];
+  } else {
+    if (m->values[qkv[0]].role != CT_ROLE_SEQ) return false;
+    for (int j = 0; j < 3; j++) mt->in[j] = qkv[j];
+    mt->args.heads = 1;
+  }
+  mt->args.obj[0] = m->values[mt->in[0]];
+  for (int j = 1; j < 3; j++) /* values as wide as queries and keys */
+    if (!ct_object_equal(&m->values[mt->in[j]], &mt->args.obj[0])) return false;
+  return true;
+}
+static bool ct__match_causal_attention(const ct_morphism *m, const ct__users *u, int i,
+                                       ct__match *mt) {
+  return ct__match_attention(m, u, i, true, mt);
+}
+static bool ct__match_causal_attention_1(const ct_morphism *m, const ct__users *u, int i,
+                                         ct__match *mt) {
+  return ct__match_attention(m, u, i, false, mt);
+}
+
+/* (q, k, v) -> the unfused core; split and merge when heads > 1 or split. */
+static ct_status ct__attention_lhs(ct_morphism **out, const ct__rule_args *a, bool split) {
+  const ct_object *x = &a->obj[0];
+  ct_morphism *sp[3] = {NULL, NULL, NULL}, *sc = NULL, *sm = NULL, *ap = NULL, *mg = NULL,
+              *id[2] = {NULL, NULL}, *kv = NULL, *qkv = NULL, *f1 = NULL, *f2 = NULL,
+              *core = NULL, *t = NULL;
+  ct_status s = CT_OK;
+  ct_object hv = *x;
+  for (int j = 0; j < 3 && split && s == CT_OK; j++) s = ct_head_split(&sp[j], x, a->heads);
+  if (s == CT_OK && split) hv = *ct_morphism_cod(sp[0], 0);
+  if (s == CT_OK) s = ct_attn_scores(&sc, &hv, &hv);
+  if (s == CT_OK) s = ct_causal_softmax(&sm, ct_morphism_cod(sc, 0));
+  if (s == CT_OK) s = ct_attn_apply(&ap, ct_morphism_cod(sm, 0), &hv);
+  if (s == CT_OK) s = ct_identity(&id[0], &hv, 1);
+  if (s == CT_OK) s = ct_identity(&id[1], &hv, 1);
+  if (s == CT_OK) s = ct_tensor(&f1, sc, id[0]);
+  if (s == CT_OK) s = ct_tensor(&f2, sm, id[1]);
+  if (s == CT_OK) s = ct_then(&t, f1, f2);
+  if (s == CT_OK) s = ct_then(&core, t, ap);
+  if (s == CT_OK && !split) {
+    *out = core;
+    core = NULL;
+  }
+  if (s == CT_OK && split) s = ct_tensor(&kv, sp[1], sp[2]);
+  if (s == CT_OK && split) s = ct_tensor(&qkv, sp[0], kv);
+  if (s == CT_OK && split) s = ct_head_merge(&mg, &hv);
+  ct_morphism *body = NULL;
+  if (s == CT_OK && split) s = ct_then(&body, qkv, core);
+  if (s == CT_OK && split) s = ct_then(out, body, mg);
+  ct_morphism *tmp[] = {sp[0], sp[1], sp[2], sc, sm, ap, mg, id[0], id[1], kv, qkv, f1, f2,
+                        core, t, body};
+  for (size_t k = 0; k < sizeof tmp / sizeof tmp[0]; k++) ct_morphism_free(tmp[k]);
+  return s;
+}
+static ct_status ct__causal_attention_lhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct__attention_lhs(out, a, true);
+}
+static ct_status ct__causal_attention_1_lhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct__attention_lhs(out, a, false);
+}
+static ct_status ct__causal_attention_rhs(ct_morphism **out, const ct__rule_args *a) {
+  return ct_causal_attention(out, &a->obj[0], a->heads);
+}
+
+/* SEQ {B, T, C, H}: odd with D = 2, long rows with D = 5, one position, and D = 64 past
+ * one tile of rows. */
+static bool ct__example_attention(int k, ct__rule_args *a, bool split) {
+  static const int64_t shapes[][4] = {{2, 5, 6, 3}, {2, 37, 20, 4}, {1, 1, 2, 2}, {1, 67, 128, 2}};
+  if (k < 0 || k >= (int)(sizeof shapes / sizeof shapes[0])) return false;
+  memset(a, 0, sizeof *a);
+  const int64_t *d = shapes[k];
+  a->heads = split ? d[3] : 1;
+  return ct_object_seq(&a->obj[0], d[0], d[1], d[2]) == CT_OK;
+}
+static bool ct__example_causal_attention(int k, ct__rule_args *a) {
+  return ct__example_attention(k, a, true);
+}
+static bool ct__example_causal_attention_1(int k, ct__rule_args *a) {
+  return ct__example_attention(k, a, false);
+}
+
 static const ct__rule ct__rules[] = {
     {"counit_right", "copy ; (id (x) discard) = id", ct__match_counit_right,
      ct__counit_right_lhs, ct__identity_rhs, ct__example_matrix},
@@ -326,6 +450,14 @@ static const ct__rule ct__rules[] = {
      ct__example_add_layernorm},
     {"qkv", "copy ; (copy (x) id) ; (linear (x) (linear (x) linear)) = qkv", ct__match_qkv,
      ct__qkv_lhs, ct__qkv_rhs, ct__example_qkv},
+    {"causal_attention",
+     "head_split^3 ; (attn_scores (x) id) ; (causal_softmax (x) id) ; attn_apply ; head_merge "
+     "= causal_attention", ct__match_causal_attention, ct__causal_attention_lhs,
+     ct__causal_attention_rhs, ct__example_causal_attention},
+    {"causal_attention_1",
+     "(attn_scores (x) id) ; (causal_softmax (x) id) ; attn_apply = causal_attention (one head)",
+     ct__match_causal_attention_1, ct__causal_attention_1_lhs, ct__causal_attention_rhs,
+     ct__example_causal_attention_1},
 };
 #define CT__NRULES ((int)(sizeof ct__rules / sizeof ct__rules[0]))
 
@@ -502,23 +634,25 @@ static ct_status ct__splice(const ct_morphism *m, const ct__match *mt, ct_morphi
 }
 
 /* One sweep: every disjoint match of every rule, in node order. *fired counts them. */
-static ct_status ct__sweep(const ct_morphism *m, const ct_backend *be, bool reverse,
-                           ct_morphism **out, ct__rewrite_log *log, int *fired) {
+static ct_status ct__sweep(const ct_morphism *m, const ct_backend *be, const ct_backend *be2,
+                           bool reverse, ct_morphism **out, ct__rewrite_log *log, int *fired) {
   *fired = 0;
   *out = NULL;
   int V = m->n_values, N = m->n_nodes;
-  ct__users u = {malloc(((size_t)V + 1) * sizeof(int))};
+  ct__users u = {malloc(((size_t)V + 1) * sizeof(int)), malloc(((size_t)V + 1) * sizeof(int))};
   bool *taken = calloc((size_t)N + 1, sizeof *taken);
   ct__match *mt = malloc(((size_t)N + 1) * sizeof *mt);
   ct_morphism **rhs = calloc((size_t)N + 1, sizeof *rhs);
-  ct_status s = u.user && taken && mt && rhs
+  ct_status s = u.user && u.producer && taken && mt && rhs
                     ? CT_OK
                     : ct__fail(CT_ERR_NOMEM, "ct_compile: rewrite: out of host memory");
   int n = 0;
   if (s == CT_OK) {
-    for (int v = 0; v < V; v++) u.user[v] = -1;
-    for (int i = 0; i < N; i++)
+    for (int v = 0; v < V; v++) u.user[v] = u.producer[v] = -1;
+    for (int i = 0; i < N; i++) {
       for (int k = 0; k < m->nodes[i].n_in; k++) u.user[m->nodes[i].in[k]] = i;
+      for (int k = 0; k < m->nodes[i].n_out; k++) u.producer[m->nodes[i].out[k]] = i;
+    }
   }
   for (int i = 0; i < N && s == CT_OK; i++)
     for (int r = 0; r < CT__NRULES && s == CT_OK && !taken[i]; r++) {
@@ -534,8 +668,11 @@ static ct_status ct__sweep(const ct_morphism *m, const ct_backend *be, bool reve
         break;
       }
       bool runs = true; /* a backend without the fused generator keeps the lhs */
-      for (int j = 0; be && runs && j < rhs[n]->n_nodes; j++)
-        runs = ct__backend_runs(be, rhs[n]->nodes[j].op, reverse);
+      for (int j = 0; runs && j < rhs[n]->n_nodes; j++) {
+        ct_op op = rhs[n]->nodes[j].op;
+        runs = (!be || ct__backend_runs(be, op, reverse)) &&
+               (!be2 || ct__backend_runs(be2, op, reverse));
+      }
       if (!runs) {
         ct_morphism_free(rhs[n]);
         rhs[n] = NULL;
@@ -549,21 +686,22 @@ static ct_status ct__sweep(const ct_morphism *m, const ct_backend *be, bool reve
   for (int k = 0; k < n; k++) ct_morphism_free(rhs[k]);
   if (s == CT_OK) *fired = n;
   free(u.user);
+  free(u.producer);
   free(taken);
   free(mt);
   free(rhs);
   return s;
 }
 
-ct_status ct__rewrite(const ct_morphism *m, const ct_backend *be, bool reverse, ct_morphism **out,
-                      ct__rewrite_log *log) {
+ct_status ct__rewrite(const ct_morphism *m, const ct_backend *be, const ct_backend *be2,
+                      bool reverse, ct_morphism **out, ct__rewrite_log *log) {
   *out = NULL;
   ct_morphism *cur = NULL;
   /* Every rewrite removes nodes or fuses them, so sweeps end; the bound is a guard. */
   for (int sweep = 0; sweep < 64; sweep++) {
     ct_morphism *next = NULL;
     int fired = 0;
-    ct_status s = ct__sweep(cur ? cur : m, be, reverse, &next, log, &fired);
+    ct_status s = ct__sweep(cur ? cur : m, be, be2, reverse, &next, log, &fired);
     if (s != CT_OK) {
       ct_morphism_free(cur);
       return s;

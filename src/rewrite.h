@@ -13,21 +13,24 @@ typedef struct ct__rule_args {
   ct_object obj[2];
   ct_role role;
   ct_param *param[CT__MAX_PARAMS];
+  int64_t heads;
 } ct__rule_args;
 
 /* One match in a graph: the nodes it replaces, and the graph's values that the
  * rhs's domain is glued to and that its codomain replaces, in their order. */
 typedef struct ct__match {
-  int n_nodes, nodes[5];
+  int n_nodes, nodes[8];
   int n_in, in[CT__MAX_IO];
   int n_out, out[CT__MAX_IO];
   ct__rule_args args;
 } ct__match;
 
-/* Consumers in a graph: user[v] is the node reading value v (-1: the
- * codomain). Wires are linear, so each value has exactly one. */
+/* Wiring of a graph: user[v] is the node reading value v (-1: the codomain),
+ * producer[v] the node writing it (-1: the domain). Wires are linear, so each
+ * value has exactly one of each. */
 typedef struct ct__users {
   int *user;
+  int *producer;
 } ct__users;
 
 typedef struct ct__rule {
@@ -53,11 +56,12 @@ typedef struct ct__rewrite_log {
 void ct__rewrite_log_free(ct__rewrite_log *log);
 
 /* *out = m with every match of every rule replaced, repeated until none
- * matches; the same domain, codomain and parameters. With a backend, a match
- * is replaced only when the backend runs every generator of the rhs (forward,
- * and reverse when reverse); NULL: always. log (may be NULL) gains a line per
- * rewrite. *out stays NULL when nothing matched. */
-ct_status ct__rewrite(const ct_morphism *m, const ct_backend *be, bool reverse, ct_morphism **out,
-                      ct__rewrite_log *log);
+ * matches; the same domain, codomain and parameters. With backends, a match
+ * is replaced only when each of be and be2 (either may be NULL: no condition)
+ * runs every generator of the rhs (forward, and reverse when reverse), so two
+ * backends compared node by node get the same graph. log (may be NULL) gains a
+ * line per rewrite. *out stays NULL when nothing matched. */
+ct_status ct__rewrite(const ct_morphism *m, const ct_backend *be, const ct_backend *be2,
+                      bool reverse, ct_morphism **out, ct__rewrite_log *log);
 
 #endif

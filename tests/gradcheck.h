@@ -189,6 +189,25 @@ static inline void apply_double(int64_t batch, int64_t T, int64_t D, const doubl
       }
 }
 
+/* SEQ [B,T,H*D] q, k, v -> y: per head, scores ; causal softmax ; apply, composed from the
+ * helpers above on the HEADS layout. */
+static inline void causal_attention_double(int64_t B, int64_t H, int64_t T, int64_t D,
+                                           const double *q, const double *k, const double *v,
+                                           double *y) {
+  size_t n = (size_t)(B * H * T * D), sq = (size_t)(B * H * T * T);
+  double *buf = calloc(4 * n + 2 * sq + 1, sizeof *buf);
+  if (!buf) return;
+  double *qh = buf, *kh = qh + n, *vh = kh + n, *yh = vh + n, *s = yh + n, *a = s + sq;
+  heads_double(B, H, T, D, q, qh, 1);
+  heads_double(B, H, T, D, k, kh, 1);
+  heads_double(B, H, T, D, v, vh, 1);
+  scores_double(B * H, T, D, qh, kh, s);
+  causal_softmax_double(B * H, T, s, a);
+  apply_double(B * H, T, D, a, vh, yh);
+  heads_double(B, H, T, D, yh, y, 0);
+  free(buf);
+}
+
 /* ---- the driver ------------------------------------------------------------------ */
 
 /* The point the double forward is evaluated at. */

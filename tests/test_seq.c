@@ -585,6 +585,32 @@ static void test_grad_attention_one_head(void **state) {
   for (int s = 0; s < N_SHAPES; s++) attention_cases(s, 0);
 }
 
+static void fwd_causal_attention(const gc_dims *d, const gc_vals *v, double *const *y) {
+  causal_attention_double(d->B, d->H, d->T, d->D, v->x[0], v->x[1], v->x[2], y[0]);
+}
+
+/* The fused attention at every shape, with its heads and with one head; spans 1 and 3
+ * (sharper softmax rows). */
+static void test_grad_causal_attention(void **state) {
+  (void)state;
+  for (int s = 0; s < N_SHAPES; s++)
+    for (int one = 0; one < 2; one++) {
+      gc_dims d = dims_of(s);
+      if (one) d.H = 1, d.D = d.C;
+      ct_object x = seq_obj(d.B, d.T, d.C);
+      ct_morphism *m = NULL;
+      CT_ASSERT_OK(ct_causal_attention(&m, &x, d.H));
+      assert_int_equal(ct_morphism_dom_count(m), 3);
+      assert_true(ct_object_equal(ct_morphism_cod(m, 0), &x));
+      char name[128], bx[64];
+      snprintf(name, sizeof name, "causal_attention %s H=%lld", ct_object_str(&x, bx, sizeof bx),
+               (long long)d.H);
+      gc_case c = {name, m, {NULL}, {0}, fwd_causal_attention, &d, .span = one ? 3.0f : 1.0f};
+      sq_gradcheck(&c, 700 + (uint64_t)(10 * s + one));
+      ct_morphism_free(m);
+    }
+}
+
 static void fwd_linear(const gc_dims *d, const gc_vals *v, double *const *y) {
   linear_double(d->B * d->T, d->C, d->M, v->x[0], v->p[0], v->p[1], y[0]);
 }
@@ -790,6 +816,12 @@ static void test_constructor_errors(void **state) {
   EXPECT_SHAPE_ERROR(ct_head_split(&m, &x, 0), "ct_head_split", str(&x, b1));
   EXPECT_SHAPE_ERROR(ct_head_merge(&m, &x), "ct_head_merge", str(&x, b1));
   EXPECT_SHAPE_ERROR(ct_head_merge(&m, &sc), "ct_head_merge", str(&sc, b1));
+  /* causal_attention: SEQ input, heads dividing the channels */
+  EXPECT_SHAPE_ERROR(ct_causal_attention(&m, &hid, 2), "ct_causal_attention", str(&hid, b1));
+  EXPECT_SHAPE_ERROR(ct_causal_attention(&m, &h, 2), "ct_causal_attention", str(&h, b1));
+  EXPECT_SHAPE_ERROR(ct_causal_attention(&m, &x, 4), "ct_causal_attention", str(&x, b1),
+                     "4 heads");
+  EXPECT_SHAPE_ERROR(ct_causal_attention(&m, &x, 0), "ct_causal_attention", str(&x, b1));
   /* attn_scores: q and k the same HEADS or SEQ object */
   EXPECT_SHAPE_ERROR(ct_attn_scores(&m, &h, &h4), "ct_attn_scores", str(&h, b1), str(&h4, b2));
   EXPECT_SHAPE_ERROR(ct_attn_scores(&m, &h, &hw), "ct_attn_scores", str(&h, b1), str(&hw, b2));
@@ -1335,6 +1367,7 @@ int main(void) {
       cmocka_unit_test(test_grad_heads),
       cmocka_unit_test(test_grad_attention_heads),
       cmocka_unit_test(test_grad_attention_one_head),
+      cmocka_unit_test(test_grad_causal_attention),
       cmocka_unit_test(test_grad_linear_seq),
       cmocka_unit_test(test_scores_mask),
       cmocka_unit_test(test_causal_softmax_law),

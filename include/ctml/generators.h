@@ -29,7 +29,8 @@ extern "C" {
   X(ATTN_APPLY, "attn_apply")                \
   X(LINEAR_GELU, "linear_gelu")              \
   X(ADD_LAYERNORM, "add_layernorm")          \
-  X(QKV, "qkv")
+  X(QKV, "qkv")                              \
+  X(CAUSAL_ATTENTION, "causal_attention")
 
 typedef enum ct_op {
 #define CT__OP_ENUM(e, n) CT_OP_##e,

@@ -94,6 +94,13 @@ ct_status ct_causal_softmax(ct_morphism **out, const ct_object *scores);
  * ATTN f32[B,H,T,T] with v HEADS f32[B,H,T,D] (y HEADS), or ATTN f32[B,T,T] with v SEQ
  * f32[B,T,D] (y SEQ). */
 ct_status ct_attn_apply(ct_morphism **out, const ct_object *a, const ct_object *v);
+/* q (x) k (x) v -> y, causal multi-head attention in one generator: q, k, v and y are SEQ
+ * f32[B,T,C], heads H divides C, D = C/H, and for channel c = h*D + d
+ *   y[b,t,c] = sum_{s<=t} softmax_s(q[b,t,hD:hD+D] . k[b,s,hD:hD+D] / sqrt(D)) v[b,s,c].
+ * It equals head_split^3 ; (attn_scores (x) id) ; (causal_softmax (x) id) ; attn_apply ;
+ * head_merge (or, with one head, the same without split and merge), keeping only each
+ * row's log-sum-exp instead of the T x T weights. */
+ct_status ct_causal_attention(ct_morphism **out, const ct_object *x, int64_t heads);
 
 void ct_morphism_free(ct_morphism *m);
 

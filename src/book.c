@@ -125,6 +125,11 @@ ct_status ct_book_run(const ct_backend *be, ct_book_result *out, ct_trace *trace
   if (s == CT_OK) s = ct_window_pairs(seq, 8, CT_BOOK_VOCAB, inputs, targets, CT_BOOK_PAIRS, &pairs);
   if (s == CT_OK) s = ct_optimizer_sgd(&sgd, 1.0f);
   if (s == CT_OK) s = ct_trainer_new(&k.trainer, k.loss7, be, &sgd);
+  for (int i = 0; s == CT_OK && i < ct_plan_rewrite_count(ct_trainer_plan(k.trainer)); i++) {
+    size_t used = strlen(out->rewrites);
+    snprintf(out->rewrites + used, sizeof out->rewrites - used, "%s\n",
+             ct_plan_rewrite(ct_trainer_plan(k.trainer), i));
+  }
   if (s == CT_OK) s = ct_trainer_set_input(k.trainer, 0, inputs, pairs);
   if (s == CT_OK) s = ct_trainer_set_input(k.trainer, 1, targets, pairs);
   if (s == CT_OK) s = ct_trainer_eval(k.trainer, &out->loss_before);

@@ -104,6 +104,8 @@ static int cmd_demo(int argc, char **argv) {
     fprintf(json ? stderr : stdout, "\ntrace of one training step:\n");
     ct_trace_print(json ? stderr : stdout, &tr);
     ct_trace_free(&tr);
+    fprintf(json ? stderr : stdout, "rewrites: %s%s", r.rewrites[0] ? "\n" : "none fired\n",
+            r.rewrites);
   }
   return r.composed_equals_direct ? 0 : 1;
 }

@@ -14,7 +14,7 @@
 static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml bench [--config tiny|small] [config flags] [--backend NAME|all]\n"
-          "                  [--warmup N] [--runs N] [--graph] [--tf32] [--no-rewrite]\n"
+          "                  [--warmup N] [--runs N] [--graph] [--tf32] [--no-rewrite] [--trace]\n"
           "Times the GPT training step (forward, reverse, AdamW update; vocabulary %d, a\n"
           "random batch) on each present backend: N warmup steps, then N timed steps, each\n"
           "waiting for the device. Reports the median and fastest step, tokens/s, model\n"
@@ -26,6 +26,8 @@ static void cli__usage(FILE *f) {
           "  --runs N        timed steps (default 10)\n"
           "  --graph         cuda: record the step once as a CUDA graph and replay it\n"
           "  --no-rewrite    time the step as built, without the rewrite rules (fusions)\n"
+          "  --trace         then run one more step kernel by kernel, waiting for each, and\n"
+          "                  print the time per generator and the rewrites that fired, where\n"
           "  --tf32          cuda: matrix products in TF32 (MFU against the TF32 peak)\n"
           "  --config NAME   preset: tiny (default; seconds) or small (GPU-sized: minutes per\n"
           "                  step on a CPU, so name a GPU backend or lower --batch)\n",
@@ -87,9 +89,52 @@ static int cli__cmp_double(const void *a, const void *b) {
 
 typedef struct cli__opts {
   long warmup, runs;
-  bool graph, tf32;
+  bool graph, tf32, trace;
   int plan_flags; /* CT_PLAN_NO_REWRITE with --no-rewrite */
 } cli__opts;
+
+/* One traced step's time per generator (forward and reverse apart), largest first,
+ * then every rewrite that fired with the nodes it replaced. */
+static void cli__print_trace(FILE *f, const ct_trace *tr, const ct_plan *p) {
+  typedef struct {
+    char op[40];
+    int calls;
+    double seconds, flops, bytes;
+  } row;
+  row *rows = calloc(tr->count + 1, sizeof *rows);
+  if (!rows) return;
+  size_t n = 0;
+  double total = 0;
+  for (size_t i = 0; i < tr->count; i++) {
+    const ct_trace_event *e = &tr->events[i];
+    size_t k = 0;
+    while (k < n && strcmp(rows[k].op, e->op)) k++;
+    if (k == n) snprintf(rows[n++].op, sizeof rows[0].op, "%s", e->op);
+    rows[k].calls++;
+    rows[k].seconds += e->seconds;
+    rows[k].flops += e->flops;
+    rows[k].bytes += e->bytes;
+    total += e->seconds;
+  }
+  for (size_t i = 1; i < n; i++) /* insertion sort by time, largest first */
+    for (size_t j = i; j > 0 && rows[j].seconds > rows[j - 1].seconds; j--) {
+      row t = rows[j];
+      rows[j] = rows[j - 1];
+      rows[j - 1] = t;
+    }
+  fprintf(f, "         traced step (each kernel waited for; the optimizer not included):\n");
+  fprintf(f, "         %-32s %5s %10s %6s %10s %10s\n", "generator", "calls", "ms", "share", "GFLOP",
+         "MB moved");
+  for (size_t k = 0; k < n; k++)
+    fprintf(f, "         %-32s %5d %10.3f %5.1f%% %10.4f %10.2f\n", rows[k].op, rows[k].calls,
+           1e3 * rows[k].seconds, total > 0 ? 100.0 * rows[k].seconds / total : 0.0,
+           1e-9 * rows[k].flops, 1e-6 * rows[k].bytes);
+  fprintf(f, "         %-32s %5zu %10.3f\n", "total", tr->count, 1e3 * total);
+  int nr = ct_plan_rewrite_count(p);
+  fprintf(f, "         rewrites%s\n", nr ? " (nodes numbered as the sweep found them):" : ": none fired");
+  for (int i = 0; i < nr; i++) fprintf(f, "           %s\n", ct_plan_rewrite(p, i));
+  free(rows);
+}
 
 /* Kernel launches per step and planned bytes of the step's plan on be, with
  * and without rewrites, and the rewrites that fired, into out (printed under
@@ -150,6 +195,21 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
   } else {
     cli__structure(loss, be, o, ct_trainer_plan(t), structure, structure_len);
   }
+  if (s == CT_OK && o->trace && !(is_cuda && o->graph)) {
+    ct_plan *p = ct_trainer_plan(t);
+    ct_trace tr;
+    ct_trace_init(&tr);
+    s = ct_plan_set_tracing(p, true);
+    if (s == CT_OK) s = ct_trainer_step(t, 1);
+    if (s == CT_OK) s = ct_plan_take_trace(p, &tr);
+    ct_plan_set_tracing(p, false);
+    size_t used = strlen(structure);
+    FILE *f = fmemopen(structure + used, structure_len - used, "w");
+    if (s == CT_OK && f) cli__print_trace(f, &tr, p);
+    if (f) fclose(f);
+    ct_trace_free(&tr);
+    if (s != CT_OK) cli_lib_error(CLI__CMD, "--trace");
+  }
   ct_trainer_free(t);
   ct_morphism_free(loss);
   ct_gpt_free(g);
@@ -158,7 +218,7 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
 
 int cli_bench(int argc, char **argv) {
   const char *preset = NULL, *backend = "all";
-  cli__opts o = {3, 10, false, false, 0};
+  cli__opts o = {3, 10, false, false, false, 0};
   cli_config cfg;
   if (cli_config_from_args(&cfg, CLI__CMD, argc, argv, &preset) != CLI_OK) return CLI_USAGE;
   cfg.model.vocab = CLI__VOCAB;
@@ -171,6 +231,10 @@ int cli_bench(int argc, char **argv) {
     }
     if (!strcmp(a, CLI_NO_REWRITE_FLAG)) {
       o.plan_flags = CT_PLAN_NO_REWRITE;
+      continue;
+    }
+    if (!strcmp(a, "--trace")) {
+      o.trace = true;
       continue;
     }
     if (!strcmp(a, "--graph") || !strcmp(a, "--tf32")) {
@@ -272,7 +336,7 @@ int cli_bench(int argc, char **argv) {
       continue;
     }
     fflush(stdout);
-    char structure[1024] = "";
+    char structure[16384] = "";
     if (!cli__time_backend(&cfg, be, &o, in, tg, ms, structure, sizeof structure)) {
       printf("%-7s  failed (see above)\n", info.name);
       code = CLI_FAIL;

@@ -58,6 +58,12 @@ set_tests_properties(cli_bench_structure PROPERTIES PASS_REGULAR_EXPRESSION
 add_test(NAME cli_bench_no_rewrite COMMAND ${CLI} bench --backend cpu --runs 1 --warmup 0
                                            --no-rewrite ${CTML_CB_TINY})
 set_tests_properties(cli_bench_no_rewrite PROPERTIES PASS_REGULAR_EXPRESSION "\\(timed without\\)")
+add_test(NAME cli_bench_trace COMMAND ${CLI} bench --backend cpu --runs 1 --warmup 0 --trace
+                                       ${CTML_CB_TINY})
+set_tests_properties(cli_bench_trace PROPERTIES PASS_REGULAR_EXPRESSION
+  "causal_attention\\.reverse +1 .*rewrites \\(nodes.*causal_attention at nodes [0-9]+ \\(attn_scores\\)")
+add_test(NAME cli_demo_trace_rewrites COMMAND ${CLI} demo --trace)
+set_tests_properties(cli_demo_trace_rewrites PROPERTIES PASS_REGULAR_EXPRESSION "rewrites: none fired")
 if(CTML_WITH_OPENCL)
   add_test(NAME cli_check_rewrite_opencl COMMAND ${CLI} check --backend opencl ${CTML_CB_TINY}
                                                  --rewrite)

@@ -23,6 +23,8 @@ typedef struct ct_book_result {
   float loss_before, loss_after;       /* mean cross-entropy over the 7 pairs */
   bool composed_equals_direct;         /* the composed plan == generator by generator */
   float train_probs[CT_BOOK_PAIRS][CT_BOOK_VOCAB]; /* p(. | input) after training */
+  char rewrites[512]; /* the rewrite rules that fired in the training plan, one per line
+                         ("rule at nodes ..."); empty when none did */
 } ct_book_result;
 
 extern const char *const ct_book_vocab[CT_BOOK_VOCAB];

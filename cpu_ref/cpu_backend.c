@@ -90,6 +90,7 @@ const ct_backend ct__cpu_backend = {
             [CT_OP_CAUSAL_SOFTMAX] = ct__cpu_causal_softmax_fwd,
             [CT_OP_ATTN_APPLY] = ct__cpu_attn_apply_fwd,
             [CT_OP_CAUSAL_ATTENTION] = ct__cpu_causal_attention_fwd,
+            [CT_OP_KV_ATTENTION] = ct__cpu_kv_attention_fwd,
             [CT_OP_LINEAR_GELU] = ct__cpu_linear_gelu_fwd,
             [CT_OP_QKV] = ct__cpu_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__cpu_add_layernorm_fwd,

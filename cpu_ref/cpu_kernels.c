@@ -52,7 +52,7 @@ static void ct__gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const floa
 }
 
 /* Checks ids against [0, limit); names the generator, position and value. */
-static ct_status ct__check_ids(const int32_t *ids, int64_t n, int64_t limit, const char *what) {
+ct_status ct__cpu_check_ids(const int32_t *ids, int64_t n, int64_t limit, const char *what) {
   for (int64_t i = 0; i < n; i++)
     if (ids[i] < 0 || ids[i] >= limit)
       return ct__fail(CT_ERR_RANGE, "%s %d at position %lld is outside [0, %lld)", what, ids[i],
@@ -66,7 +66,7 @@ ct_status ct__cpu_embedding_fwd(void *ctx, const ct__kargs *a) {
   float *y = a->out[0];
   int64_t n = ct_object_numel(a->in_obj[0]), vocab = a->param_obj[0]->dims[0],
           width = a->param_obj[0]->dims[1];
-  CT__TRY(ct__check_ids(ids, n, vocab, "token id"));
+  CT__TRY(ct__cpu_check_ids(ids, n, vocab, "token id"));
   for (int64_t i = 0; i < n; i++)
     memcpy(&y[i * width], &table[(int64_t)ids[i] * width], (size_t)width * sizeof(float));
   return CT_OK;
@@ -188,7 +188,7 @@ ct_status ct__cpu_xent_fwd(void *ctx, const ct__kargs *a) {
   int64_t rows = ct__rows(a->in_obj[0]), c = ct__cols(a->in_obj[0]);
   const float *p = a->in[0];
   const int32_t *t = a->in[1];
-  CT__TRY(ct__check_ids(t, rows, c, "target id"));
+  CT__TRY(ct__cpu_check_ids(t, rows, c, "target id"));
   double sum = 0.0;
   for (int64_t i = 0; i < rows; i++) sum -= log(ct__clamp_below((double)p[i * c + t[i]], CT__P_FLOOR));
   *(float *)a->out[0] = (float)(sum / (double)rows);
@@ -215,7 +215,7 @@ ct_status ct__cpu_softmax_xent_fwd(void *ctx, const ct__kargs *a) {
   const float *x = a->in[0];
   const int32_t *t = a->in[1];
   float *probs = a->saved;
-  CT__TRY(ct__check_ids(t, rows, c, "target id"));
+  CT__TRY(ct__cpu_check_ids(t, rows, c, "target id"));
   double sum = 0.0;
   for (int64_t i = 0; i < rows; i++) {
     double lse = ct__softmax_row(&x[i * c], &probs[i * c], c);

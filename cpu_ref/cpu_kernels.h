@@ -39,6 +39,10 @@ ct_status ct__cpu_linear_gelu_rev(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_qkv_fwd(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_qkv_rev(void *ctx, const ct__kargs *a);
 ct_status ct__cpu_causal_attention_fwd(void *ctx, const ct__kargs *a);
+ct_status ct__cpu_kv_attention_fwd(void *ctx, const ct__kargs *a);
+/* CT_ERR_RANGE unless every one of the n ids is in [0, limit); names what, the index
+ * and the value. */
+ct_status ct__cpu_check_ids(const int32_t *ids, int64_t n, int64_t limit, const char *what);
 ct_status ct__cpu_causal_attention_rev(void *ctx, const ct__kargs *a);
 /* GELU's pieces, shared by gelu and linear_gelu: y = gelu(x) and dx = dy gelu'(x) over
  * n elements, in double. */

@@ -395,3 +395,50 @@ ct_status ct__cpu_causal_attention_rev(void *ctx, const ct__kargs *a) {
   free(g);
   return CT_OK;
 }
+
+/* kv_attention: rows of SEQ [B,T,C] at positions pos[b,t] over caches [B,H,L,D]. Every
+ * row's key and value go into the caches first, so a row sees the rows before it in the
+ * same run. */
+ct_status ct__cpu_kv_attention_fwd(void *ctx, const ct__kargs *a) {
+  const ct_object *x = a->in_obj[0], *c = a->param_obj[0];
+  int64_t B = x->dims[0], T = x->dims[1], C = x->dims[2], H = c->dims[1], L = c->dims[2],
+          D = c->dims[3];
+  const float *q = a->in[0], *k = a->in[1], *v = a->in[2];
+  const int32_t *pos = a->in[3];
+  float *kc = a->param[0], *vc = a->param[1], *y = a->out[0];
+  CT__TRY(ct__cpu_check_ids(pos, B * T, L, "position"));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t h = 0; h < H; h++) {
+        size_t dst = (size_t)(((b * H + h) * L + pos[b * T + t]) * D);
+        memcpy(&kc[dst], &k[(b * T + t) * C + h * D], (size_t)D * sizeof(float));
+        memcpy(&vc[dst], &v[(b * T + t) * C + h * D], (size_t)D * sizeof(float));
+      }
+  double scale = 1.0 / sqrt((double)D);
+  double *row = malloc((size_t)(L + D) * sizeof *row), *acc = row + L;
+  if (!row) return ct__fail(CT_ERR_NOMEM, "kv_attention: out of host memory for a row");
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t h = 0; h < H; h++) {
+        int64_t p = pos[b * T + t];
+        const float *qt = &q[(b * T + t) * C + h * D];
+        const float *kh = &kc[(b * H + h) * L * D], *vh = &vc[(b * H + h) * L * D];
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t s = 0; s <= p; s++) {
+          double dot = 0.0;
+          for (int64_t d = 0; d < D; d++) dot += (double)qt[d] * kh[s * D + d];
+          row[s] = dot * scale;
+          if (row[s] > mx) mx = row[s];
+        }
+        memset(acc, 0, (size_t)D * sizeof *acc);
+        for (int64_t s = 0; s <= p; s++) {
+          double w = exp(row[s] - mx);
+          sum += w;
+          for (int64_t d = 0; d < D; d++) acc[d] += w * vh[s * D + d];
+        }
+        float *yt = &y[(b * T + t) * C + h * D];
+        for (int64_t d = 0; d < D; d++) yt[d] = (float)(acc[d] / sum);
+      }
+  free(row);
+  return CT_OK;
+}

@@ -740,7 +740,8 @@ static ct_status ct__cuda_adamw(void *ctx, const void *hyper, void *param, const
 /* Every generator, both directions (copy/add/discard/head_split/head_merge
  * reverses are derived). */
 static bool ct__cuda_supports(ct_op op, ct_direction dir) {
-  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_CAUSAL_ATTENTION;
+  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_CAUSAL_ATTENTION &&
+         op != CT_OP_KV_ATTENTION;
 }
 
 /* ---- graphs ---------------------------------------------------------------------------- */

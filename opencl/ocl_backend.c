@@ -1162,7 +1162,8 @@ static ct_status ct__ocl_open(void **ctx, char *device, size_t device_len) {
 }
 
 static bool ct__ocl_supports(ct_op op, ct_direction dir) {
-  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_CAUSAL_ATTENTION;
+  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_CAUSAL_ATTENTION &&
+         op != CT_OP_KV_ATTENTION;
 }
 
 const ct_backend ct__opencl_backend = {

@@ -131,9 +131,9 @@ const char *ct_backend_name(const ct_backend *b) { return b ? b->name : "(null)"
 bool ct__backend_runs(const ct_backend *b, ct_op op, bool reverse) {
   const ct__op_info *info = ct__op(op);
   bool fwd = b->forward[op] && b->supports(op, CT_FORWARD);
-  bool rev = info->reverse_is_zero ||
+  bool rev = !info->forward_only && (info->reverse_is_zero ||
              (info->reverse_as >= 0 ? b->forward[info->reverse_as] != NULL
-                                    : b->reverse[op] && b->supports(op, CT_REVERSE));
+                                    : b->reverse[op] && b->supports(op, CT_REVERSE)));
   return fwd && (!reverse || rev);
 }
 
@@ -148,6 +148,7 @@ const char *ct_cell_name(ct_cell c) {
     case CT_CELL_IMPLEMENTED: return "ok";
     case CT_CELL_DERIVED: return "derived";
     case CT_CELL_UNSUPPORTED: return "unsupported";
+    case CT_CELL_FORWARD_ONLY: return "forward only";
     case CT_CELL_MISSING: break;
   }
   return "MISSING";
@@ -167,7 +168,9 @@ ct_status ct_backend_cell(int backend_index, ct_op op, ct_direction dir, ct_cell
                     ct__registry[backend_index].not_built);
   const ct__op_info *info = ct__op(op);
   ct__kernel k = dir == CT_FORWARD ? b->forward[op] : b->reverse[op];
-  if (dir == CT_REVERSE && (info->reverse_as >= 0 || info->reverse_is_zero)) {
+  if (dir == CT_REVERSE && info->forward_only) {
+    *out = CT_CELL_FORWARD_ONLY;
+  } else if (dir == CT_REVERSE && (info->reverse_as >= 0 || info->reverse_is_zero)) {
     bool have = info->reverse_is_zero ? b->fill != NULL : b->forward[info->reverse_as] != NULL;
     *out = have ? CT_CELL_DERIVED : CT_CELL_MISSING;
   } else if (k) {

@@ -68,6 +68,7 @@ typedef struct ct__op_info {
   size_t (*saved_bytes)(const struct ct_morphism *m, const ct__node *n);
   void (*cost)(const struct ct_morphism *m, const ct__node *n, ct_direction dir, double *flops,
                double *bytes);
+  unsigned char forward_only; /* no reverse exists (decoding generators) */
 } ct__op_info;
 
 const ct__op_info *ct__op(ct_op op);

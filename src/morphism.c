@@ -543,6 +543,38 @@ ct_status ct_attn_apply(ct_morphism **out, const ct_object *a, const ct_object *
   return ct__generator(out, CT_OP_ATTN_APPLY, ins, 2, v, 1, NULL, 0);
 }
 
+ct_status ct_kv_attention(ct_morphism **out, const ct_object *x, const ct_object *positions,
+                          ct_param *k_cache, ct_param *v_cache) {
+  static const char fn[] = "ct_kv_attention";
+  CT__TRY(ct__need_out(out, fn));
+  CT__TRY(ct__need_role(x, CT_ROLE_SEQ, fn, "input"));
+  CT__TRY(ct__need_role(positions, CT_ROLE_TOKENS, fn, "positions"));
+  char b1[96], b2[96];
+  if (positions->rank != 2 || positions->dims[0] != x->dims[0] ||
+      positions->dims[1] != x->dims[1])
+    return ct__fail(CT_ERR_SHAPE, "%s: positions %s must be TOKENS i32[%lld,%lld], one per row "
+                    "of %s", fn, ct_object_str(positions, b1, sizeof b1), (long long)x->dims[0],
+                    (long long)x->dims[1], ct_object_str(x, b2, sizeof b2));
+  ct_param *caches[2] = {k_cache, v_cache};
+  static const char *const what[2] = {"key cache", "value cache"};
+  for (int j = 0; j < 2; j++) {
+    if (!caches[j]) return ct__fail(CT_ERR_INVALID_ARG, "%s: %s is NULL", fn, what[j]);
+    const ct_object *c = ct_param_object(caches[j]);
+    if (c->role != CT_ROLE_CACHE || c->dims[0] != x->dims[0] ||
+        c->dims[1] * c->dims[3] != x->dims[2])
+      return ct__fail(CT_ERR_SHAPE, "%s: %s '%s' %s must be CACHE f32[%lld, H, L, D] with H*D "
+                      "= %lld channels of %s", fn, what[j], ct_param_name(caches[j]),
+                      ct_object_str(c, b1, sizeof b1), (long long)x->dims[0],
+                      (long long)x->dims[2], ct_object_str(x, b2, sizeof b2));
+  }
+  if (!ct_object_equal(ct_param_object(k_cache), ct_param_object(v_cache)))
+    return ct__fail(CT_ERR_SHAPE, "%s: key cache %s and value cache %s differ in shape", fn,
+                    ct_object_str(ct_param_object(k_cache), b1, sizeof b1),
+                    ct_object_str(ct_param_object(v_cache), b2, sizeof b2));
+  ct_object ins[4] = {*x, *x, *x, *positions};
+  return ct__generator(out, CT_OP_KV_ATTENTION, ins, 4, x, 1, caches, 2);
+}
+
 ct_status ct_causal_attention(ct_morphism **out, const ct_object *x, int64_t heads) {
   static const char fn[] = "ct_causal_attention";
   CT__TRY(ct__need_out(out, fn));

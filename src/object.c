@@ -3,7 +3,8 @@
 #include "internal.h"
 
 static const char *const ct__role_names[CT_ROLE_COUNT] = {
-    "TOKENS", "HIDDEN", "LOGITS", "DIST", "LOSS", "PARAM", "SEQ", "HEADS", "SCORES", "ATTN"};
+    "TOKENS", "HIDDEN", "LOGITS", "DIST", "LOSS", "PARAM", "SEQ", "HEADS", "SCORES", "ATTN",
+    "CACHE"};
 
 const char *ct_role_name(ct_role r) {
   return (r >= 0 && r < CT_ROLE_COUNT) ? ct__role_names[r] : "?ROLE";
@@ -32,11 +33,13 @@ ct_status ct_object_make(ct_object *out, ct_dtype dtype, ct_role role, int rank,
   if (role == CT_ROLE_LOSS && rank != 0)
     return ct__fail(CT_ERR_SHAPE, "ct_object_make: LOSS is a scalar (rank 0), not rank %d",
                     rank);
-  int want_rank = role == CT_ROLE_SEQ ? 3 : role == CT_ROLE_HEADS ? 4 : -1;
+  int want_rank = role == CT_ROLE_SEQ ? 3 : role == CT_ROLE_HEADS || role == CT_ROLE_CACHE ? 4 : -1;
   if (want_rank > 0 && rank != want_rank)
     return ct__fail(CT_ERR_SHAPE, "ct_object_make: %s has rank %d (%s), not rank %d",
                     ct_role_name(role), want_rank,
-                    role == CT_ROLE_SEQ ? "batch, time, channels" : "batch, heads, time, width",
+                    role == CT_ROLE_SEQ     ? "batch, time, channels"
+                    : role == CT_ROLE_CACHE ? "batch, heads, length, width"
+                                            : "batch, heads, time, width",
                     rank);
   if (role == CT_ROLE_SCORES || role == CT_ROLE_ATTN) {
     if (rank != 3 && rank != 4)

@@ -162,6 +162,17 @@ static void ct__cost_causal_attention(const ct_morphism *m, const ct__node *n, c
   *bytes = d == CT_FORWARD ? 4 * io + stats : 8 * io + 2 * stats;
 }
 
+/* At most every row against the whole cache: q.k and p.v over L positions, plus the
+ * cache writes of k and v. */
+static void ct__cost_kv_attention(const ct_morphism *m, const ct__node *n, ct_direction d,
+                                  double *flops, double *bytes) {
+  const ct_object *x = CT__IN(0), *c = ct_param_object(n->params[0]);
+  double rows = (double)(x->dims[0] * x->dims[1]), h = (double)c->dims[1],
+         len = (double)c->dims[2], width = (double)c->dims[3];
+  *flops = rows * h * len * (4 * width + 5);
+  *bytes = 4 * (4 * rows * h * width + 2 * rows * h * len * width) + 4 * rows;
+}
+
 static const ct__op_info ct__ops[CT_OP_COUNT] = {
     [CT_OP_EMBEDDING] = {1, 0, -1, 0, ct__no_saved, ct__cost_embedding},
     [CT_OP_LINEAR] = {1, 0, -1, 0, ct__no_saved, ct__cost_linear},
@@ -187,6 +198,8 @@ static const ct__op_info ct__ops[CT_OP_COUNT] = {
     /* the reverse reads q, k, v, the output y and the saved log-sum-exps */
     [CT_OP_CAUSAL_ATTENTION] = {1, 1, -1, 0, ct__causal_attention_saved,
                                 ct__cost_causal_attention},
+    /* decoding only: no reverse on any backend */
+    [CT_OP_KV_ATTENTION] = {0, 0, -1, 0, ct__no_saved, ct__cost_kv_attention, .forward_only = 1},
 };
 
 const ct__op_info *ct__op(ct_op op) { return &ct__ops[op]; }

@@ -10,7 +10,21 @@ struct ct_param {
   int refs;
 };
 
+static ct_status ct__param_make(ct_param **out, const char *name, ct_role role, int rank,
+                                const int64_t *dims);
+
 ct_status ct_param_new(ct_param **out, const char *name, int rank, const int64_t *dims) {
+  return ct__param_make(out, name, CT_ROLE_PARAM, rank, dims);
+}
+
+ct_status ct_param_new_cache(ct_param **out, const char *name, int64_t batch, int64_t heads,
+                             int64_t length, int64_t width) {
+  const int64_t dims[4] = {batch, heads, length, width};
+  return ct__param_make(out, name, CT_ROLE_CACHE, 4, dims);
+}
+
+static ct_status ct__param_make(ct_param **out, const char *name, ct_role role, int rank,
+                                const int64_t *dims) {
   if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_new: out is NULL");
   *out = NULL;
   if (!name || !name[0]) return ct__fail(CT_ERR_INVALID_ARG, "ct_param_new: a parameter needs a name");
@@ -19,7 +33,7 @@ ct_status ct_param_new(ct_param **out, const char *name, int rank, const int64_t
   if (rank < 1)
     return ct__fail(CT_ERR_SHAPE, "ct_param_new: parameter '%s' needs rank >= 1, got %d", name, rank);
   ct_object o;
-  ct_status s = ct_object_make(&o, CT_F32, CT_ROLE_PARAM, rank, dims);
+  ct_status s = ct_object_make(&o, CT_F32, role, rank, dims);
   if (s != CT_OK) return ct__fail(s, "ct_param_new: parameter '%s': %s", name, ct_last_error());
   ct_param *p = calloc(1, sizeof *p);
   if (!p) return ct__fail(CT_ERR_NOMEM, "ct_param_new: out of host memory for '%s'", name);

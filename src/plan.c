@@ -334,6 +334,10 @@ static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backe
   bool reverse = (mode & CT_PLAN_REVERSE) != 0;
   for (int i = 0; i < m->n_nodes; i++) {
     ct_op op = m->nodes[i].op;
+    if (reverse && ct__op(op)->forward_only)
+      return ct__fail(CT_ERR_UNSUPPORTED, "ct_compile: %s (node %d) has no reverse (it serves "
+                      "decoding); compile the morphism without CT_PLAN_REVERSE",
+                      ct_op_name(op), i);
     if (!ct__backend_runs(backend, op, reverse))
       return ct__fail(CT_ERR_UNSUPPORTED, "ct_compile: backend '%s' does not support %s %s (node %d)",
                       backend->name, ct_op_name(op),

@@ -57,7 +57,8 @@ typedef enum ct_cell {
   CT_CELL_MISSING = 0,     /* no kernel and not declared unsupported: a gap */
   CT_CELL_IMPLEMENTED,     /* a kernel of its own */
   CT_CELL_DERIVED,         /* reverse obtained from another generator's forward (copy/add/discard) */
-  CT_CELL_UNSUPPORTED      /* declared unsupported by the backend */
+  CT_CELL_UNSUPPORTED,     /* declared unsupported by the backend */
+  CT_CELL_FORWARD_ONLY     /* the reverse of a generator that has none (kv_attention) */
 } ct_cell;
 typedef enum ct_direction { CT_FORWARD = 0, CT_REVERSE = 1 } ct_direction;
 ct_status ct_backend_cell(int backend_index, ct_op op, ct_direction dir, ct_cell *out);

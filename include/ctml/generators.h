@@ -30,7 +30,8 @@ extern "C" {
   X(LINEAR_GELU, "linear_gelu")              \
   X(ADD_LAYERNORM, "add_layernorm")          \
   X(QKV, "qkv")                              \
-  X(CAUSAL_ATTENTION, "causal_attention")
+  X(CAUSAL_ATTENTION, "causal_attention")    \
+  X(KV_ATTENTION, "kv_attention")
 
 typedef enum ct_op {
 #define CT__OP_ENUM(e, n) CT_OP_##e,

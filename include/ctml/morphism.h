@@ -101,6 +101,18 @@ ct_status ct_attn_apply(ct_morphism **out, const ct_object *a, const ct_object *
  * head_merge (or, with one head, the same without split and merge), keeping only each
  * row's log-sum-exp instead of the T x T weights. */
 ct_status ct_causal_attention(ct_morphism **out, const ct_object *x, int64_t heads);
+/* q (x) k (x) v (x) positions -> y: causal attention of new rows over a decoding cache.
+ * q, k, v and y are SEQ f32[B,T,C]; positions is TOKENS i32[B,T], each row's absolute
+ * position; k_cache and v_cache are CACHE f32[B,H,L,D] (ct_param_new_cache) with H*D = C.
+ * The forward first writes every row's key and value into the caches at its position
+ * p = positions[b,t] (head h at [b,h,p,:]), then
+ *   y[b,t,h*D+d] = sum_{s<=p} softmax_s(q[b,t,hD:hD+D] . k_cache[b,h,s,:] / sqrt(D))
+ *                  v_cache[b,h,s,d],
+ * so positions below p must hold the rows before it (from an earlier run or this one).
+ * A position outside [0, L) is CT_ERR_RANGE, on the device too. Decoding needs no
+ * reverse: the generator is forward only. */
+ct_status ct_kv_attention(ct_morphism **out, const ct_object *x, const ct_object *positions,
+                          ct_param *k_cache, ct_param *v_cache);
 
 void ct_morphism_free(ct_morphism *m);
 

@@ -31,6 +31,7 @@ typedef enum ct_role {
   CT_ROLE_HEADS,      /* a sequence split into heads f32[B,H,T,D] */
   CT_ROLE_SCORES,     /* causal attention scores: entry (i, j) with j > i is masked (0) */
   CT_ROLE_ATTN,       /* attention weights: row i is a distribution over positions j <= i */
+  CT_ROLE_CACHE,      /* keys or values of one layer kept for decoding f32[B,H,L,D] */
   CT_ROLE_COUNT
 } ct_role;
 

@@ -16,6 +16,11 @@ typedef struct ct_param ct_param;
 
 /* A zero-filled parameter of the given shape. The name (< 64 chars) names it in errors. */
 ct_status ct_param_new(ct_param **out, const char *name, int rank, const int64_t *dims);
+/* A zero-filled decoding cache (role CACHE, f32[batch, heads, length, width]): the keys
+ * or the values of one attention layer at positions 0..length-1, which kv_attention
+ * writes as it reads. Not trained: a morphism using it compiles forward only. */
+ct_status ct_param_new_cache(ct_param **out, const char *name, int64_t batch, int64_t heads,
+                             int64_t length, int64_t width);
 /* Drops the caller's reference; morphisms and plans hold their own. */
 void ct_param_free(ct_param *p);
 

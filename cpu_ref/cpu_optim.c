@@ -47,6 +47,7 @@ ct_status ct__cpu_sgd_update(void *ctx, const void *hyper, void *param, const vo
 /* Elements [0, n_decay) take weight decay, the rest do not. */
 ct_status ct__cpu_adamw_update(void *ctx, const void *hyper, void *param, const void *grad,
                                void *state, int64_t n, int64_t n_decay) {
+  if (n <= 0) return CT_OK;
   const float *h = hyper, *g = grad;
   float *p = param, *m = state, *v = (float *)state + n;
   float lr = h[CT__HYPER_LR], scale = h[CT__HYPER_SCALE], b1 = h[CT__HYPER_BETA1],

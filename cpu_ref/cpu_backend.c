@@ -46,6 +46,16 @@ static ct_status ct__cpu_fill(void *ctx, void *buf, float value, int64_t n) {
   return CT_OK;
 }
 
+/* Views are pointers into the base buffer; a tensor starts on a cache line of its own. */
+static size_t ct__cpu_view_align(void *ctx) { return 64; }
+
+static ct_status ct__cpu_view(void *ctx, void *base, size_t offset, size_t bytes, void **out) {
+  *out = (char *)base + offset;
+  return CT_OK;
+}
+
+static void ct__cpu_release_view(void *ctx, void *view) {}
+
 static ct_status ct__cpu_sync(void *ctx) { return CT_OK; }
 
 static int ct__cpu_list_devices(ct_device_info *out, int max) {
@@ -69,6 +79,9 @@ const ct_backend ct__cpu_backend = {
     .upload_at = ct__cpu_upload_at,
     .download_at = ct__cpu_download_at,
     .fill = ct__cpu_fill,
+    .view_align = ct__cpu_view_align,
+    .view = ct__cpu_view,
+    .release_view = ct__cpu_release_view,
     .sync = ct__cpu_sync,
     .supports = ct__cpu_supports,
     .forward =

@@ -53,8 +53,8 @@ void ct__cpu_gelu_grad_span(const float *x, const float *dy, float *dx, int64_t 
 ct_status ct__cpu_sumsq(void *ctx, const void *x, int64_t n, void *sumsq, int index);
 ct_status ct__cpu_hyper_step(void *ctx, void *hyper, const void *sumsq, int n);
 ct_status ct__cpu_sgd_update(void *ctx, const void *hyper, void *param, const void *grad,
-                             void *state, int64_t n, int decay);
+                             void *state, int64_t n, int64_t n_decay);
 ct_status ct__cpu_adamw_update(void *ctx, const void *hyper, void *param, const void *grad,
-                               void *state, int64_t n, int decay);
+                               void *state, int64_t n, int64_t n_decay);
 
 #endif

@@ -37,23 +37,25 @@ ct_status ct__cpu_hyper_step(void *ctx, void *hyper, const void *sumsq, int n) {
 }
 
 ct_status ct__cpu_sgd_update(void *ctx, const void *hyper, void *param, const void *grad,
-                             void *state, int64_t n, int decay) {
+                             void *state, int64_t n, int64_t n_decay) {
   const float *h = hyper, *g = grad;
   float *p = param, lr = h[CT__HYPER_LR], scale = h[CT__HYPER_SCALE];
   for (int64_t i = 0; i < n; i++) p[i] -= lr * (g[i] * scale);
   return CT_OK;
 }
 
+/* Elements [0, n_decay) take weight decay, the rest do not. */
 ct_status ct__cpu_adamw_update(void *ctx, const void *hyper, void *param, const void *grad,
-                               void *state, int64_t n, int decay) {
+                               void *state, int64_t n, int64_t n_decay) {
+  if (n <= 0) return CT_OK;
   const float *h = hyper, *g = grad;
   float *p = param, *m = state, *v = (float *)state + n;
   float lr = h[CT__HYPER_LR], scale = h[CT__HYPER_SCALE], b1 = h[CT__HYPER_BETA1],
         b2 = h[CT__HYPER_BETA2], eps = h[CT__HYPER_EPS];
-  float keep = decay ? 1.0f - lr * h[CT__HYPER_WD] : 1.0f;
+  float decayed = 1.0f - lr * h[CT__HYPER_WD];
   float step = lr / h[CT__HYPER_BC1], root_bc2 = sqrtf(h[CT__HYPER_BC2]);
   for (int64_t i = 0; i < n; i++) {
-    float gi = g[i] * scale;
+    float gi = g[i] * scale, keep = i < n_decay ? decayed : 1.0f;
     m[i] = b1 * m[i] + (1.0f - b1) * gi;
     v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
     p[i] = p[i] * keep - step * m[i] / (sqrtf(v[i]) / root_bc2 + eps);

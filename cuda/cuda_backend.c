@@ -254,6 +254,17 @@ static ct_status ct__cuda_download(void *ctx, void *host, const void *src, size_
   return ct__cuda_download_at(ctx, host, src, 0, bytes);
 }
 
+/* A view is a pointer into its base; 256 bytes is cudaMalloc's alignment, so a
+ * tensor in an arena is aligned as a buffer of its own would be. */
+static size_t ct__cuda_view_align(void *ctx) { return 256; }
+
+static ct_status ct__cuda_view(void *ctx, void *base, size_t offset, size_t bytes, void **out) {
+  *out = (char *)base + offset;
+  return CT_OK;
+}
+
+static void ct__cuda_release_view(void *ctx, void *view) {}
+
 /* Queued, never waited for (it may be recorded into a graph). */
 static ct_status ct__cuda_fill(void *ctx, void *buf, float value, int64_t n) {
   ct__cuda_ctx *c = ctx;
@@ -707,7 +718,8 @@ static ct_status ct__cuda_attn_apply_rev(void *ctx, const ct__kargs *a) {
 
 /* ---- optimizer ------------------------------------------------------------------------- */
 
-/* sumsq[index] = sum of x^2: per-block double partials, then one block adds them. */
+/* sumsq[index] = sum of x^2: per-block double partials, then one block adds them
+ * (the grid depends only on n, so the order is fixed). */
 static ct_status ct__cuda_sumsq(void *ctx, const void *x, int64_t n, void *sumsq, int index) {
   ct__cuda_ctx *c = ctx;
   CT__CU(ct__cu_sumsq, (x, n, c->partials, (float *)sumsq + index, c->stream));
@@ -723,17 +735,20 @@ static ct_status ct__cuda_hyper_step(void *ctx, void *hyper, const void *sumsq, 
 
 /* p -= lr g scale; the kernel does nothing while an id error is pending. */
 static ct_status ct__cuda_sgd(void *ctx, const void *hyper, void *param, const void *grad,
-                              void *state, int64_t n, int decay) {
+                              void *state, int64_t n, int64_t n_decay) {
   ct__cuda_ctx *c = ctx;
   CT__CU(ct__cu_sgd_update, (hyper, param, grad, n, c->err, c->stream));
   return CT_OK;
 }
 
-/* AdamW on m[n], v[n]; the kernel does nothing while an id error is pending. */
+/* AdamW on m[n], v[n], decay on [0, n_decay); the kernel does nothing while an
+ * id error is pending. */
 static ct_status ct__cuda_adamw(void *ctx, const void *hyper, void *param, const void *grad,
-                                void *state, int64_t n, int decay) {
+                                void *state, int64_t n, int64_t n_decay) {
   ct__cuda_ctx *c = ctx;
-  CT__CU(ct__cu_adamw_update, (hyper, param, grad, state, n, decay, c->err, c->stream));
+  if (!state && n > 0)
+    return ct__fail(CT_ERR_INTERNAL, "cuda: AdamW update without its state buffer");
+  CT__CU(ct__cu_adamw_update, (hyper, param, grad, state, n, n_decay, c->err, c->stream));
   return CT_OK;
 }
 
@@ -857,6 +872,9 @@ const ct_backend ct__cuda_backend = {
     .upload_at = ct__cuda_upload_at,
     .download_at = ct__cuda_download_at,
     .fill = ct__cuda_fill,
+    .view_align = ct__cuda_view_align,
+    .view = ct__cuda_view,
+    .release_view = ct__cuda_release_view,
     .sync = ct__cuda_sync,
     .supports = ct__cuda_supports,
     .forward =

@@ -663,17 +663,19 @@ __global__ void ct__k_sgd_update(const float *h, float *p, const float *g, int64
   CT__FOR_ELEMS(i, n) p[i] = __fsub_rn(p[i], __fmul_rn(lr, __fmul_rn(g[i], scale)));
 }
 
-/* AdamW on p with m = state[0, n), v = state[n, 2n) (backend_impl.h), each
- * operation rounded as on the CPU; nothing while an error is pending. */
+/* AdamW on p with m = state[0, n), v = state[n, 2n) (backend_impl.h); elements
+ * [0, n_decay) take weight decay. Each operation rounded as on the CPU; nothing
+ * while an error is pending. */
 __global__ void ct__k_adamw_update(const float *h, float *p, const float *g, float *m, float *v,
-                                   int64_t n, int decay, const ct__cu_errrec *err) {
+                                   int64_t n, int64_t n_decay, const ct__cu_errrec *err) {
   if (err->flag) return;
   const float lr = h[CT__CU_HYPER_LR], scale = h[CT__CU_HYPER_SCALE], b1 = h[CT__CU_HYPER_BETA1],
               b2 = h[CT__CU_HYPER_BETA2], eps = h[CT__CU_HYPER_EPS];
-  const float keep = decay ? __fsub_rn(1.0f, __fmul_rn(lr, h[CT__CU_HYPER_WD])) : 1.0f;
+  const float decayed = __fsub_rn(1.0f, __fmul_rn(lr, h[CT__CU_HYPER_WD]));
   const float step = __fdiv_rn(lr, h[CT__CU_HYPER_BC1]), root_bc2 = __fsqrt_rn(h[CT__CU_HYPER_BC2]);
   const float c1 = __fsub_rn(1.0f, b1), c2 = __fsub_rn(1.0f, b2);
   CT__FOR_ELEMS(i, n) {
+    float keep = i < n_decay ? decayed : 1.0f;
     float gi = __fmul_rn(g[i], scale);
     float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(c1, gi));
     float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(__fmul_rn(c2, gi), gi));
@@ -956,9 +958,9 @@ extern "C" cudaError_t ct__cu_sgd_update(const float *hyper, float *p, const flo
 }
 
 extern "C" cudaError_t ct__cu_adamw_update(const float *hyper, float *p, const float *g,
-                                           float *state, int64_t n, int decay,
+                                           float *state, int64_t n, int64_t n_decay,
                                            const ct__cu_errrec *err, cudaStream_t s) {
-  CT__LAUNCH_ELEMS(ct__k_adamw_update, n, hyper, p, g, state, state + n, n, decay, err);
+  CT__LAUNCH_ELEMS(ct__k_adamw_update, n, hyper, p, g, state, state + n, n, n_decay, err);
 }
 
 /* Loads every kernel now, so that none is first loaded inside a graph capture

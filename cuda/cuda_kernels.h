@@ -143,7 +143,8 @@ cudaError_t ct__cu_causal_softmax_fwd(const float *x, float *y, int64_t rows, in
 cudaError_t ct__cu_causal_softmax_rev(const float *y, const float *dy, float *dx, int64_t rows,
                                       int64_t T, cudaStream_t s);
 
-/* Optimizer. Every number is read from the device record hyper. */
+/* Optimizer. Every number is read from the device record hyper; the trainer
+ * passes whole arenas (every gradient, every parameter) in one launch each. */
 /* out[0] = (float) sum of x[i]^2 in a fixed order (double accumulators);
  * partials holds CT__CU_PARTIALS doubles of scratch. */
 cudaError_t ct__cu_sumsq(const float *x, int64_t n, double *partials, float *out, cudaStream_t s);
@@ -153,10 +154,11 @@ cudaError_t ct__cu_hyper_step(float *hyper, const float *sumsq, int n, const ct_
 /* p -= lr (g scale), unless the error record holds an error. */
 cudaError_t ct__cu_sgd_update(const float *hyper, float *p, const float *g, int64_t n,
                               const ct__cu_errrec *err, cudaStream_t s);
-/* AdamW with state m[n] then v[n]; decay: apply weight decay. Nothing while the
- * error record holds an error. */
+/* AdamW with state m[n] then v[n]; elements [0, n_decay) take weight decay.
+ * Nothing while the error record holds an error. */
 cudaError_t ct__cu_adamw_update(const float *hyper, float *p, const float *g, float *state,
-                                int64_t n, int decay, const ct__cu_errrec *err, cudaStream_t s);
+                                int64_t n, int64_t n_decay, const ct__cu_errrec *err,
+                                cudaStream_t s);
 
 /* Loads every kernel (none may first load inside a graph capture on older drivers). */
 cudaError_t ct__cu_preload(void);

@@ -191,6 +191,32 @@ static void ct__ocl_release(void *ctx, void *buf) {
   if (buf) clReleaseMemObject((cl_mem)buf);
 }
 
+/* Sub-buffers must start at a multiple of CL_DEVICE_MEM_BASE_ADDR_ALIGN (bits). */
+static size_t ct__ocl_view_align(void *ctx) {
+  ct__ocl *c = ctx;
+  return c->base_align;
+}
+
+/* A view is a sub-buffer of base (released before base). */
+static ct_status ct__ocl_view(void *ctx, void *base, size_t offset, size_t bytes, void **out) {
+  ct__ocl *c = ctx;
+  *out = NULL;
+  if (offset % c->base_align)
+    return ct__fail(CT_ERR_INTERNAL, "opencl: a view at byte %zu is not a multiple of the "
+                    "device's sub-buffer alignment of %zu bytes", offset, c->base_align);
+  cl_buffer_region region = {offset, bytes < 4 ? 4 : bytes};
+  cl_int err = CL_SUCCESS;
+  cl_mem m = clCreateSubBuffer((cl_mem)base, CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION,
+                               &region, &err);
+  if (err != CL_SUCCESS) return ct__ocl_fail("clCreateSubBuffer", err);
+  *out = m;
+  return CT_OK;
+}
+
+static void ct__ocl_release_view(void *ctx, void *view) {
+  if (view) clReleaseMemObject((cl_mem)view);
+}
+
 static ct_status ct__ocl_upload_at(void *ctx, void *dst, size_t offset, const void *host,
                                    size_t bytes) {
   ct__ocl *c = ctx;
@@ -996,8 +1022,11 @@ static ct_status ct__ocl_hyper_step(void *ctx, void *hyper, const void *sumsq, i
   return ct__run(&a, 1, &one, &one);
 }
 
+/* Work-items of an update launch at most; the kernels stride over the rest. */
+#define CT__UPDATE_ITEMS ((int64_t)1 << 18)
+
 static ct_status ct__ocl_sgd_update(void *ctx, const void *hyper, void *param, const void *grad,
-                                    void *state, int64_t n, int decay) {
+                                    void *state, int64_t n, int64_t n_decay) {
   ct__ocl *c = ctx;
   if (!grad || n <= 0) return CT_OK;
   ct__args a = ct__args_of(c, CT__K_SGD);
@@ -1006,11 +1035,11 @@ static ct_status ct__ocl_sgd_update(void *ctx, const void *hyper, void *param, c
   ct__arg_mem(&a, hyper);
   ct__arg_long(&a, n);
   ct__arg_mem(&a, c->record);
-  return ct__run1d(&a, n);
+  return ct__run1d(&a, n < CT__UPDATE_ITEMS ? n : CT__UPDATE_ITEMS);
 }
 
 static ct_status ct__ocl_adamw_update(void *ctx, const void *hyper, void *param, const void *grad,
-                                      void *state, int64_t n, int decay) {
+                                      void *state, int64_t n, int64_t n_decay) {
   ct__ocl *c = ctx;
   if (!grad || n <= 0) return CT_OK;
   if (!state) return ct__fail(CT_ERR_INTERNAL, "opencl: AdamW update without its state buffer");
@@ -1020,9 +1049,9 @@ static ct_status ct__ocl_adamw_update(void *ctx, const void *hyper, void *param,
   ct__arg_mem(&a, state);
   ct__arg_mem(&a, hyper);
   ct__arg_long(&a, n);
-  ct__arg_int(&a, decay);
+  ct__arg_long(&a, n_decay);
   ct__arg_mem(&a, c->record);
-  return ct__run1d(&a, n);
+  return ct__run1d(&a, n < CT__UPDATE_ITEMS ? n : CT__UPDATE_ITEMS);
 }
 
 /* ---- opening -------------------------------------------------------------------- */
@@ -1099,6 +1128,12 @@ static ct_status ct__ocl_setup(ct__ocl *c, const ct__ocl_dev *d, char *device, s
   CT__OCL_TRY("clGetDeviceInfo(CL_DEVICE_LOCAL_MEM_SIZE)",
               clGetDeviceInfo(c->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof c->local_mem,
                               &c->local_mem, NULL));
+  cl_uint align_bits = 0;
+  CT__OCL_TRY("clGetDeviceInfo(CL_DEVICE_MEM_BASE_ADDR_ALIGN)",
+              clGetDeviceInfo(c->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits,
+                              &align_bits, NULL));
+  c->base_align = 4;
+  while (c->base_align < align_bits / 8) c->base_align *= 2;
   cl_context_properties props[3] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
   c->context = clCreateContext(props, 1, &c->device, NULL, NULL, &err);
   if (err != CL_SUCCESS) return ct__ocl_fail("clCreateContext", err);
@@ -1176,6 +1211,9 @@ const ct_backend ct__opencl_backend = {
     .upload_at = ct__ocl_upload_at,
     .download_at = ct__ocl_download_at,
     .fill = ct__ocl_fill,
+    .view_align = ct__ocl_view_align,
+    .view = ct__ocl_view,
+    .release_view = ct__ocl_release_view,
     .sync = ct__ocl_sync,
     .supports = ct__ocl_supports,
     .forward =

@@ -86,6 +86,7 @@ typedef struct ct__ocl {
   cl_device_type type;
   cl_ulong max_alloc;   /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
   cl_ulong local_mem;   /* CL_DEVICE_LOCAL_MEM_SIZE */
+  size_t base_align;    /* sub-buffer origin alignment in bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN / 8) */
   cl_mem record;        /* the device error record (see kernels/common.cl) */
   cl_mem dummy;         /* a 4-byte buffer bound where an optional argument is absent */
   cl_mem scratch;       /* grow-only scratch for multi-pass kernels */

@@ -82,20 +82,25 @@ enum {
  *   h[BC1] = 1 - beta1^t, h[BC2] = 1 - beta2^t   (powf)
  *   norm = sqrt(sum of sumsq[0..n)); h[NORM] = norm
  *   h[SCALE] = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1
- * Reads sumsq[n], the squared norms of the gradients written by sumsq(). Like
- * the updates, it does nothing while a device-detected error is pending, so the
- * device step count counts the steps that updated the parameters. */
+ * Reads sumsq[n], the squared norms written by sumsq() (the trainer passes one:
+ * that of the whole gradient arena). Like the updates, it does nothing while a
+ * device-detected error is pending, so the device step count counts the steps
+ * that updated the parameters. */
 typedef ct_status (*ct__hyper_step_kernel)(void *ctx, void *hyper, const void *sumsq, int n);
-/* sumsq[index] = sum of x[i]^2 over n floats, summed in a fixed order. */
+/* sumsq[index] = sum of x[i]^2 over n floats, summed in a fixed order (the
+ * same n gives the same order, so a step is reproducible bit for bit). */
 typedef ct_status (*ct__sumsq_kernel)(void *ctx, const void *x, int64_t n, void *sumsq, int index);
-/* Update of one parameter tensor of n elements from the hyper record; state is
- * NULL for stateless optimizers (AdamW: m[n] then v[n]). decay: the tensor
- * takes weight decay (rank >= 2). With g = grad * h[SCALE], lr = h[LR]:
+/* Update of n parameter elements (the trainer passes the whole parameter and
+ * gradient arenas) from the hyper record; state is NULL for stateless
+ * optimizers (AdamW: m[n] then v[n]). Elements [0, n_decay) take weight decay
+ * (the arena puts tensors of rank >= 2 first), the rest do not. With
+ * g = grad * h[SCALE], lr = h[LR]:
  *   SGD:   p -= lr g
- *   AdamW: p *= 1 - lr wd (when decay); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ *   AdamW: p *= 1 - lr wd (i < n_decay); m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
  *          p -= (lr / h[BC1]) m / (sqrt(v) / sqrt(h[BC2]) + eps) */
 typedef ct_status (*ct__update_kernel)(void *ctx, const void *hyper, void *param,
-                                       const void *grad, void *state, int64_t n, int decay);
+                                       const void *grad, void *state, int64_t n,
+                                       int64_t n_decay);
 
 struct ct_backend {
   const char *name;
@@ -110,6 +115,17 @@ struct ct_backend {
   ct_status (*upload_at)(void *ctx, void *dst, size_t offset, const void *host, size_t bytes);
   ct_status (*download_at)(void *ctx, void *host, const void *src, size_t offset, size_t bytes);
   ct_status (*fill)(void *ctx, void *buf, float value, int64_t n);
+  /* Views: *out becomes a buffer handle for the bytes [offset, offset + bytes)
+   * of buffer base, usable wherever a buffer is (kernel arguments, transfers,
+   * fills). offset is a multiple of view_align(ctx), a power of two >= 4 (cpu:
+   * 64, a cache line; cuda: 256, cudaMalloc's alignment; opencl: the device's
+   * CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes, which sub-buffers require).
+   * release_view frees the handle, never the memory; views are released
+   * before their base. The plan keeps parameters and gradients in one buffer
+   * each (its arenas) and hands kernels views of them. */
+  size_t (*view_align)(void *ctx);
+  ct_status (*view)(void *ctx, void *base, size_t offset, size_t bytes, void **out);
+  void (*release_view)(void *ctx, void *view);
   /* Waits for queued work. Reports, once, the first error a kernel detected on
    * the device since the last sync (CT_ERR_RANGE for an id out of range, with
    * "node N (op): token id V at position P is outside [0, L)") and clears it.

@@ -204,22 +204,62 @@ static ct_status ct__plan_lifetimes(ct_plan *p) {
 /* Guard words are a NaN: a kernel that reads past an end gets NaN results. */
 #define CT__GUARD_WORD 0x7fa5a5a5u
 
+/* Writes a guard region of CT__GUARD_WORD at byte offset at of buf. */
+static ct_status ct__write_guard(ct_plan *p, void *buf, size_t at) {
+  uint32_t words[CT__GUARD_BYTES / 4];
+  for (size_t k = 0; k < CT__GUARD_BYTES / 4; k++) words[k] = CT__GUARD_WORD;
+  return p->be->upload_at(p->ctx, buf, at, words, CT__GUARD_BYTES);
+}
+
 /* A zeroed device buffer of bytes (a multiple of 4), followed in GUARD plans by
- * a guard region of CT__GUARD_WORD. */
+ * a guard region. */
 static ct_status ct__alloc_buffer(ct_plan *p, size_t bytes, void **buf) {
   size_t total = bytes + (p->guard ? CT__GUARD_BYTES : 0);
   CT__TRY(p->be->alloc(p->ctx, total, buf));
   CT__TRY(p->be->fill(p->ctx, *buf, 0.0f, (int64_t)(bytes / sizeof(float))));
-  if (!p->guard) return CT_OK;
-  uint32_t words[CT__GUARD_BYTES / 4];
-  for (size_t k = 0; k < CT__GUARD_BYTES / 4; k++) words[k] = CT__GUARD_WORD;
-  return p->be->upload_at(p->ctx, *buf, bytes, words, CT__GUARD_BYTES);
+  return p->guard ? ct__write_guard(p, *buf, bytes) : CT_OK;
 }
 
-/* CT_OK when the guard after buffer buf (of bytes) is intact. */
-static ct_status ct__check_guard(ct_plan *p, void *buf, size_t bytes, const char *what) {
+/* Places the parameters in an arena: tensors of rank >= 2 (weight decay) first,
+ * then the rest, each at a multiple of the backend's view alignment and, in
+ * GUARD plans, followed by a guard region. Sets param_off, n_decay, arena_numel. */
+static ct_status ct__arena_layout(ct_plan *p) {
+  size_t align = p->be->view_align(p->ctx), off = 0;
+  if (align < sizeof(float) || (align & (align - 1)))
+    return ct__fail(CT_ERR_INTERNAL, "ct_compile: backend '%s' aligns views to %zu bytes, not a "
+                    "power of two >= 4", p->be->name, align);
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 1) p->n_decay = (int64_t)(off / sizeof(float));
+    for (int i = 0; i < p->n_params; i++) {
+      const ct_object *o = ct_param_object(p->params[i]);
+      if ((o->rank >= 2) != (pass == 0)) continue;
+      p->param_off[i] = off;
+      off += ct_object_bytes(o) + (p->guard ? CT__GUARD_BYTES : 0);
+      off = (off + align - 1) & ~(align - 1);
+    }
+  }
+  p->arena_numel = (int64_t)(off / sizeof(float));
+  return CT_OK;
+}
+
+/* A zeroed arena of the plan's layout, a view of each parameter's bytes in
+ * views, and in GUARD plans the guard region after each. */
+static ct_status ct__alloc_arena(ct_plan *p, void **arena, void **views) {
+  CT__TRY(p->be->alloc(p->ctx, (size_t)p->arena_numel * sizeof(float), arena));
+  CT__TRY(p->be->fill(p->ctx, *arena, 0.0f, p->arena_numel));
+  for (int i = 0; i < p->n_params; i++) {
+    size_t bytes = ct_object_bytes(ct_param_object(p->params[i]));
+    CT__TRY(p->be->view(p->ctx, *arena, p->param_off[i], bytes, &views[i]));
+    if (p->guard) CT__TRY(ct__write_guard(p, *arena, p->param_off[i] + bytes));
+  }
+  return CT_OK;
+}
+
+/* CT_OK when the guard at byte offset at of buf, after a buffer of bytes, is intact. */
+static ct_status ct__check_guard(ct_plan *p, void *buf, size_t at, size_t bytes,
+                                 const char *what) {
   uint32_t words[CT__GUARD_BYTES / 4];
-  CT__TRY(p->be->download_at(p->ctx, words, buf, bytes, CT__GUARD_BYTES));
+  CT__TRY(p->be->download_at(p->ctx, words, buf, at, CT__GUARD_BYTES));
   for (size_t k = 0; k < CT__GUARD_BYTES / 4; k++)
     if (words[k] != CT__GUARD_WORD)
       return ct__fail(CT_ERR_DEVICE, "ct_plan_check_guards: %s was written past its end: byte %zu "
@@ -258,15 +298,15 @@ ct_status ct_plan_check_guards(ct_plan *p) {
   char what[160];
   for (int i = 0; i < p->n_slots; i++) {
     ct__describe_slot(p, i, what, sizeof what);
-    CT__TRY(ct__check_guard(p, p->slot_buf[i], p->slot_bytes[i], what));
+    CT__TRY(ct__check_guard(p, p->slot_buf[i], p->slot_bytes[i], p->slot_bytes[i], what));
   }
   for (int i = 0; i < p->n_params; i++) {
-    size_t bytes = ct_object_bytes(ct_param_object(p->params[i]));
+    size_t bytes = ct_object_bytes(ct_param_object(p->params[i])), at = p->param_off[i] + bytes;
     snprintf(what, sizeof what, "parameter '%s'", ct_param_name(p->params[i]));
-    CT__TRY(ct__check_guard(p, p->param_buf[i], bytes, what));
-    if (!p->param_grad[i]) continue;
+    CT__TRY(ct__check_guard(p, p->param_arena, at, bytes, what));
+    if (!p->grad_arena) continue;
     snprintf(what, sizeof what, "gradient of parameter '%s'", ct_param_name(p->params[i]));
-    CT__TRY(ct__check_guard(p, p->param_grad[i], bytes, what));
+    CT__TRY(ct__check_guard(p, p->grad_arena, at, bytes, what));
   }
   return CT_OK;
 }
@@ -332,6 +372,9 @@ const char *ct_plan_rewrite(const ct_plan *p, int i) {
 static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
                              int mode) {
   bool reverse = (mode & CT_PLAN_REVERSE) != 0;
+  if (!backend->view || !backend->release_view || !backend->view_align)
+    return ct__fail(CT_ERR_INTERNAL, "ct_compile: backend '%s' has no buffer views (the plan "
+                    "keeps parameters and gradients in arenas)", backend->name);
   for (int i = 0; i < m->n_nodes; i++) {
     ct_op op = m->nodes[i].op;
     if (reverse && ct__op(op)->forward_only)
@@ -378,26 +421,28 @@ static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backe
   p->stats.nodes = N;
   p->stats.steps = reverse ? 2 * N : N;
   p->stats.buffers = p->n_slots;
-  /* Device memory: slots, then parameters (and their gradients) resident. */
+  /* Device memory: slots, then the parameter arena (and the gradient arena) resident. */
   p->slot_buf = calloc((size_t)p->n_slots + 1, sizeof *p->slot_buf);
   p->param_buf = calloc((size_t)p->n_params + 1, sizeof *p->param_buf);
   p->param_grad = calloc((size_t)p->n_params + 1, sizeof *p->param_grad);
-  if (!p->slot_buf || !p->param_buf || !p->param_grad) {
+  p->param_off = calloc((size_t)p->n_params + 1, sizeof *p->param_off);
+  if (!p->slot_buf || !p->param_buf || !p->param_grad || !p->param_off) {
     ct_plan_free(p);
     return ct__fail(CT_ERR_NOMEM, "ct_compile: out of host memory");
+  }
+  s = ct__arena_layout(p);
+  if (s != CT_OK) {
+    ct_plan_free(p);
+    return s;
   }
   size_t total = 0;
   for (int i = 0; i < p->n_slots; i++) total += p->slot_bytes[i];
   p->stats.planned_bytes = total;
-  for (int i = 0; i < p->n_params; i++)
-    p->stats.param_bytes += ct_object_bytes(ct_param_object(p->params[i])) * (reverse ? 2 : 1);
+  p->stats.param_bytes = (size_t)p->arena_numel * sizeof(float) * (reverse ? 2 : 1);
   for (int i = 0; i < p->n_slots && s == CT_OK; i++)
     s = ct__alloc_buffer(p, p->slot_bytes[i], &p->slot_buf[i]);
-  for (int i = 0; i < p->n_params && s == CT_OK; i++) {
-    size_t bytes = ct_object_bytes(ct_param_object(p->params[i]));
-    s = ct__alloc_buffer(p, bytes, &p->param_buf[i]);
-    if (s == CT_OK && reverse) s = ct__alloc_buffer(p, bytes, &p->param_grad[i]);
-  }
+  if (s == CT_OK) s = ct__alloc_arena(p, &p->param_arena, p->param_buf);
+  if (s == CT_OK && reverse) s = ct__alloc_arena(p, &p->grad_arena, p->param_grad);
   if (s != CT_OK) {
     ct_status e = ct__fail(s, "ct_compile: cannot allocate the plan on '%s' (%zu bytes of "
                            "buffers in %d slots, %zu bytes of parameters and gradients): %s",
@@ -420,10 +465,13 @@ void ct_plan_free(ct_plan *p) {
   for (int i = 0; p->slot_buf && i < p->n_slots; i++)
     if (p->slot_buf[i]) p->be->release(p->ctx, p->slot_buf[i]);
   for (int i = 0; i < p->n_params; i++) {
-    if (p->param_buf && p->param_buf[i]) p->be->release(p->ctx, p->param_buf[i]);
-    if (p->param_grad && p->param_grad[i]) p->be->release(p->ctx, p->param_grad[i]);
+    if (p->param_buf && p->param_buf[i]) p->be->release_view(p->ctx, p->param_buf[i]);
+    if (p->param_grad && p->param_grad[i]) p->be->release_view(p->ctx, p->param_grad[i]);
     ct_param_free(p->params[i]);
   }
+  if (p->param_arena) p->be->release(p->ctx, p->param_arena);
+  if (p->grad_arena) p->be->release(p->ctx, p->grad_arena);
+  free(p->param_off);
   free(p->slot_buf);
   free(p->slot_bytes);
   free(p->param_buf);
@@ -712,7 +760,11 @@ ct_status ct_plan_reverse(ct_plan *p) {
   if (!p->residuals_valid)
     return ct__fail(CT_ERR_STATE, "ct_plan_reverse: run ct_plan_forward first (the reverse "
                     "reads the residuals of one forward run)");
-  for (int i = 0; i < p->n_params; i++)
+  /* One fill over the gradient arena; in GUARD plans one per gradient, so that
+   * the guard regions between them stay intact. */
+  if (!p->guard)
+    CT__TRY(p->be->fill(p->ctx, p->grad_arena, 0.0f, p->arena_numel));
+  for (int i = 0; p->guard && i < p->n_params; i++)
     CT__TRY(p->be->fill(p->ctx, p->param_grad[i], 0.0f, ct_param_numel(p->params[i])));
   for (int s = p->m->n_nodes - 1; s >= 0; s--) CT__TRY(ct__reverse_node(p, p->order[s]));
   /* The reverse reuses residual buffers: another reverse needs another forward. */

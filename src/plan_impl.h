@@ -20,10 +20,21 @@ struct ct_plan {
   int n_slots;
   void **slot_buf;
   size_t *slot_bytes;
-  /* Distinct parameters, their resident values, gradients and optimizer state. */
+  /* Distinct parameters and their resident values and gradients. Values live in
+   * one buffer (param_arena), gradients in another of the same layout
+   * (grad_arena, reverse plans only); param_buf[i] and param_grad[i] are views
+   * of parameter i at byte offset param_off[i] of each. The layout puts the
+   * tensors of rank >= 2 (those that take weight decay) first: float elements
+   * [0, n_decay) of an arena are theirs, [n_decay, arena_numel) the rest's.
+   * Offsets are multiples of the backend's view_align; the bytes between
+   * tensors are zero (and stay zero: the optimizer leaves a zero with a zero
+   * gradient at zero). In GUARD plans a guard region follows each tensor. */
   int n_params;
   ct_param **params;
   void **param_buf, **param_grad;
+  void *param_arena, *grad_arena;
+  size_t *param_off;
+  int64_t arena_numel, n_decay;
   int *node_param; /* node i's k-th parameter is params[node_param[i*CT__MAX_PARAMS + k]] */
   bool forward_valid;   /* outputs hold the forward of the current inputs */
   bool residuals_valid; /* the reverse may run: residuals are intact */

@@ -8,9 +8,12 @@
 struct ct_trainer {
   ct_plan *plan;
   ct_optimizer opt;
-  void **state; /* optimizer state per parameter (NULL for stateless optimizers) */
-  void *hyper;  /* the optimizer's device record (CT__HYPER_COUNT floats) */
-  void *sumsq;  /* squared gradient norm per parameter */
+  /* Optimizer state of the plan's arena layout: state float k of arena element e
+   * at k * arena_numel + e (AdamW: m of every element, then v); NULL for
+   * stateless optimizers. */
+  void *state;
+  void *hyper; /* the optimizer's device record (CT__HYPER_COUNT floats) */
+  void *sumsq; /* the squared norm of the gradient arena (one float) */
   long steps;
   float last_loss; /* loss of the last step's forward (before its update) */
   int loss_value;
@@ -109,11 +112,9 @@ static ct_status ct__upload_config(ct_trainer *t) {
 void ct_trainer_free(ct_trainer *t) {
   if (!t) return;
   if (t->graph) t->plan->be->graph_free(t->plan->ctx, t->graph);
-  for (int i = 0; t->state && t->plan && i < t->plan->n_params; i++)
-    if (t->state[i]) t->plan->be->release(t->plan->ctx, t->state[i]);
+  if (t->state) t->plan->be->release(t->plan->ctx, t->state);
   if (t->hyper) t->plan->be->release(t->plan->ctx, t->hyper);
   if (t->sumsq) t->plan->be->release(t->plan->ctx, t->sumsq);
-  free(t->state);
   ct_plan_free(t->plan);
   free(t);
 }
@@ -147,24 +148,20 @@ ct_status ct_trainer_new_flags(ct_trainer **out, const ct_morphism *loss,
   ct_trainer *t = calloc(1, sizeof *t);
   if (!t) return ct__fail(CT_ERR_NOMEM, "ct_trainer_new: out of host memory");
   t->opt = *opt;
+  /* Trainer plans have no guard regions (CT_PLAN_GUARD is not a trainer flag):
+   * the updates run over the whole arenas. */
   ct_status s = ct_compile(&t->plan, loss, backend, CT_PLAN_REVERSE | flags);
-  if (s == CT_OK) {
-    t->state = calloc((size_t)t->plan->n_params + 1, sizeof *t->state);
-    if (!t->state) s = ct__fail(CT_ERR_NOMEM, "ct_trainer_new: out of host memory");
-  }
-  int per = backend->opt_state_per_elem[opt->kind];
-  for (int i = 0; s == CT_OK && per > 0 && i < t->plan->n_params; i++) {
-    int64_t n = ct_param_numel(t->plan->params[i]) * per;
-    s = backend->alloc(t->plan->ctx, (size_t)n * sizeof(float), &t->state[i]);
-    if (s == CT_OK) s = backend->fill(t->plan->ctx, t->state[i], 0.0f, n);
+  int64_t n = s == CT_OK ? t->plan->arena_numel * backend->opt_state_per_elem[opt->kind] : 0;
+  if (s == CT_OK && n > 0) {
+    s = backend->alloc(t->plan->ctx, (size_t)n * sizeof(float), &t->state);
+    if (s == CT_OK) s = backend->fill(t->plan->ctx, t->state, 0.0f, n);
     if (s == CT_OK) t->plan->stats.param_bytes += (size_t)n * sizeof(float);
   }
-  int np = t->plan ? t->plan->n_params : 0;
   if (s == CT_OK) s = backend->alloc(t->plan->ctx, CT__HYPER_COUNT * sizeof(float), &t->hyper);
   if (s == CT_OK) s = backend->fill(t->plan->ctx, t->hyper, 0.0f, CT__HYPER_COUNT);
   if (s == CT_OK) s = ct__upload_config(t);
-  if (s == CT_OK) s = backend->alloc(t->plan->ctx, ((size_t)np + 1) * sizeof(float), &t->sumsq);
-  if (s == CT_OK) s = backend->fill(t->plan->ctx, t->sumsq, 0.0f, np + 1);
+  if (s == CT_OK) s = backend->alloc(t->plan->ctx, sizeof(float), &t->sumsq);
+  if (s == CT_OK) s = backend->fill(t->plan->ctx, t->sumsq, 0.0f, 1);
   /* The seed of the reverse pass: d loss / d loss = 1. Nothing else writes it. */
   if (s == CT_OK) {
     t->loss_value = t->plan->m->cod[0];
@@ -193,22 +190,18 @@ static ct_status ct__read_loss(ct_trainer *t, float *loss, const char *fn) {
   return CT_OK;
 }
 
-/* Queues one step: forward, reverse, gradient norms, the step kernel (schedule,
- * bias corrections, clipping scale) and every update. Nothing waits for the
- * device and no launch carries a per-step number, so a recorded graph of it
- * replays correctly. */
+/* Queues one step: forward, reverse, the squared norm of the gradient arena,
+ * the step kernel (schedule, bias corrections, clipping scale) and one update
+ * over the arenas. Nothing waits for the device and no launch carries a
+ * per-step number, so a recorded graph of it replays correctly. */
 static ct_status ct__queue_step(ct_trainer *t) {
   ct_plan *p = t->plan;
   CT__TRY(ct__plan_forward_queue(p));
   CT__TRY(ct_plan_reverse(p));
-  for (int i = 0; i < p->n_params; i++)
-    CT__TRY(p->be->sumsq(p->ctx, p->param_grad[i], ct_param_numel(p->params[i]), t->sumsq, i));
-  CT__TRY(p->be->hyper_step(p->ctx, t->hyper, t->sumsq, p->n_params));
-  for (int i = 0; i < p->n_params; i++)
-    CT__TRY(p->be->update[t->opt.kind](p->ctx, t->hyper, p->param_buf[i], p->param_grad[i],
-                                       t->state[i], ct_param_numel(p->params[i]),
-                                       ct_param_object(p->params[i])->rank >= 2));
-  return CT_OK;
+  CT__TRY(p->be->sumsq(p->ctx, p->grad_arena, p->arena_numel, t->sumsq, 0));
+  CT__TRY(p->be->hyper_step(p->ctx, t->hyper, t->sumsq, 1));
+  return p->be->update[t->opt.kind](p->ctx, t->hyper, p->param_arena, p->grad_arena, t->state,
+                                    p->arena_numel, p->n_decay);
 }
 
 static ct_status ct__record_step(ct_trainer *t) {
@@ -356,17 +349,16 @@ ct_status ct_trainer_set_steps(ct_trainer *t, long steps) {
   return CT_OK;
 }
 
-/* The state buffer of param and its size in floats; fails naming param. */
+/* The index of param in the plan and its state size in floats; fails naming param. */
 static ct_status ct__state_of(const ct_trainer *t, const ct_param *param, int64_t n_given,
-                              bool check_n, void **buf, int64_t *n, const char *fn) {
+                              bool check_n, int *k, int64_t *n, const char *fn) {
   CT__NEED(t, fn);
   CT__NEED(param, fn);
-  int k = ct__find_param(t->plan, param);
-  if (k < 0)
+  *k = ct__find_param(t->plan, param);
+  if (*k < 0)
     return ct__fail(CT_ERR_INVALID_ARG, "%s: parameter '%s' is not trained by this trainer", fn,
                     ct_param_name(param));
   *n = ct_param_numel(param) * t->plan->be->opt_state_per_elem[t->opt.kind];
-  *buf = t->state[k];
   if (check_n && n_given != *n)
     return ct__fail(CT_ERR_SHAPE, "%s: the %s state of parameter '%s' has %lld floats, not %lld",
                     fn, ct_opt_name(t->opt.kind), ct_param_name(param), (long long)*n,
@@ -376,25 +368,34 @@ static ct_status ct__state_of(const ct_trainer *t, const ct_param *param, int64_
 
 ct_status ct_trainer_state_size(const ct_trainer *t, const ct_param *param, int64_t *n) {
   CT__NEED(n, "ct_trainer_state_size");
-  void *buf;
-  return ct__state_of(t, param, 0, false, &buf, n, "ct_trainer_state_size");
+  int k;
+  return ct__state_of(t, param, 0, false, &k, n, "ct_trainer_state_size");
+}
+
+/* Byte offset in the state arena of state float j (of per) of parameter k. */
+static size_t ct__state_at(const ct_trainer *t, int k, int j) {
+  return (size_t)j * (size_t)t->plan->arena_numel * sizeof(float) + t->plan->param_off[k];
 }
 
 ct_status ct_trainer_get_state(ct_trainer *t, const ct_param *param, float *host, int64_t n) {
-  void *buf;
+  int k;
   int64_t size;
-  CT__TRY(ct__state_of(t, param, n, true, &buf, &size, "ct_trainer_get_state"));
+  CT__TRY(ct__state_of(t, param, n, true, &k, &size, "ct_trainer_get_state"));
   if (size == 0) return CT_OK;
   CT__NEED(host, "ct_trainer_get_state");
   CT__TRY(t->plan->be->sync(t->plan->ctx));
-  return t->plan->be->download(t->plan->ctx, host, buf, (size_t)size * sizeof(float));
+  int64_t numel = ct_param_numel(param), per = size / numel;
+  for (int j = 0; j < per; j++)
+    CT__TRY(t->plan->be->download_at(t->plan->ctx, host + j * numel, t->state,
+                                     ct__state_at(t, k, j), (size_t)numel * sizeof(float)));
+  return CT_OK;
 }
 
 ct_status ct_trainer_set_state(ct_trainer *t, const ct_param *param, const float *host,
                                int64_t n) {
-  void *buf;
+  int k;
   int64_t size;
-  CT__TRY(ct__state_of(t, param, n, true, &buf, &size, "ct_trainer_set_state"));
+  CT__TRY(ct__state_of(t, param, n, true, &k, &size, "ct_trainer_set_state"));
   if (size == 0) return CT_OK;
   CT__NEED(host, "ct_trainer_set_state");
   for (int64_t i = 0; i < size; i++)
@@ -402,6 +403,10 @@ ct_status ct_trainer_set_state(ct_trainer *t, const ct_param *param, const float
       return ct__fail(CT_ERR_NONFINITE, "ct_trainer_set_state: parameter '%s' state element %lld "
                       "is %g", ct_param_name(param), (long long)i, (double)host[i]);
   CT__TRY(t->plan->be->sync(t->plan->ctx));
-  return t->plan->be->upload(t->plan->ctx, buf, host, (size_t)size * sizeof(float));
+  int64_t numel = ct_param_numel(param), per = size / numel;
+  for (int j = 0; j < per; j++)
+    CT__TRY(t->plan->be->upload_at(t->plan->ctx, t->state, ct__state_at(t, k, j),
+                                   host + j * numel, (size_t)numel * sizeof(float)));
+  return CT_OK;
 }
 ct_plan *ct_trainer_plan(ct_trainer *t) { return t ? t->plan : NULL; }

@@ -112,6 +112,15 @@ static ct_status linear_fwd_overrun(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
+/* Right values, plus one float written past the end of each parameter gradient
+ * (the gradients share one arena, with a guard region after each). */
+static ct_status linear_rev_overrun(void *ctx, const ct__kargs *a) {
+  CT__TRY(ct__cpu_backend.reverse[CT_OP_LINEAR](ctx, a));
+  for (int k = 0; k < a->n_params; k++)
+    ((float *)a->dparam[k])[ct_object_numel(a->param_obj[k]) + 2] = 0.0f;
+  return CT_OK;
+}
+
 static void expect_first_divergence(fixture *f, const ct_backend *faulty, const char *label,
                                     bool nonfinite) {
   ct_check_report r;
@@ -159,6 +168,20 @@ static void test_overrun_hits_guard(void **state) {
   ct_check_report_free(&r);
 }
 
+static void test_grad_overrun_hits_guard(void **state) {
+  ct_backend faulty = ct__cpu_backend;
+  faulty.name = "overrun-linear-reverse";
+  faulty.reverse[CT_OP_LINEAR] = linear_rev_overrun;
+  ct_check_report r;
+  run_check(*state, &faulty, &r);
+  assert_true(r.first_divergent >= 0);
+  const ct_check_entry *e = &r.entries[r.first_divergent];
+  assert_string_equal(e->label, "guards on overrun-linear-reverse");
+  if (!strstr(e->detail, "gradient of parameter 'W' was written past its end: byte 8 after"))
+    fail_msg("guard failure names '%s'", e->detail);
+  ct_check_report_free(&r);
+}
+
 static void test_keep_plans_reuse_nothing(void **state) {
   fixture *f = *state;
   const ct_backend *cpu;
@@ -194,6 +217,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_reverse_is_named),
       cmocka_unit_test(test_nan_fails),
       cmocka_unit_test(test_overrun_hits_guard),
+      cmocka_unit_test(test_grad_overrun_hits_guard),
       cmocka_unit_test(test_keep_plans_reuse_nothing),
       cmocka_unit_test(test_naturality_cuda),
       cmocka_unit_test(test_naturality_opencl),

@@ -9,10 +9,14 @@
  *     parameter list and initialisation, the loss at initialisation;
  *   - the whole GPT loss against a double GPT written here, and every parameter
  *     gradient against its central differences;
+ *   - the optimizer step: one squared-norm launch and one update launch per step
+ *     for all parameters, and the update each parameter gets (decay by rank,
+ *     moments, clipping by the global norm) is AdamW's;
  *   - learning: a small GPT trained with AdamW on the GNU GPL v3 text (bytes as
  *     tokens) beats the unigram baseline on held-out text. */
 #include "gradcheck.h"
 #include <time.h>
+#include "backend_impl.h" /* a counting backend built from cpu_ref's table */
 
 #ifndef CTML_TEST_DATA_DIR
 #define CTML_TEST_DATA_DIR "tests/data"
@@ -565,7 +569,148 @@ static void test_structure(void **state) {
   ct_gpt_free(g);
 }
 
-/* ---- 4. learning on real text ------------------------------------------------------- */
+/* ---- 4. the optimizer step --------------------------------------------------------- */
+
+/* cpu_ref's table with the optimizer entries counted (cpu_ref has no context,
+ * so a table of its own needs no opening). */
+static struct {
+  int sumsq, hyper, update;
+  int64_t sumsq_n, hyper_n, update_n, update_decay;
+} launches;
+
+static ct_status counting_sumsq(void *ctx, const void *x, int64_t n, void *sumsq, int index) {
+  launches.sumsq++;
+  launches.sumsq_n = n;
+  return ct__cpu_backend.sumsq(ctx, x, n, sumsq, index);
+}
+
+static ct_status counting_hyper(void *ctx, void *hyper, const void *sumsq, int n) {
+  launches.hyper++;
+  launches.hyper_n = n;
+  return ct__cpu_backend.hyper_step(ctx, hyper, sumsq, n);
+}
+
+static ct_status counting_adamw(void *ctx, const void *hyper, void *param, const void *grad,
+                                void *state, int64_t n, int64_t n_decay) {
+  launches.update++;
+  launches.update_n = n;
+  launches.update_decay = n_decay;
+  return ct__cpu_backend.update[CT_OPT_ADAMW](ctx, hyper, param, grad, state, n, n_decay);
+}
+
+/* A GPT whose parameters alternate between ranks 2 and 1 in plan order: one
+ * sumsq over every gradient, one step kernel, one AdamW update over every
+ * parameter per step, with graphs off. The first step from zero moments is
+ * checked per parameter against AdamW on the host: m = (1 - b1) g s and
+ * v = (1 - b2) (g s)^2 (read back with ct_trainer_get_state), p decayed only
+ * at rank >= 2, and the clipping scale s from the global norm of all gradients. */
+static void test_step_launches(void **state) {
+  (void)state;
+  const int64_t V = 13, T = 6, B = 2, C = 8;
+  ct_backend counting = ct__cpu_backend;
+  counting.name = "cpu-counting";
+  counting.sumsq = counting_sumsq;
+  counting.hyper_step = counting_hyper;
+  counting.update[CT_OPT_ADAMW] = counting_adamw;
+  ct_gpt *g = gpt_make(V, T, 2, 2, C, 77);
+  gpt_randomize(g, 5);
+  ct_morphism *loss = NULL;
+  CT_ASSERT_OK(ct_gpt_loss(&loss, g, B, T));
+  ct_optimizer o;
+  CT_ASSERT_OK(ct_optimizer_adamw(&o, 1e-2f));
+  o.weight_decay = 0.5f;
+  o.clip_norm = 0.1f; /* below the gradient norm: the scale acts */
+  ct_trainer *t = NULL;
+  CT_ASSERT_OK(ct_trainer_new(&t, loss, &counting, &o));
+  int32_t in[2 * 6], tg[2 * 6];
+  for (int i = 0; i < B * T; i++) in[i] = (i * 5) % V, tg[i] = (i * 7 + 3) % V;
+  CT_ASSERT_OK(ct_trainer_set_input(t, 0, in, B * T));
+  CT_ASSERT_OK(ct_trainer_set_input(t, 1, tg, B * T));
+  int np = ct_gpt_param_count(g);
+  int64_t numel[2] = {0, 0}; /* rank < 2, rank >= 2 */
+  float *p0[64], *grad[64];
+  assert_true(np <= 64);
+  for (int i = 0; i < np; i++) {
+    ct_param *q = ct_gpt_param(g, i);
+    int64_t n = ct_param_numel(q);
+    numel[ct_param_object(q)->rank >= 2] += n;
+    p0[i] = malloc((size_t)n * sizeof(float));
+    grad[i] = malloc((size_t)n * sizeof(float));
+    CT_ASSERT_OK(ct_param_get(q, p0[i], n));
+  }
+  memset(&launches, 0, sizeof launches);
+  CT_ASSERT_OK(ct_trainer_step(t, 1));
+  assert_int_equal(launches.sumsq, 1);
+  assert_int_equal(launches.hyper, 1);
+  assert_int_equal(launches.update, 1);
+  assert_int_equal(launches.hyper_n, 1);
+  /* one arena: the decayed tensors, then the rest */
+  assert_true(launches.sumsq_n == launches.update_n);
+  assert_true(launches.update_decay >= numel[1]);
+  assert_true(launches.update_n - launches.update_decay >= numel[0]);
+  print_message("    %d parameters (%lld floats decayed, %lld not) in an arena of %lld floats "
+                "(decay on [0, %lld)): 1 sumsq, 1 step kernel, 1 update\n", np,
+                (long long)numel[1], (long long)numel[0], (long long)launches.update_n,
+                (long long)launches.update_decay);
+
+  ct_plan *plan = ct_trainer_plan(t);
+  double sq = 0.0;
+  for (int i = 0; i < np; i++) {
+    ct_param *q = ct_gpt_param(g, i);
+    int64_t n = ct_param_numel(q);
+    CT_ASSERT_OK(ct_plan_get_param_grad(plan, q, grad[i], n));
+    for (int64_t k = 0; k < n; k++) sq += (double)grad[i][k] * grad[i][k];
+  }
+  float norm;
+  CT_ASSERT_OK(ct_trainer_last_grad_norm(t, &norm));
+  assert_true(fabs(norm - sqrt(sq)) <= 1e-6 * sqrt(sq));
+  assert_true(sqrt(sq) > o.clip_norm);
+  float scale = o.clip_norm / (norm + 1e-6f), lr = o.lr, b1 = o.beta1, b2 = o.beta2;
+  float step = lr / (1.0f - b1), root_bc2 = sqrtf(1.0f - b2);
+  CT_ASSERT_OK(ct_trainer_store_params(t));
+  double worst = 0.0;
+  for (int i = 0; i < np; i++) {
+    ct_param *q = ct_gpt_param(g, i);
+    int64_t n = ct_param_numel(q), size = 0;
+    bool decay = ct_param_object(q)->rank >= 2;
+    float *p1 = malloc((size_t)n * sizeof(float)), *mv = malloc((size_t)(2 * n) * sizeof(float));
+    CT_ASSERT_OK(ct_param_get(q, p1, n));
+    CT_ASSERT_OK(ct_trainer_state_size(t, q, &size));
+    assert_true(size == 2 * n);
+    CT_ASSERT_OK(ct_trainer_get_state(t, q, mv, size));
+    for (int64_t k = 0; k < n; k++) {
+      float gs = grad[i][k] * scale, m = (1.0f - b1) * gs, v = (1.0f - b2) * gs * gs;
+      float keep = decay ? 1.0f - lr * o.weight_decay : 1.0f;
+      float want = p0[i][k] * keep - step * m / (sqrtf(v) / root_bc2 + o.eps);
+      double e = fabs((double)p1[k] - want) / (fabs(want) + 1e-3);
+      if (e > worst) worst = e;
+      if (fabsf(mv[k] - m) > 1e-6f * fabsf(m) || fabsf(mv[n + k] - v) > 1e-6f * fabsf(v) ||
+          e > 1e-5)
+        fail_msg("parameter '%s' (rank %d) element %lld: p %g (want %g), m %g (want %g), v %g "
+                 "(want %g)", ct_param_name(q), ct_param_object(q)->rank, (long long)k,
+                 (double)p1[k], (double)want, (double)mv[k], (double)m, (double)mv[n + k],
+                 (double)v);
+    }
+    free(p1);
+    free(mv);
+  }
+  print_message("    first step: norm %.6g (host %.6g), every parameter as AdamW on the host "
+                "(worst rel %.1e)\n", (double)norm, sqrt(sq), worst);
+  memset(&launches, 0, sizeof launches);
+  CT_ASSERT_OK(ct_trainer_step(t, 3));
+  assert_int_equal(launches.sumsq, 3);
+  assert_int_equal(launches.hyper, 3);
+  assert_int_equal(launches.update, 3);
+  for (int i = 0; i < np; i++) {
+    free(p0[i]);
+    free(grad[i]);
+  }
+  ct_trainer_free(t);
+  ct_morphism_free(loss);
+  ct_gpt_free(g);
+}
+
+/* ---- 5. learning on real text ------------------------------------------------------- */
 
 static double now_s(void) {
   struct timespec ts;
@@ -691,6 +836,7 @@ int main(void) {
       cmocka_unit_test(test_attention_errors),
       cmocka_unit_test(test_structure),
       cmocka_unit_test(test_gpt_gradcheck),
+      cmocka_unit_test(test_step_launches),
       cmocka_unit_test(test_learns_text),
   };
   return CT_RUN_TESTS("gpt", tests, setup, NULL);

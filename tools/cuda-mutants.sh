@@ -148,6 +148,9 @@ mut M36 $B "attn_scores_rev dk: m instead of m^T (CUBLAS_OP_T dropped)" \
 mut M37 $B "sync: error record not cleared after it is reported" \
   $'  if (!r.flag) return CT_OK;\n  CT__CU(cudaMemsetAsync, (c->err, 0, sizeof *c->err, c->stream));\n' \
   $'  if (!r.flag) return CT_OK;\n'
+mut M38 $K "adamw_update: weight decay on every element (n_decay ignored)" \
+  'float keep = i < n_decay ? decayed : 1.0f;' \
+  'float keep = decayed;'
 
 # ---- helpers -------------------------------------------------------------------
 # occurrences TEXT PATTERN: literal, non-overlapping.

@@ -62,30 +62,34 @@ kernel void ct_hyper_step(global float *h, global const float *sq, int n,
   h[CT_H_SCALE] = clip > 0.0f && norm > clip ? clip / (norm + 1e-6f) : 1.0f;
 }
 
-/* SGD: p -= lr (g scale), unless a kernel recorded an error since the last
- * sync (then the parameters stay those from before the bad batch). */
+/* SGD over n elements, grid-stride: p -= lr (g scale), unless a kernel recorded
+ * an error since the last sync (then the parameters stay those from before the
+ * bad batch). */
 kernel void ct_sgd(global float *p, global const float *g, global const float *h, long n,
                    global const int *rec) {
-  long i = (long)get_global_id(0);
-  if (i >= n || rec[CT_REC_FLAG] != 0) return;
+  if (rec[CT_REC_FLAG] != 0) return;
   float lr = h[CT_H_LR], scale = h[CT_H_SCALE];
-  p[i] = p[i] - lr * (g[i] * scale);
+  for (long i = (long)get_global_id(0); i < n; i += (long)get_global_size(0))
+    p[i] = p[i] - lr * (g[i] * scale);
 }
 
-/* AdamW on n elements; state is m[n] then v[n]. decay: p *= 1 - lr wd first.
- * Nothing changes while an error is recorded. */
+/* AdamW over n elements, grid-stride; state is m[n] then v[n]. Elements
+ * [0, n_decay) take weight decay: p *= 1 - lr wd first. Nothing changes while
+ * an error is recorded. */
 kernel void ct_adamw(global float *p, global const float *g, global float *state,
-                     global const float *h, long n, int decay, global const int *rec) {
-  long i = (long)get_global_id(0);
-  if (i >= n || rec[CT_REC_FLAG] != 0) return;
+                     global const float *h, long n, long n_decay, global const int *rec) {
+  if (rec[CT_REC_FLAG] != 0) return;
   float lr = h[CT_H_LR], scale = h[CT_H_SCALE], b1 = h[CT_H_BETA1], b2 = h[CT_H_BETA2],
         eps = h[CT_H_EPS];
-  float keep = decay ? 1.0f - lr * h[CT_H_WD] : 1.0f;
+  float decayed = 1.0f - lr * h[CT_H_WD];
   float step = lr / h[CT_H_BC1], root_bc2 = sqrt(h[CT_H_BC2]);
-  float gi = g[i] * scale;
-  float m = b1 * state[i] + (1.0f - b1) * gi;
-  float v = b2 * state[n + i] + (1.0f - b2) * gi * gi;
-  state[i] = m;
-  state[n + i] = v;
-  p[i] = p[i] * keep - step * m / (sqrt(v) / root_bc2 + eps);
+  for (long i = (long)get_global_id(0); i < n; i += (long)get_global_size(0)) {
+    float keep = i < n_decay ? decayed : 1.0f;
+    float gi = g[i] * scale;
+    float m = b1 * state[i] + (1.0f - b1) * gi;
+    float v = b2 * state[n + i] + (1.0f - b2) * gi * gi;
+    state[i] = m;
+    state[n + i] = v;
+    p[i] = p[i] * keep - step * m / (sqrt(v) / root_bc2 + eps);
+  }
 }

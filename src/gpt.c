@@ -79,6 +79,15 @@ static ct_status ct__square_objects(const ct_object *hv, ct_object *sc, ct_objec
   return ct_object_make(at, CT_F32, CT_ROLE_ATTN, hv->rank, d);
 }
 
+/* x -> (q, k, v): copy^3 ; (linear q (x) linear k (x) linear v), built one linear at a
+ * time so that the first bad parameter is the one reported. */
+static ct_morphism *ct__projections(ct_status *s, const ct_object *x, const ct_attention_params *p) {
+  ct_morphism *q = ct__linear(s, x, CT_ROLE_SEQ, p->wq, p->bq);
+  ct_morphism *k = ct__linear(s, x, CT_ROLE_SEQ, p->wk, p->bk);
+  ct_morphism *v = ct__linear(s, x, CT_ROLE_SEQ, p->wv, p->bv);
+  return ct__then(s, ct__triplicate(s, x), ct__par(s, q, ct__par(s, k, v)));
+}
+
 /* split: heads via head_split/merge (HEADS objects), else one head on x's own shape. */
 static ct_status ct__attention(ct_morphism **out, const ct_object *x, int64_t heads, bool split,
                                const ct_attention_params *p, const char *fn) {
@@ -101,11 +110,8 @@ static ct_status ct__attention(ct_morphism **out, const ct_object *x, int64_t he
   CT__TRY(ct__square_objects(&hv, &sc, &at));
   ct_status s = CT_OK;
   /* Built one statement at a time so the first bad parameter is the one reported. */
-  ct_morphism *q = ct__linear(&s, x, CT_ROLE_SEQ, p->wq, p->bq);
-  ct_morphism *k = ct__linear(&s, x, CT_ROLE_SEQ, p->wk, p->bk);
-  ct_morphism *v = ct__linear(&s, x, CT_ROLE_SEQ, p->wv, p->bv);
+  ct_morphism *qkv = ct__projections(&s, x, p);
   ct_morphism *o = ct__linear(&s, x, CT_ROLE_SEQ, p->wo, p->bo);
-  ct_morphism *qkv = ct__then(&s, ct__triplicate(&s, x), ct__par(&s, q, ct__par(&s, k, v)));
   if (split)
     qkv = ct__then(&s, qkv,
                    ct__par(&s, ct__split(&s, x, heads),
@@ -245,20 +251,32 @@ static ct_morphism *ct__attention_of(ct_status *s, const ct_object *x, int64_t h
   CT__GEN(s, ct_self_attention(&m, x, heads, p));
 }
 
-/* layernorm -> attention -> residual; layernorm -> MLP (4C, GELU) -> residual. */
-static ct_morphism *ct__block(ct_status *s, const ct_gpt *g, int64_t l, const ct_object *x) {
+/* The attention projections of block l. */
+static ct_attention_params ct__block_attention(const ct_gpt *g, int64_t l) {
   ct_param *const *p = &g->params[2 + l * CT__PER_BLOCK];
   ct_attention_params ap = {p[CT__WQ], p[CT__BQ], p[CT__WK], p[CT__BK],
                             p[CT__WV], p[CT__BV], p[CT__WO], p[CT__BO]};
+  return ap;
+}
+
+/* layernorm -> linear 4C -> GELU -> linear C, of block l. */
+static ct_morphism *ct__mlp(ct_status *s, const ct_gpt *g, int64_t l, const ct_object *x) {
+  ct_param *const *p = &g->params[2 + l * CT__PER_BLOCK];
   ct_object wide = *x;
   wide.dims[2] = 4 * x->dims[2];
-  ct_morphism *attn = ct__then(s, ct__norm(s, x, p[CT__LN1_G], p[CT__LN1_B]),
-                               ct__attention_of(s, x, g->cfg.heads, &ap));
-  ct_morphism *mlp = ct__then(
+  return ct__then(
       s, ct__then(s, ct__norm(s, x, p[CT__LN2_G], p[CT__LN2_B]),
                   ct__linear(s, x, CT_ROLE_SEQ, p[CT__W1], p[CT__B1])),
       ct__then(s, ct__gelu(s, &wide), ct__linear(s, &wide, CT_ROLE_SEQ, p[CT__W2], p[CT__B2])));
-  return ct__then(s, ct__residual(s, x, attn), ct__residual(s, x, mlp));
+}
+
+/* layernorm -> attention -> residual; layernorm -> MLP (4C, GELU) -> residual. */
+static ct_morphism *ct__block(ct_status *s, const ct_gpt *g, int64_t l, const ct_object *x) {
+  ct_param *const *p = &g->params[2 + l * CT__PER_BLOCK];
+  ct_attention_params ap = ct__block_attention(g, l);
+  ct_morphism *attn = ct__then(s, ct__norm(s, x, p[CT__LN1_G], p[CT__LN1_B]),
+                               ct__attention_of(s, x, g->cfg.heads, &ap));
+  return ct__then(s, ct__residual(s, x, attn), ct__residual(s, x, ct__mlp(s, g, l, x)));
 }
 
 ct_status ct_gpt_logits(ct_morphism **out, const ct_gpt *g, int64_t batch, int64_t time) {
@@ -304,5 +322,68 @@ ct_status ct_gpt_loss(ct_morphism **out, const ct_gpt *g, int64_t batch, int64_t
   ct_morphism *loss = ct__then(&s, ct__par(&s, logits, ct__id(&s, &tk)), xent);
   if (s != CT_OK) return ct__fail(s, "%s: %s", fn, ct_last_error());
   *out = loss;
+  return CT_OK;
+}
+
+/* ---- decoding -------------------------------------------------------------------- */
+
+static ct_morphism *ct__discard(ct_status *s, const ct_object *x) { CT__GEN(s, ct_discard(&m, x)); }
+static ct_morphism *ct__embed(ct_status *s, const ct_object *ids, ct_param *table) {
+  CT__GEN(s, ct_embedding(&m, ids, table));
+}
+static ct_morphism *ct__kv(ct_status *s, const ct_object *x, const ct_object *pos, ct_param *kc,
+                           ct_param *vc) {
+  CT__GEN(s, ct_kv_attention(&m, x, pos, kc, vc));
+}
+
+/* (x (x) pos) -> ((x + branch(x, pos)) (x) pos):
+ * (copy (x) copy) ; (id (x) branch (x) id) ; (add (x) id). */
+static ct_morphism *ct__residual_at(ct_status *s, const ct_object *x, const ct_object *pos,
+                                    ct_morphism *branch) {
+  ct_morphism *fan = ct__par(s, ct__copy(s, x), ct__copy(s, pos));
+  ct_morphism *body = ct__par(s, ct__id(s, x), ct__par(s, branch, ct__id(s, pos)));
+  return ct__then(s, ct__then(s, fan, body), ct__par(s, ct__add(s, x), ct__id(s, pos)));
+}
+
+/* Block l over (x (x) pos), its attention reading and writing caches kc, vc. */
+static ct_morphism *ct__block_at(ct_status *s, const ct_gpt *g, int64_t l, const ct_object *x,
+                                 const ct_object *pos, ct_param *kc, ct_param *vc) {
+  ct_param *const *p = &g->params[2 + l * CT__PER_BLOCK];
+  ct_attention_params ap = ct__block_attention(g, l);
+  ct_morphism *attn = ct__then(
+      s, ct__par(s, ct__then(s, ct__norm(s, x, p[CT__LN1_G], p[CT__LN1_B]), ct__projections(s, x, &ap)),
+                 ct__id(s, pos)),
+      ct__then(s, ct__kv(s, x, pos, kc, vc), ct__linear(s, x, CT_ROLE_SEQ, ap.wo, ap.bo)));
+  ct_morphism *mlp = ct__par(s, ct__residual(s, x, ct__mlp(s, g, l, x)), ct__id(s, pos));
+  return ct__then(s, ct__residual_at(s, x, pos, attn), mlp);
+}
+
+ct_status ct_gpt_decode(ct_morphism **out, const ct_gpt *g, ct_param *const *caches,
+                        int64_t batch, int64_t time) {
+  static const char fn[] = "ct_gpt_decode";
+  if (!out) return ct__fail(CT_ERR_INVALID_ARG, "%s: out is NULL", fn);
+  *out = NULL;
+  if (!g || !caches) return ct__fail(CT_ERR_INVALID_ARG, "%s: %s is NULL", fn, g ? "caches" : "gpt");
+  if (batch < 1 || time < 1 || time > g->cfg.block)
+    return ct__fail(CT_ERR_SHAPE, "%s: batch %lld and time %lld must be >= 1, time at most the "
+                    "block size %lld", fn, (long long)batch, (long long)time,
+                    (long long)g->cfg.block);
+  ct_object tk, x;
+  CT__TRY(ct_object_token_seq(&tk, batch, time));
+  CT__TRY(ct_object_seq(&x, batch, time, g->cfg.width));
+  ct_status s = CT_OK;
+  /* (tokens (x) positions) -> (wte[tokens] + wpe[positions]) (x) positions */
+  ct_morphism *net = ct__par(&s, ct__embed(&s, &tk, g->params[0]),
+                             ct__then(&s, ct__copy(&s, &tk),
+                                      ct__par(&s, ct__embed(&s, &tk, g->params[1]), ct__id(&s, &tk))));
+  net = ct__then(&s, net, ct__par(&s, ct__add(&s, &x), ct__id(&s, &tk)));
+  for (int64_t l = 0; l < g->cfg.layers; l++)
+    net = ct__then(&s, net, ct__block_at(&s, g, l, &x, &tk, caches[2 * l], caches[2 * l + 1]));
+  int n = g->n_params;
+  ct_morphism *head = ct__then(&s, ct__norm(&s, &x, g->params[n - 3], g->params[n - 2]),
+                               ct__linear(&s, &x, CT_ROLE_LOGITS, g->params[n - 1], NULL));
+  net = ct__then(&s, net, ct__par(&s, head, ct__discard(&s, &tk)));
+  if (s != CT_OK) return ct__fail(s, "%s: %s", fn, ct_last_error());
+  *out = net;
   return CT_OK;
 }

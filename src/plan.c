@@ -232,7 +232,7 @@ static ct_status ct__arena_layout(ct_plan *p) {
     if (pass == 1) p->n_decay = (int64_t)(off / sizeof(float));
     for (int i = 0; i < p->n_params; i++) {
       const ct_object *o = ct_param_object(p->params[i]);
-      if ((o->rank >= 2) != (pass == 0)) continue;
+      if ((o->rank >= 2) != (pass == 0) || p->borrowed[i]) continue;
       p->param_off[i] = off;
       off += ct_object_bytes(o) + (p->guard ? CT__GUARD_BYTES : 0);
       off = (off + align - 1) & ~(align - 1);
@@ -245,9 +245,11 @@ static ct_status ct__arena_layout(ct_plan *p) {
 /* A zeroed arena of the plan's layout, a view of each parameter's bytes in
  * views, and in GUARD plans the guard region after each. */
 static ct_status ct__alloc_arena(ct_plan *p, void **arena, void **views) {
+  if (p->arena_numel == 0) return CT_OK; /* every parameter borrowed, or none */
   CT__TRY(p->be->alloc(p->ctx, (size_t)p->arena_numel * sizeof(float), arena));
   CT__TRY(p->be->fill(p->ctx, *arena, 0.0f, p->arena_numel));
   for (int i = 0; i < p->n_params; i++) {
+    if (p->borrowed[i]) continue;
     size_t bytes = ct_object_bytes(ct_param_object(p->params[i]));
     CT__TRY(p->be->view(p->ctx, *arena, p->param_off[i], bytes, &views[i]));
     if (p->guard) CT__TRY(ct__write_guard(p, *arena, p->param_off[i] + bytes));
@@ -301,6 +303,7 @@ ct_status ct_plan_check_guards(ct_plan *p) {
     CT__TRY(ct__check_guard(p, p->slot_buf[i], p->slot_bytes[i], p->slot_bytes[i], what));
   }
   for (int i = 0; i < p->n_params; i++) {
+    if (p->borrowed[i]) continue;
     size_t bytes = ct_object_bytes(ct_param_object(p->params[i])), at = p->param_off[i] + bytes;
     snprintf(what, sizeof what, "parameter '%s'", ct_param_name(p->params[i]));
     CT__TRY(ct__check_guard(p, p->param_arena, at, bytes, what));
@@ -333,7 +336,10 @@ static ct_status ct__copy_morphism(const ct_morphism *src, ct_morphism **out) {
 }
 
 static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
-                             int mode);
+                             int mode, const ct_plan *owner);
+
+static ct_status ct__compile_with(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                                  const ct_backend *peer, int mode, const ct_plan *owner);
 
 ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
                      int mode) {
@@ -342,6 +348,19 @@ ct_status ct_compile(ct_plan **out, const ct_morphism *m, const ct_backend *back
 
 ct_status ct__compile_for(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
                           const ct_backend *peer, int mode) {
+  return ct__compile_with(out, m, backend, peer, mode, NULL);
+}
+
+ct_status ct__compile_shared(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                             int mode, const ct_plan *owner) {
+  if (owner && owner->be != backend)
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: a plan on '%s' cannot share parameters with "
+                    "a plan on '%s'", backend ? backend->name : "(null)", owner->be->name);
+  return ct__compile_with(out, m, backend, NULL, mode, owner);
+}
+
+static ct_status ct__compile_with(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                                  const ct_backend *peer, int mode, const ct_plan *owner) {
   if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: out is NULL");
   *out = NULL;
   if (!m || !backend)
@@ -353,7 +372,7 @@ ct_status ct__compile_for(ct_plan **out, const ct_morphism *m, const ct_backend 
   ct_morphism *rewritten = NULL;
   if (!(mode & CT_PLAN_NO_REWRITE))
     CT__TRY(ct__rewrite(m, backend, peer, (mode & CT_PLAN_REVERSE) != 0, &rewritten, &log));
-  ct_status s = ct__compile(out, rewritten ? rewritten : m, backend, mode);
+  ct_status s = ct__compile(out, rewritten ? rewritten : m, backend, mode, owner);
   ct_morphism_free(rewritten);
   if (s == CT_OK)
     (*out)->rewrites = log;
@@ -368,9 +387,10 @@ const char *ct_plan_rewrite(const ct_plan *p, int i) {
   return p && i >= 0 && i < p->rewrites.n ? p->rewrites.lines[i] : NULL;
 }
 
-/* Compiles m as it is (mode already checked, m linear). */
+/* Compiles m as it is (mode already checked, m linear), borrowing owner's buffers of
+ * the parameters both use (owner may be NULL). */
 static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
-                             int mode) {
+                             int mode, const ct_plan *owner) {
   bool reverse = (mode & CT_PLAN_REVERSE) != 0;
   if (!backend->view || !backend->release_view || !backend->view_align)
     return ct__fail(CT_ERR_INTERNAL, "ct_compile: backend '%s' has no buffer views (the plan "
@@ -426,9 +446,21 @@ static ct_status ct__compile(ct_plan **out, const ct_morphism *m, const ct_backe
   p->param_buf = calloc((size_t)p->n_params + 1, sizeof *p->param_buf);
   p->param_grad = calloc((size_t)p->n_params + 1, sizeof *p->param_grad);
   p->param_off = calloc((size_t)p->n_params + 1, sizeof *p->param_off);
-  if (!p->slot_buf || !p->param_buf || !p->param_grad || !p->param_off) {
+  p->borrowed = calloc((size_t)p->n_params + 1, sizeof *p->borrowed);
+  if (!p->slot_buf || !p->param_buf || !p->param_grad || !p->param_off || !p->borrowed) {
     ct_plan_free(p);
     return ct__fail(CT_ERR_NOMEM, "ct_compile: out of host memory");
+  }
+  if (owner && reverse) {
+    ct_plan_free(p);
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_compile: a plan that shares parameters is forward "
+                    "only");
+  }
+  for (int i = 0; owner && i < p->n_params; i++) {
+    int j = ct__find_param(owner, p->params[i]);
+    if (j < 0) continue;
+    p->borrowed[i] = true;
+    p->param_buf[i] = owner->param_buf[j];
   }
   s = ct__arena_layout(p);
   if (s != CT_OK) {
@@ -465,13 +497,15 @@ void ct_plan_free(ct_plan *p) {
   for (int i = 0; p->slot_buf && i < p->n_slots; i++)
     if (p->slot_buf[i]) p->be->release(p->ctx, p->slot_buf[i]);
   for (int i = 0; i < p->n_params; i++) {
-    if (p->param_buf && p->param_buf[i]) p->be->release_view(p->ctx, p->param_buf[i]);
+    bool own = !p->borrowed || !p->borrowed[i];
+    if (own && p->param_buf && p->param_buf[i]) p->be->release_view(p->ctx, p->param_buf[i]);
     if (p->param_grad && p->param_grad[i]) p->be->release_view(p->ctx, p->param_grad[i]);
     ct_param_free(p->params[i]);
   }
   if (p->param_arena) p->be->release(p->ctx, p->param_arena);
   if (p->grad_arena) p->be->release(p->ctx, p->grad_arena);
   free(p->param_off);
+  free(p->borrowed);
   free(p->slot_buf);
   free(p->slot_bytes);
   free(p->param_buf);
@@ -547,6 +581,25 @@ ct_status ct_plan_get_output(ct_plan *p, int i, void *host, int64_t n) {
   return p->be->download(p->ctx, host, ct__plan_value(p, v), ct_object_bytes(&p->m->values[v]));
 }
 
+ct_status ct__plan_get_output_at(ct_plan *p, int i, int64_t at, void *host, int64_t n) {
+  int v;
+  if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_get_output: plan is NULL");
+  if (i < 0 || i >= p->m->n_cod)
+    return ct__fail(CT_ERR_RANGE, "ct_plan_get_output: output index %d is outside [0, %d)", i,
+                    p->m->n_cod);
+  v = p->m->cod[i];
+  const ct_object *o = &p->m->values[v];
+  if (!host || at < 0 || n < 0 || at + n > ct_object_numel(o))
+    return ct__fail(CT_ERR_RANGE, "ct_plan_get_output: elements [%lld, %lld) of output %d are "
+                    "outside its %lld", (long long)at, (long long)(at + n), i,
+                    (long long)ct_object_numel(o));
+  if (!p->forward_valid)
+    return ct__fail(CT_ERR_STATE, "ct_plan_get_output: run ct_plan_forward after setting inputs");
+  size_t elem = ct_object_bytes(o) / (size_t)ct_object_numel(o);
+  return p->be->download_at(p->ctx, host, ct__plan_value(p, v), (size_t)at * elem,
+                            (size_t)n * elem);
+}
+
 ct_status ct_plan_set_output_grad(ct_plan *p, int i, const float *host, int64_t n) {
   int v;
   CT__TRY(ct__boundary(p, true, i, n, host, "ct_plan_set_output_grad", &v));
@@ -601,8 +654,9 @@ ct_status ct_plan_get_param_grad(ct_plan *p, const ct_param *param, float *host,
 ct_status ct_plan_load_params(ct_plan *p) {
   if (!p) return ct__fail(CT_ERR_INVALID_ARG, "ct_plan_load_params: plan is NULL");
   for (int i = 0; i < p->n_params; i++)
-    CT__TRY(p->be->upload(p->ctx, p->param_buf[i], ct__param_host(p->params[i]),
-                          ct_object_bytes(ct_param_object(p->params[i]))));
+    if (!p->borrowed[i]) /* a borrowed parameter is its owner's to load */
+      CT__TRY(p->be->upload(p->ctx, p->param_buf[i], ct__param_host(p->params[i]),
+                            ct_object_bytes(ct_param_object(p->params[i]))));
   p->forward_valid = p->residuals_valid = false;
   return CT_OK;
 }

@@ -35,6 +35,9 @@ struct ct_plan {
   void *param_arena, *grad_arena;
   size_t *param_off;
   int64_t arena_numel, n_decay;
+  /* borrowed[i]: parameter i is another plan's buffer (ct__compile_shared), outside
+   * this plan's arena: never uploaded, released or guarded here. */
+  bool *borrowed;
   int *node_param; /* node i's k-th parameter is params[node_param[i*CT__MAX_PARAMS + k]] */
   bool forward_valid;   /* outputs hold the forward of the current inputs */
   bool residuals_valid; /* the reverse may run: residuals are intact */
@@ -53,6 +56,13 @@ int ct__find_param(const ct_plan *p, const ct_param *param);
  * rhs: two plans compared node by node (ct_check) then have the same graph. */
 ct_status ct__compile_for(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
                           const ct_backend *peer, int mode);
+/* ct_compile (no rewrite peer) whose parameters that owner (may be NULL) also uses are
+ * owner's device buffers, not copies: runs of either plan see the other's writes (the
+ * decoder's caches). owner must outlive the plan. */
+ct_status ct__compile_shared(ct_plan **out, const ct_morphism *m, const ct_backend *backend,
+                             int mode, const ct_plan *owner);
+/* n elements of output i from element offset at, into host. */
+ct_status ct__plan_get_output_at(ct_plan *p, int i, int64_t at, void *host, int64_t n);
 /* Queues the forward pass without waiting (device errors surface at the next sync). */
 ct_status ct__plan_forward_queue(ct_plan *p);
 

@@ -17,6 +17,7 @@
 #include "ctml/gpt.h"
 #include "ctml/safetensors.h"
 #include "ctml/text.h"
+#include "ctml/decode.h"
 
 #define CTML_VERSION "0.1.0"
 

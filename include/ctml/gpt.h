@@ -63,6 +63,13 @@ ct_status ct_gpt_logits(ct_morphism **out, const ct_gpt *g, int64_t batch, int64
 /* TOKENS i32[B,T] (inputs) (x) TOKENS i32[B,T] (targets) -> LOSS: the logits
  * morphism then the fused softmax-cross-entropy, mean over B*T positions. */
 ct_status ct_gpt_loss(ct_morphism **out, const ct_gpt *g, int64_t batch, int64_t time);
+/* One decoding run over a cache: tokens (x) positions -> logits, both TOKENS i32[B,T]
+ * (positions: each row's absolute position, < block), logits LOGITS f32[B,T,V]. The
+ * same network as ct_gpt_logits with every attention core replaced by kv_attention over
+ * caches[2l] (keys) and caches[2l+1] (values) of layer l, CACHE f32[B,H,block,C/H]
+ * (ct_param_new_cache). Forward only; ct_decoder runs it. */
+ct_status ct_gpt_decode(ct_morphism **out, const ct_gpt *g, ct_param *const *caches,
+                        int64_t batch, int64_t time);
 
 #ifdef __cplusplus
 }

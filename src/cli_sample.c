@@ -10,16 +10,23 @@
 static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml sample [--checkpoint DIR|FILE] [--prompt TEXT] [--tokens N] [--temperature X]\n"
-          "                   [--top-k K] [--seed N] [--backend auto|cpu|cuda|opencl]\n"
+          "                   [--top-k K] [--seed N] [--count N] [--stop TEXT] [--no-cache]\n"
+          "                   [--backend auto|cpu|cuda|opencl]\n"
           "  --checkpoint    a run directory of 'ctml train' or its checkpoint.safetensors\n"
           "                  (default: runs/latest, the last run 'ctml train' started)\n"
           "  --prompt TEXT   the text to continue (default: a newline); every byte must be in\n"
           "                  the checkpoint's vocabulary\n"
-          "  --tokens N      bytes to generate (default 200)\n"
+          "  --tokens N      bytes to generate per sample (default 200)\n"
           "  --temperature X logits are divided by X before the softmax (default 0.8; 0: the\n"
           "                  most likely byte every time)\n"
           "  --top-k K       draw among the K most likely bytes only (default 0: all)\n"
-          "  --seed N        seed of the draws (default 1)\n");
+          "  --seed N        seed of the draws (default 1)\n"
+          "  --count N       samples, one after another, each from the prompt (default 1)\n"
+          "  --stop TEXT     end a sample once its generated text ends with TEXT\n"
+          "  --no-cache      run the whole window for every byte (the reference path) instead\n"
+          "                  of one decode step over the cached keys and values\n"
+          "The context is the model's block: past it, the window restarts with its last 3/4\n"
+          "(both paths alike). Prefill and decode speeds go to stderr.\n");
 }
 
 /* Index drawn from softmax(logits / temperature) restricted to the k largest
@@ -56,10 +63,11 @@ static int cli__draw(const float *logits, int V, float temperature, int k, uint6
 }
 
 int cli_sample(int argc, char **argv) {
-  const char *ck_path = NULL, *prompt = NULL, *backend = "auto";
-  long tokens = 200, top_k = 0;
+  const char *ck_path = NULL, *prompt = NULL, *backend = "auto", *stop = NULL;
+  long tokens = 200, top_k = 0, count = 1;
   float temperature = 0.8f;
   uint64_t seed = 1;
+  int flags = 0;
   for (int i = 0; i < argc; i++) {
     const char *v = NULL;
     int r;
@@ -67,14 +75,23 @@ int cli_sample(int argc, char **argv) {
       cli__usage(stdout);
       return CLI_OK;
     }
+    if (!strcmp(argv[i], "--no-cache")) {
+      flags |= CT_DECODE_NO_CACHE;
+      continue;
+    }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--checkpoint", &ck_path)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--prompt", &prompt)) ||
+        (r = cli_opt(CLI__CMD, argc, argv, &i, "--stop", &stop)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--backend", &backend))) {
       if (r < 0) return CLI_USAGE;
       continue;
     }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--tokens", &v))) {
       if (r < 0 || !cli_parse_long(CLI__CMD, "--tokens", v, 0, 1L << 30, &tokens)) return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--count", &v))) {
+      if (r < 0 || !cli_parse_long(CLI__CMD, "--count", v, 1, 1L << 20, &count)) return CLI_USAGE;
       continue;
     }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--top-k", &v))) {
@@ -95,6 +112,7 @@ int cli_sample(int argc, char **argv) {
     return cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml sample --help')",
                      argv[i]);
   }
+  if (stop && !*stop) return cli_error(CLI__CMD, CLI_USAGE, "--stop: the text is empty");
   if (!ck_path) {
     struct stat st;
     if (stat("runs/latest", &st) != 0)
@@ -110,68 +128,87 @@ int cli_sample(int argc, char **argv) {
   if (!cli_checkpoint_load(CLI__CMD, ck_path, &ck)) return CLI_FAIL;
   const ct_vocab *vocab = &ck.vocab;
   const int V = vocab->size;
-  const int64_t T = ck.cfg.model.block;
   int code = CLI_FAIL;
   ct_gpt *g = NULL;
-  ct_morphism *m = NULL;
-  ct_plan *plan = NULL;
-  size_t plen = prompt ? strlen(prompt) : 0;
-  int32_t *ctx = malloc((plen + (size_t)tokens + 1) * sizeof *ctx);
-  int32_t *window = calloc((size_t)T, sizeof *window);
-  float *logits = malloc((size_t)(T * V) * sizeof *logits);
+  ct_decoder *dec = NULL;
+  size_t plen = prompt ? strlen(prompt) : 0, slen = stop ? strlen(stop) : 0;
+  int32_t *ids = malloc((plen + 1) * sizeof *ids);
+  char *text = malloc((size_t)tokens + 1); /* the sample so far, for --stop */
+  float *logits = malloc((size_t)V * sizeof *logits);
   double *p = malloc((size_t)V * sizeof *p);
-  if (!ctx || !window || !logits || !p) {
+  if (!ids || !text || !logits || !p) {
     cli_error(CLI__CMD, CLI_FAIL, "out of host memory");
     goto done;
   }
   int64_t n = 0;
   if (plen > 0) {
-    if (ct_vocab_encode(vocab, (const uint8_t *)prompt, (int64_t)plen, ctx) != CT_OK) {
+    if (ct_vocab_encode(vocab, (const uint8_t *)prompt, (int64_t)plen, ids) != CT_OK) {
       cli_error(CLI__CMD, CLI_FAIL, "--prompt: %s (the checkpoint's vocabulary has %d bytes)",
                 ct_last_error(), V);
       goto done;
     }
     n = (int64_t)plen;
   } else {
-    ctx[n++] = vocab->id_of['\n'] >= 0 ? vocab->id_of['\n'] : 0;
+    ids[n++] = vocab->id_of['\n'] >= 0 ? vocab->id_of['\n'] : 0;
   }
   if (ct_gpt_new(&g, &ck.cfg.model, 0) != CT_OK) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }
   if (!cli_checkpoint_params(CLI__CMD, &ck, g)) goto done;
-  if (ct_gpt_logits(&m, g, 1, T) != CT_OK || ct_compile(&plan, m, be, CT_PLAN_FORWARD) != CT_OK) {
+  ct_status made = ct_decoder_new(&dec, g, be, 1, flags);
+  if (made == CT_ERR_UNSUPPORTED && !flags) { /* a backend without kv_attention */
+    fprintf(stderr, "ctml sample: no key/value cache on %s (%s); running the whole window per "
+            "byte\n", ct_backend_name(be), ct_last_error());
+    flags = CT_DECODE_NO_CACHE;
+    made = ct_decoder_new(&dec, g, be, 1, flags);
+  }
+  if (made != CT_OK) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }
-  fprintf(stderr, "ctml sample: backend %s (%s); step %ld checkpoint, %lld parameters\n",
-          ct_backend_name(be), why, ck.step, (long long)ct_gpt_numel(g));
-  if (plen > 0) fwrite(prompt, 1, plen, stdout);
+  fprintf(stderr, "ctml sample: backend %s (%s); step %ld checkpoint, %lld parameters; %s\n",
+          ct_backend_name(be), why, ck.step, (long long)ct_gpt_numel(g),
+          flags ? "no cache: the whole window per byte" : "key/value cache");
   uint64_t rng = seed;
-  for (long k = 0; k < tokens; k++) {
-    /* the last T tokens at positions 0 .. len-1; causal attention ignores the rest */
-    int64_t len = n < T ? n : T;
-    memcpy(window, ctx + (n - len), (size_t)len * sizeof *window);
-    if (ct_plan_set_input(plan, 0, window, T) != CT_OK || ct_plan_forward(plan) != CT_OK ||
-        ct_plan_get_output(plan, 0, logits, T * V) != CT_OK) {
-      fflush(stdout);
-      cli_lib_error(CLI__CMD, "generating");
+  for (long c = 0; c < count; c++) {
+    if (c > 0) printf("\n---\n");
+    if (plen > 0) fwrite(prompt, 1, plen, stdout);
+    fflush(stdout);
+    if (ct_decoder_reset(dec) != CT_OK || ct_decoder_append(dec, ids, n, logits) != CT_OK) {
+      cli_lib_error(CLI__CMD, "prompt");
       goto done;
     }
-    int id = cli__draw(logits + (len - 1) * V, V, temperature, (int)top_k, &rng, p);
-    ctx[n++] = id;
-    putchar(vocab->byte_of[id]);
-    fflush(stdout);
+    for (long k = 0; k < tokens; k++) {
+      int32_t id = cli__draw(logits, V, temperature, (int)top_k, &rng, p);
+      text[k] = (char)vocab->byte_of[id];
+      putchar(text[k]);
+      fflush(stdout);
+      if (stop && (size_t)k + 1 >= slen && !memcmp(text + k + 1 - slen, stop, slen)) break;
+      if (k + 1 < tokens && ct_decoder_append(dec, &id, 1, logits) != CT_OK) {
+        fflush(stdout);
+        cli_lib_error(CLI__CMD, "generating");
+        goto done;
+      }
+    }
   }
   putchar('\n');
+  ct_decode_stats st;
+  ct_decoder_stats(dec, &st);
+  fprintf(stderr, "ctml sample: prefill %lld bytes in %.1f ms (%.0f bytes/s); decode %lld bytes "
+          "in %.1f ms (%.1f bytes/s); %lld window restart%s\n", (long long)st.prefill_tokens,
+          1e3 * st.prefill_seconds,
+          st.prefill_seconds > 0 ? (double)st.prefill_tokens / st.prefill_seconds : 0.0,
+          (long long)st.decode_tokens, 1e3 * st.decode_seconds,
+          st.decode_seconds > 0 ? (double)st.decode_tokens / st.decode_seconds : 0.0,
+          (long long)st.restarts, st.restarts == 1 ? "" : "s");
   code = CLI_OK;
 done:
-  ct_plan_free(plan);
-  ct_morphism_free(m);
+  ct_decoder_free(dec);
   ct_gpt_free(g);
   cli_checkpoint_free(&ck);
-  free(ctx);
-  free(window);
+  free(ids);
+  free(text);
   free(logits);
   free(p);
   return code;

@@ -293,28 +293,35 @@ bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out,
         snprintf(why, why_len, "asked for with --backend %s; device: %s", name, info.device);
     return true;
   }
-  /* auto: CUDA, then OpenCL on a GPU, then the CPU reference */
+  /* auto: CUDA, then OpenCL on a GPU, then OpenCL on a CPU device, then the CPU reference */
   char skipped[1024] = "";
   size_t used = 0;
-  const char *order[2] = {"cuda", "opencl"};
-  for (int o = 0; o < 2; o++) {
+  static const struct {
+    const char *name;
+    bool need_gpu;
+  } order[3] = {{"cuda", true}, {"opencl", true}, {"opencl", false}};
+  for (int o = 0; o < 3; o++) {
     for (int i = 0; i < ct_backend_count(); i++) {
       ct_backend_info info;
-      if (ct_backend_info_get(i, &info) != CT_OK || strcmp(info.name, order[o])) continue;
+      if (ct_backend_info_get(i, &info) != CT_OK || strcmp(info.name, order[o].name)) continue;
       ct_device_info dev;
       const char *reason = NULL;
       char rbuf[256];
+      bool gpu = info.present && cli_selected_device(i, &dev) && dev.gpu;
       if (!info.present) { /* the reason up to its first parenthesis: the rest is in 'ctml devices' */
+        if (o == 2) continue; /* said once, at the GPU pass */
         snprintf(rbuf, sizeof rbuf, "%.200s", info.reason);
         char *paren = strstr(rbuf, " (");
         if (paren && paren - rbuf >= 20) *paren = '\0';
         reason = rbuf;
-      } else if (!cli_selected_device(i, &dev) || !dev.gpu) {
+      } else if (order[o].need_gpu && !gpu) {
+        if (o == 1) continue; /* OpenCL on a CPU device: the next pass takes it */
         snprintf(rbuf, sizeof rbuf, "its device is not a GPU (%.150s)", info.device);
         reason = rbuf;
       } else if (ct_backend_get(info.name, out) == CT_OK) {
-        snprintf(why, why_len, "auto: %s is present with a GPU, %s%s%s", info.name, info.device,
-                 skipped[0] ? "; " : "", skipped);
+        snprintf(why, why_len, "auto: %s is present %s %s%s%s", info.name,
+                 gpu ? "with a GPU," : "on a CPU device (no GPU backend; faster than the CPU "
+                                       "reference),", info.device, skipped[0] ? "; " : "", skipped);
         return true;
       } else {
         snprintf(rbuf, sizeof rbuf, "%.200s", ct_last_error());
@@ -331,8 +338,8 @@ bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out,
     cli_lib_error(cmd, "backend cpu");
     return false;
   }
-  snprintf(why, why_len, "auto: no GPU backend (%s), so the CPU reference", skipped[0] ? skipped
-                                                                                    : "none built");
+  snprintf(why, why_len, "auto: no GPU or OpenCL backend (%s), so the CPU reference",
+           skipped[0] ? skipped : "none built");
   return true;
 }
 

@@ -70,3 +70,12 @@ if(CTML_WITH_OPENCL)
   set_tests_properties(cli_check_rewrite_opencl PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION
     "rewrite: [^\n]*: agree.*check passed: opencl")
 endif()
+# auto takes OpenCL on a CPU device before the CPU reference (the first line says why).
+if(CTML_WITH_OPENCL)
+  add_test(NAME cli_auto_prefers_opencl_cpu COMMAND bash -c
+    "d=$(mktemp -d) && cd $d && \"$0\" train --data \"$1\" --steps 2 --eval-every 2 --layers 1 \
+     --heads 2 --width 16 --block 16 --batch 2 --out t; rc=$?; rm -rf $d; exit $rc"
+    ${CLI} ${CMAKE_CURRENT_SOURCE_DIR}/data/gpl-3.txt)
+  set_tests_properties(cli_auto_prefers_opencl_cpu PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION
+    "^ctml train: backend opencl \\(auto: opencl is present on a CPU device")
+endif()

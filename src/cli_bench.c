@@ -15,6 +15,7 @@ static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml bench [--config tiny|small] [config flags] [--backend NAME|all]\n"
           "                  [--warmup N] [--runs N] [--graph] [--tf32] [--no-rewrite] [--trace]\n"
+          "       ctml bench --decode [--prompt N] [--tokens N] [config flags] [--backend NAME|all]\n"
           "Times the GPT training step (forward, reverse, AdamW update; vocabulary %d, a\n"
           "random batch) on each present backend: N warmup steps, then N timed steps, each\n"
           "waiting for the device. Reports the median and fastest step, tokens/s, model\n"
@@ -26,6 +27,10 @@ static void cli__usage(FILE *f) {
           "  --runs N        timed steps (default 10)\n"
           "  --graph         cuda: record the step once as a CUDA graph and replay it\n"
           "  --no-rewrite    time the step as built, without the rewrite rules (fusions)\n"
+          "  --decode        time generation instead (batch 1, random weights, greedy): a\n"
+          "                  prefill of --prompt tokens (default 16), then --tokens (default\n"
+          "                  100) decode steps, with the key/value cache and without it\n"
+          "                  (the whole window per token); median of --runs (default 3)\n"
           "  --trace         then run one more step kernel by kernel, waiting for each, and\n"
           "                  print the time per generator and the rewrites that fired, where\n"
           "  --tf32          cuda: matrix products in TF32 (MFU against the TF32 peak)\n"
@@ -89,7 +94,8 @@ static int cli__cmp_double(const void *a, const void *b) {
 
 typedef struct cli__opts {
   long warmup, runs;
-  bool graph, tf32, trace;
+  bool graph, tf32, trace, decode;
+  long prompt, tokens; /* --decode */
   int plan_flags; /* CT_PLAN_NO_REWRITE with --no-rewrite */
 } cli__opts;
 
@@ -216,9 +222,111 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
   return s == CT_OK;
 }
 
+/* Prefill and decode times of one generation on be: the prompt, then o->tokens greedy
+ * tokens. false after printing an error. */
+static bool cli__time_decode(ct_decoder *d, int V, const int32_t *prompt, const cli__opts *o,
+                             double *prefill, double *decode) {
+  float *logits = malloc((size_t)V * sizeof *logits);
+  if (!logits) return cli_error(CLI__CMD, CLI_FAIL, "out of host memory"), false;
+  ct_status s = ct_decoder_reset(d);
+  double t0 = cli_now();
+  if (s == CT_OK) s = ct_decoder_append(d, prompt, o->prompt, logits);
+  double t1 = cli_now();
+  for (long k = 0; k < o->tokens && s == CT_OK; k++) {
+    int32_t best = 0;
+    for (int j = 1; j < V; j++)
+      if (logits[j] > logits[best]) best = j;
+    s = ct_decoder_append(d, &best, 1, logits);
+  }
+  double t2 = cli_now();
+  free(logits);
+  if (s != CT_OK) return cli_lib_error(CLI__CMD, "decoding"), false;
+  *prefill = t1 - t0;
+  *decode = t2 - t1;
+  return true;
+}
+
+static double cli__median(double *x, long n) {
+  qsort(x, (size_t)n, sizeof *x, cli__cmp_double);
+  return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* ctml bench --decode: generation with and without the cache on each backend. */
+static int cli__bench_decode(const cli_config *cfg, const char *backend, bool all,
+                             const cli__opts *o) {
+  ct_gpt *g = NULL;
+  if (ct_gpt_new(&g, &cfg->model, cfg->seed) != CT_OK) return cli_lib_error(CLI__CMD, "model");
+  const int V = (int)cfg->model.vocab;
+  int32_t *prompt = malloc((size_t)o->prompt * sizeof *prompt);
+  double *pf = malloc((size_t)o->runs * sizeof *pf), *dc = malloc((size_t)o->runs * sizeof *dc);
+  if (!prompt || !pf || !dc) {
+    free(prompt), free(pf), free(dc), ct_gpt_free(g);
+    return cli_error(CLI__CMD, CLI_FAIL, "out of host memory");
+  }
+  uint64_t rng = cfg->seed;
+  for (long k = 0; k < o->prompt; k++) prompt[k] = (int32_t)(ct_splitmix64(&rng) % (uint64_t)V);
+  printf("ctml bench --decode: %s, %lld layers, %lld heads, width %lld, block %lld, vocabulary "
+         "%d, %lld parameters; batch 1, prompt %ld, %ld greedy tokens, median of %ld (after one "
+         "warm-up)\n", cfg->name, (long long)cfg->model.layers, (long long)cfg->model.heads,
+         (long long)cfg->model.width, (long long)cfg->model.block, V, (long long)ct_gpt_numel(g),
+         o->prompt, o->tokens, o->runs);
+  printf("%-7s  %-9s  %12s  %14s  %12s  %s\n", "backend", "path", "prefill ms", "decode ms/tok",
+         "tokens/s", "window restarts");
+  int code = CLI_OK;
+  for (int i = 0; i < ct_backend_count(); i++) {
+    ct_backend_info info;
+    if (ct_backend_info_get(i, &info) != CT_OK) continue;
+    if (!all && strcmp(info.name, backend)) continue;
+    const ct_backend *be = NULL;
+    if (!info.present || ct_backend_get(info.name, &be) != CT_OK) {
+      if (all)
+        printf("%-7s  absent (skipped)\n", info.name);
+      else
+        code = cli_error(CLI__CMD, CLI_FAIL, "backend %s is absent", info.name);
+      continue;
+    }
+    double per_token[2] = {0, 0};
+    for (int path = 0; path < 2; path++) {
+      ct_decoder *d = NULL;
+      if (ct_decoder_new(&d, g, be, 1, path ? CT_DECODE_NO_CACHE : 0) != CT_OK) {
+        printf("%-7s  %-9s  %s\n", info.name, path ? "no cache" : "cache", ct_last_error());
+        continue;
+      }
+      bool ok = true;
+      for (long r = -1; r < o->runs && ok; r++) {
+        double a, b;
+        ok = cli__time_decode(d, V, prompt, o, &a, &b);
+        if (ok && r >= 0) pf[r] = a, dc[r] = b;
+      }
+      ct_decode_stats st;
+      ct_decoder_stats(d, &st);
+      ct_decoder_free(d);
+      if (!ok) {
+        code = CLI_FAIL;
+        continue;
+      }
+      double p = cli__median(pf, o->runs), q = cli__median(dc, o->runs);
+      per_token[path] = q / (double)o->tokens;
+      printf("%-7s  %-9s  %12.2f  %14.3f  %12.1f  %lld per run\n", info.name,
+             path ? "no cache" : "cache", 1e3 * p, 1e3 * per_token[path], (double)o->tokens / q,
+             (long long)(st.restarts / (o->runs + 1)));
+      fflush(stdout);
+    }
+    if (per_token[0] > 0 && per_token[1] > 0)
+      printf("%-7s  decode with the cache is %.1fx faster than without\n", info.name,
+             per_token[1] / per_token[0]);
+  }
+  free(prompt);
+  free(pf);
+  free(dc);
+  ct_gpt_free(g);
+  return code;
+}
+
 int cli_bench(int argc, char **argv) {
   const char *preset = NULL, *backend = "all";
-  cli__opts o = {3, 10, false, false, false, 0};
+  cli__opts o = {3, 10, false, false, false, false, 16, 100, 0};
+  bool runs_given = false;
   cli_config cfg;
   if (cli_config_from_args(&cfg, CLI__CMD, argc, argv, &preset) != CLI_OK) return CLI_USAGE;
   cfg.model.vocab = CLI__VOCAB;
@@ -233,8 +341,18 @@ int cli_bench(int argc, char **argv) {
       o.plan_flags = CT_PLAN_NO_REWRITE;
       continue;
     }
-    if (!strcmp(a, "--trace")) {
-      o.trace = true;
+    if (!strcmp(a, "--trace") || !strcmp(a, "--decode")) {
+      *(a[2] == 't' ? &o.trace : &o.decode) = true;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--prompt", &v)) != 0) {
+      if (r < 0 || !cli_parse_long(CLI__CMD, "--prompt", v, 1, 1L << 20, &o.prompt))
+        return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--tokens", &v)) != 0) {
+      if (r < 0 || !cli_parse_long(CLI__CMD, "--tokens", v, 1, 1L << 20, &o.tokens))
+        return CLI_USAGE;
       continue;
     }
     if (!strcmp(a, "--graph") || !strcmp(a, "--tf32")) {
@@ -253,6 +371,7 @@ int cli_bench(int argc, char **argv) {
     }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--runs", &v)) != 0) {
       if (r < 0 || !cli_parse_long(CLI__CMD, "--runs", v, 1, 100000, &o.runs)) return CLI_USAGE;
+      runs_given = true;
       continue;
     }
     char flag[32];
@@ -277,6 +396,13 @@ int cli_bench(int argc, char **argv) {
   if (!known)
     return cli_error(CLI__CMD, CLI_USAGE, "--backend: unknown backend '%s' (all, cpu, cuda, "
                      "opencl)", backend);
+  if (o.decode && (o.graph || o.tf32 || o.trace || o.plan_flags))
+    return cli_error(CLI__CMD, CLI_USAGE, "--decode times generation; --graph, --tf32, --trace "
+                     "and --no-rewrite apply to the training step");
+  if (o.decode) {
+    if (!runs_given) o.runs = 3;
+    return cli__bench_decode(&cfg, backend, all, &o);
+  }
   if ((o.graph || o.tf32) && !all && strcmp(backend, "cuda"))
     return cli_error(CLI__CMD, CLI_USAGE, "%s applies to the cuda backend only",
                      o.graph ? "--graph" : "--tf32");

@@ -79,3 +79,7 @@ if(CTML_WITH_OPENCL)
   set_tests_properties(cli_auto_prefers_opencl_cpu PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION
     "^ctml train: backend opencl \\(auto: opencl is present on a CPU device")
 endif()
+add_test(NAME cli_bench_decode COMMAND ${CLI} bench --decode --backend cpu --runs 1 --tokens 20
+                                        --prompt 5 ${CTML_CB_TINY})
+set_tests_properties(cli_bench_decode PROPERTIES PASS_REGULAR_EXPRESSION
+  "cpu +cache +[0-9.]+ +[0-9.]+ +[0-9.]+ .*cpu +no cache .*decode with the cache is [0-9.]+x faster")

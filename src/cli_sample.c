@@ -193,6 +193,7 @@ int cli_sample(int argc, char **argv) {
     }
   }
   putchar('\n');
+  fflush(stdout);
   ct_decode_stats st;
   ct_decoder_stats(dec, &st);
   fprintf(stderr, "ctml sample: prefill %lld bytes in %.1f ms (%.0f bytes/s); decode %lld bytes "

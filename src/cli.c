@@ -12,7 +12,7 @@ static void usage(FILE *f) {
           "  demo [--backend NAME] [--json] [--trace]\n"
           "                 the book's walkthrough: a one-token next-token model on\n"
           "                 \"I love Rust .\", trained with 80 gradient-descent steps\n"
-          "  train [--config tiny|small] [--data FILE] [--out DIR] [--resume DIR] ...\n"
+          "  train [--config tiny|micro|small] [--data FILE] [--out DIR] [--resume DIR] ...\n"
           "                 trains a character-level GPT (default: the fortunes corpus)\n"
           "  sample --checkpoint DIR [--prompt TEXT] [--tokens N] [--temperature X]\n"
           "         [--top-k K] [--seed N]\n"

@@ -24,7 +24,7 @@ int cli_lib_error(const char *cmd, const char *what);
 
 /* A training run's settings: the model, the optimizer and the loop. */
 typedef struct cli_config {
-  char name[32];        /* preset it started from: "tiny", "small" */
+  char name[32];        /* preset it started from: "tiny", "micro", "small" */
   ct_gpt_config model;  /* vocab is set from the data */
   int64_t batch;
   long steps;           /* total optimizer steps */

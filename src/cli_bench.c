@@ -13,7 +13,7 @@
 
 static void cli__usage(FILE *f) {
   fprintf(f,
-          "usage: ctml bench [--config tiny|small] [config flags] [--backend NAME|all]\n"
+          "usage: ctml bench [--config tiny|micro|small] [config flags] [--backend NAME|all]\n"
           "                  [--warmup N] [--runs N] [--graph] [--tf32] [--no-rewrite] [--trace]\n"
           "       ctml bench --decode [--prompt N] [--tokens N] [config flags] [--backend NAME|all]\n"
           "Times the GPT training step (forward, reverse, AdamW update; vocabulary %d, a\n"
@@ -34,8 +34,9 @@ static void cli__usage(FILE *f) {
           "  --trace         then run one more step kernel by kernel, waiting for each, and\n"
           "                  print the time per generator and the rewrites that fired, where\n"
           "  --tf32          cuda: matrix products in TF32 (MFU against the TF32 peak)\n"
-          "  --config NAME   preset: tiny (default; seconds) or small (GPU-sized: minutes per\n"
-          "                  step on a CPU, so name a GPU backend or lower --batch)\n",
+          "  --config NAME   preset: tiny (default; seconds), micro (smaller) or small\n"
+          "                  (GPU-sized: seconds per step on a CPU, so name a GPU backend or\n"
+          "                  lower --batch)\n",
           CLI__VOCAB);
   cli_config_usage(f);
   fprintf(f, "    (--warmup here is the untimed steps, see above)\n");

@@ -17,7 +17,7 @@
 
 static void cli__usage(FILE *f) {
   fprintf(f,
-          "usage: ctml check [--backend NAME] [--config tiny|small] [config flags]\n"
+          "usage: ctml check [--backend NAME] [--config tiny|micro|small] [config flags]\n"
           "                  [--checkpoint DIR|FILE] [--seed N] [--verbose] [--rewrite]\n"
           "Compiles the GPT training step (the loss of a batch x block batch, forward and\n"
           "reverse) on a device backend and on the CPU reference, runs both on the same\n"
@@ -28,7 +28,7 @@ static void cli__usage(FILE *f) {
           "minutes (lower --batch for a quicker check).\n"
           "  --backend NAME    auto (default: cuda if present, else opencl on any device),\n"
           "                    cuda, opencl, or cpu (compares the reference with itself)\n"
-          "  --config NAME     preset: tiny (default) or small\n"
+          "  --config NAME     preset: tiny (default), micro or small\n"
           "  --checkpoint P    a run directory or checkpoint file: its config and parameters\n"
           "                    (model-shape flags are refused; training flags may change)\n"
           "  --seed N          seed of the random batch (splitmix64; default 1). Without a\n"

@@ -27,11 +27,13 @@ static void cli__on_sigint(int sig) {
 
 static void cli__usage(FILE *f) {
   fprintf(f,
-          "usage: ctml train [--config tiny|small] [--data FILE] [--out DIR] [--resume DIR]\n"
+          "usage: ctml train [--config tiny|micro|small] [--data FILE] [--out DIR] [--resume DIR]\n"
           "                  [--backend auto|cpu|cuda|opencl] [--log-every N] [--no-rewrite]\n"
           "                  [config flags]\n"
-          "  --config NAME   preset: tiny (a few minutes on 2 CPU cores; default) or small\n"
-          "                  (6 layers, 6 heads, width 384, block 256, batch 64)\n"
+          "  --config NAME   preset: tiny (default: 4 layers, width 128; three minutes on the\n"
+          "                  OpenCL fallback of 2 CPU cores), micro (2 layers, width 64; three\n"
+          "                  minutes on the CPU reference) or small (6 layers, 6 heads, width\n"
+          "                  384, block 256, batch 64: GPU-sized)\n"
           "  --data FILE     any text; default: the plain files of " CLI__DEFAULT_CORPUS "\n"
           "                  (Debian package 'fortunes'; CTML_FORTUNES_DIR overrides the path)\n"
           "  --out DIR       run directory; refuses one that holds a checkpoint unless resuming\n"

@@ -625,7 +625,8 @@ __global__ void ct__k_causal_softmax_rev(const float *y, const float *dy, float 
  * NC = 1 means D <= DC, and the owned rows are staged once per block item.
  * NC = 0: any D; the accumulators live in the output rows in global memory,
  * each entry read back only by the thread that wrote it. Every sum runs in a
- * fixed order, so results do not depend on the schedule. */
+ * fixed order, so results do not depend on the schedule; products are fused
+ * (fmaf) where nvcc would contract them, so cudasim rounds as the GPU does. */
 #define CT__AT_WARPS 4
 #define CT__AT_THREADS (32 * CT__AT_WARPS)
 #define CT__AT_RW 8                             /* rows per warp */

@@ -716,6 +716,27 @@ static ct_status ct__cuda_attn_apply_rev(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
+/* Fused causal attention on SEQ [B,T,C] with attr heads; the row log-sum-exps
+ * go to the first half of the saved buffer. */
+static ct_status ct__cuda_causal_attention_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  const ct_object *x = a->in_obj[0];
+  CT__CU(ct__cu_causal_attention_fwd, (a->in[0], a->in[1], a->in[2], a->out[0], a->saved,
+                                       x->dims[0], x->dims[1], x->dims[2], a->attr, c->stream));
+  return CT_OK;
+}
+
+/* dq, dk, dv (each skipped when NULL) from q, k, v, y, dy and the saved
+ * log-sum-exps; the second half of the saved buffer is scratch. */
+static ct_status ct__cuda_causal_attention_rev(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  const ct_object *x = a->in_obj[0];
+  CT__CU(ct__cu_causal_attention_rev, (a->in[0], a->in[1], a->in[2], a->out[0], a->dout[0],
+                                       a->saved, a->din[0], a->din[1], a->din[2], x->dims[0],
+                                       x->dims[1], x->dims[2], a->attr, c->stream));
+  return CT_OK;
+}
+
 /* ---- optimizer ------------------------------------------------------------------------- */
 
 /* sumsq[index] = sum of x^2: per-block double partials, then one block adds them
@@ -755,8 +776,7 @@ static ct_status ct__cuda_adamw(void *ctx, const void *hyper, void *param, const
 /* Every generator, both directions (copy/add/discard/head_split/head_merge
  * reverses are derived). */
 static bool ct__cuda_supports(ct_op op, ct_direction dir) {
-  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_CAUSAL_ATTENTION &&
-         op != CT_OP_KV_ATTENTION;
+  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_KV_ATTENTION;
 }
 
 /* ---- graphs ---------------------------------------------------------------------------- */
@@ -898,6 +918,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_fwd,
             [CT_OP_QKV] = ct__cuda_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_fwd,
+            [CT_OP_CAUSAL_ATTENTION] = ct__cuda_causal_attention_fwd,
         },
     .reverse =
         {
@@ -915,6 +936,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_LINEAR_GELU] = ct__cuda_linear_gelu_rev,
             [CT_OP_QKV] = ct__cuda_qkv_rev,
             [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_rev,
+            [CT_OP_CAUSAL_ATTENTION] = ct__cuda_causal_attention_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see ops.c). */
         },

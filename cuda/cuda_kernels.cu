@@ -608,6 +608,472 @@ __global__ void ct__k_causal_softmax_rev(const float *y, const float *dy, float 
   }
 }
 
+/* ---- causal_attention ------------------------------------------------------------- */
+
+/* Fused causal attention on SEQ [B,T,C] q, k, v with H heads of width D = C/H,
+ * FlashAttention style: scores are recomputed tile by tile, never stored.
+ * A block owns CT__AT_TILE rows of one (batch, head): query rows (forward, dq)
+ * or key rows (dk, dv). It streams tiles of CT__AT_TILE rows of the other side
+ * through shared memory. Warp w owns rows w * CT__AT_RW ..; in the score phase
+ * lane j takes streamed row j, so row statistics are warp reductions. D is
+ * staged in chunks of DC entries (float4, each row padded by one float4 so that
+ * lane-strided reads are free of bank conflicts); entries past D and rows past
+ * T are staged as zeros, so nothing outside q, k, v, dy, y is read. In the
+ * accumulation phase the lanes of a warp form 128 / DC groups: group g owns
+ * DC / 16 of the warp's rows and lane q of it owns entries 4q .. 4q + 3 of each
+ * chunk. NC > 0: the D <= NC * DC accumulators of a row stay in registers;
+ * NC = 1 means D <= DC, and the owned rows are staged once per block item.
+ * NC = 0: any D; the accumulators live in the output rows in global memory,
+ * each entry read back only by the thread that wrote it. Every sum runs in a
+ * fixed order, so results do not depend on the schedule; products are fused
+ * (fmaf) where nvcc would contract them, so cudasim rounds as the GPU does. */
+#define CT__AT_WARPS 4
+#define CT__AT_THREADS (32 * CT__AT_WARPS)
+#define CT__AT_RW 8                             /* rows per warp */
+#define CT__AT_TILE (CT__AT_WARPS * CT__AT_RW) /* owned rows per block = streamed rows per tile */
+
+#ifdef __CUDACC__
+#define CT__UNROLL _Pragma("unroll")
+#else
+#define CT__UNROLL
+#endif
+
+/* Shapes of one launch: items = B * H * ntiles blocks of work. */
+struct ct__at_geo {
+  int64_t B, T, H, D, C, ntiles, items;
+  float scale;
+};
+
+/* A warp's weights for one of its rows against the 32 streamed rows of a tile. */
+union ct__at_wrow {
+  float4 v[CT__AT_TILE / 4];
+  float f[CT__AT_TILE];
+};
+
+__device__ float ct__warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/* Butterfly sum: every lane gets the same bits (each step adds the same pair). */
+__device__ float ct__warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+/* The block stages rows row0 .. row0 + CT__AT_TILE - 1 (row t at base + t * C),
+ * entries d0 .. d0 + DC - 1, into dst; rows >= T and entries >= D as zeros. */
+template <int DC>
+__device__ void ct__at_stage(float4 (*dst)[DC / 4 + 1], const float *base, int64_t C,
+                             int64_t row0, int64_t T, int64_t d0, int64_t D) {
+  for (int i = threadIdx.x; i < CT__AT_TILE * (DC / 4); i += CT__AT_THREADS) {
+    const int r = i / (DC / 4), c = i % (DC / 4);
+    const int64_t t = row0 + r, d = d0 + 4 * c;
+    float e[4];
+    CT__UNROLL
+    for (int u = 0; u < 4; u++) e[u] = t < T && d + u < D ? base[t * C + d + u] : 0.0f;
+    float4 x;
+    x.x = e[0];
+    x.y = e[1];
+    x.z = e[2];
+    x.w = e[3];
+    dst[r][c] = x;
+  }
+}
+
+/* s[r] += a[w * CT__AT_RW + r] . b[lane] over one staged chunk. */
+template <int DC>
+__device__ void ct__at_dots(float (&s)[CT__AT_RW], const float4 (*a)[DC / 4 + 1],
+                            const float4 (*b)[DC / 4 + 1], int w, int lane) {
+  for (int c = 0; c < DC / 4; c++) {
+    const float4 y = b[lane][c];
+    CT__UNROLL
+    for (int r = 0; r < CT__AT_RW; r++) {
+      const float4 x = a[w * CT__AT_RW + r][c];
+      s[r] = fmaf(x.x, y.x, s[r]);
+      s[r] = fmaf(x.y, y.y, s[r]);
+      s[r] = fmaf(x.z, y.z, s[r]);
+      s[r] = fmaf(x.w, y.w, s[r]);
+    }
+  }
+}
+
+__device__ void ct__at_axpy(float (&acc)[4], float a, float4 b) {
+  acc[0] = fmaf(a, b.x, acc[0]);
+  acc[1] = fmaf(a, b.y, acc[1]);
+  acc[2] = fmaf(a, b.z, acc[2]);
+  acc[3] = fmaf(a, b.w, acc[3]);
+}
+
+/* acc[i] += sum over streamed rows j (in order) of wr[g * DC/16 + i].f[j] * b[j]
+ * at this lane's four entries of the chunk (group g = lane / (DC / 4)). */
+template <int DC>
+__device__ void ct__at_accum(float (&acc)[DC / 16][4], const float4 (*b)[DC / 4 + 1],
+                             const ct__at_wrow *wr, int lane) {
+  constexpr int SL = DC / 4, RPG = DC / 16;
+  const ct__at_wrow *mine = wr + (lane / SL) * RPG;
+  const int c = lane % SL;
+  for (int j4 = 0; j4 < CT__AT_TILE / 4; j4++) {
+    const float4 b0 = b[4 * j4][c], b1 = b[4 * j4 + 1][c], b2 = b[4 * j4 + 2][c],
+                 b3 = b[4 * j4 + 3][c];
+    CT__UNROLL
+    for (int i = 0; i < RPG; i++) {
+      const float4 wv = mine[i].v[j4];
+      ct__at_axpy(acc[i], wv.x, b0);
+      ct__at_axpy(acc[i], wv.y, b1);
+      ct__at_axpy(acc[i], wv.z, b2);
+      ct__at_axpy(acc[i], wv.w, b3);
+    }
+  }
+}
+
+/* This lane's accumulators of the chunk at d0 for its rows of the warp's rows
+ * row0 ..: out (row t at t * C), times scale[i] unless scale is NULL; zeros
+ * when keep is false. */
+template <int DC>
+__device__ void ct__at_load(float (&acc)[DC / 16][4], const float *out, int64_t C, int64_t row0,
+                            int64_t T, int64_t d0, int64_t D, bool keep, const float *scale,
+                            int lane) {
+  constexpr int SL = DC / 4, RPG = DC / 16;
+  const int64_t t0 = row0 + (lane / SL) * RPG, d = d0 + 4 * (lane % SL);
+  CT__UNROLL
+  for (int i = 0; i < RPG; i++)
+    CT__UNROLL
+    for (int u = 0; u < 4; u++)
+      acc[i][u] = keep && t0 + i < T && d + u < D
+                      ? (scale ? out[(t0 + i) * C + d + u] * scale[i] : out[(t0 + i) * C + d + u])
+                      : 0.0f;
+}
+
+/* Stores this lane's accumulators of the chunk at d0, times scale[i] unless
+ * scale is NULL, at the entries inside T rows and D columns. */
+template <int DC>
+__device__ void ct__at_store(const float (&acc)[DC / 16][4], float *out, int64_t C, int64_t row0,
+                             int64_t T, int64_t d0, int64_t D, const float *scale, int lane) {
+  constexpr int SL = DC / 4, RPG = DC / 16;
+  const int64_t t0 = row0 + (lane / SL) * RPG, d = d0 + 4 * (lane % SL);
+  CT__UNROLL
+  for (int i = 0; i < RPG; i++)
+    CT__UNROLL
+    for (int u = 0; u < 4; u++)
+      if (t0 + i < T && d + u < D) out[(t0 + i) * C + d + u] = scale ? acc[i][u] * scale[i] : acc[i][u];
+}
+
+/* The owned tile of work item it: heavy tiles (most streamed tiles) first. */
+__device__ int64_t ct__at_tile(const ct__at_geo &g, int64_t it, bool keys) {
+  const int64_t rank = it / (g.B * g.H);
+  return (keys ? rank : g.ntiles - 1 - rank) * CT__AT_TILE;
+}
+
+/* Offset of (batch, head) bh = b * H + h in q, k, v, y, dy. */
+__device__ int64_t ct__at_offset(const ct__at_geo &g, int64_t bh) {
+  return (bh / g.H) * g.T * g.C + (bh % g.H) * g.D;
+}
+
+/* Forward. Per query row t: online softmax over key tiles (running max m, and a
+ * per-lane running sum l rescaled by exp(m_old - m_new)); y = acc / l and
+ * lse[(b*H + h)*T + t] = m + log l. */
+template <int DC, int NC>
+__global__ void __launch_bounds__(CT__AT_THREADS, 2)
+    ct__k_attn_fwd(const float *q, const float *k, const float *v, float *y, float *lse,
+                   ct__at_geo g) {
+  constexpr int SL = DC / 4, RPG = DC / 16, NA = NC > 0 ? NC : 1;
+  __shared__ float4 sq[CT__AT_TILE][SL + 1], sk[CT__AT_TILE][SL + 1], sv[CT__AT_TILE][SL + 1];
+  __shared__ ct__at_wrow sw[CT__AT_WARPS][CT__AT_RW];
+  __shared__ float sa[CT__AT_WARPS][CT__AT_RW]; /* per row: rescale, then 1 / l */
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float *mysa = &sa[w][(lane / SL) * RPG];
+  for (int64_t it = blockIdx.x; it < g.items; it += gridDim.x) {
+    const int64_t bh = it % (g.B * g.H), t0 = ct__at_tile(g, it, false), off = ct__at_offset(g, bh);
+    const int64_t mine = t0 + w * CT__AT_RW; /* this warp's first row */
+    const float *qb = q + off, *kb = k + off, *vb = v + off;
+    float *yb = y + off;
+    float m[CT__AT_RW], l[CT__AT_RW], acc[NA][RPG][4];
+    CT__UNROLL
+    for (int r = 0; r < CT__AT_RW; r++) m[r] = -INFINITY, l[r] = 0.0f;
+    CT__UNROLL
+    for (int c = 0; c < NA; c++)
+      CT__UNROLL
+      for (int i = 0; i < RPG; i++)
+        CT__UNROLL
+        for (int u = 0; u < 4; u++) acc[c][i][u] = 0.0f;
+    __syncthreads();
+    if (NC == 1) ct__at_stage<DC>(sq, qb, g.C, t0, g.T, 0, g.D);
+    for (int64_t s0 = 0; s0 < g.T && s0 < t0 + CT__AT_TILE; s0 += CT__AT_TILE) {
+      float s[CT__AT_RW];
+      CT__UNROLL
+      for (int r = 0; r < CT__AT_RW; r++) s[r] = 0.0f;
+      for (int64_t d0 = 0; d0 < g.D; d0 += DC) {
+        __syncthreads();
+        if (NC != 1) ct__at_stage<DC>(sq, qb, g.C, t0, g.T, d0, g.D);
+        ct__at_stage<DC>(sk, kb, g.C, s0, g.T, d0, g.D);
+        if (NC == 1) ct__at_stage<DC>(sv, vb, g.C, s0, g.T, 0, g.D);
+        __syncthreads();
+        ct__at_dots<DC>(s, sq, sk, w, lane);
+      }
+      CT__UNROLL
+      for (int r = 0; r < CT__AT_RW; r++) {
+        const bool valid = mine + r < g.T && s0 + lane <= mine + r;
+        const float x = valid ? s[r] * g.scale : -INFINITY;
+        const float mn = fmaxf(m[r], ct__warp_max(x));
+        const float alpha = mn == -INFINITY ? 1.0f : expf(m[r] - mn);
+        const float p = valid ? expf(x - mn) : 0.0f;
+        l[r] = fmaf(l[r], alpha, p);
+        m[r] = mn;
+        sw[w][r].f[lane] = p;
+        if (lane == 0) sa[w][r] = alpha;
+      }
+      __syncwarp();
+      if (NC > 0) {
+        CT__UNROLL
+        for (int c = 0; c < NA; c++) {
+          if (NC != 1) {
+            __syncthreads();
+            ct__at_stage<DC>(sv, vb, g.C, s0, g.T, c * DC, g.D);
+            __syncthreads();
+          }
+          CT__UNROLL
+          for (int i = 0; i < RPG; i++)
+            CT__UNROLL
+            for (int u = 0; u < 4; u++) acc[c][i][u] *= mysa[i];
+          ct__at_accum<DC>(acc[c], sv, sw[w], lane);
+        }
+      } else {
+        for (int64_t d0 = 0; d0 < g.D; d0 += DC) {
+          __syncthreads();
+          ct__at_stage<DC>(sv, vb, g.C, s0, g.T, d0, g.D);
+          __syncthreads();
+          ct__at_load<DC>(acc[0], yb, g.C, mine, g.T, d0, g.D, s0 > 0, mysa, lane);
+          ct__at_accum<DC>(acc[0], sv, sw[w], lane);
+          ct__at_store<DC>(acc[0], yb, g.C, mine, g.T, d0, g.D, NULL, lane);
+        }
+      }
+    }
+    __syncwarp();
+    CT__UNROLL
+    for (int r = 0; r < CT__AT_RW; r++) {
+      const float lt = ct__warp_sum(l[r]);
+      if (lane == 0) {
+        sa[w][r] = lt > 0.0f ? 1.0f / lt : 0.0f;
+        if (mine + r < g.T) lse[bh * g.T + mine + r] = m[r] + logf(lt);
+      }
+    }
+    __syncwarp();
+    if (NC > 0) {
+      CT__UNROLL
+      for (int c = 0; c < NA; c++)
+        ct__at_store<DC>(acc[c], yb, g.C, mine, g.T, c * DC, g.D, mysa, lane);
+    } else {
+      for (int64_t d0 = 0; d0 < g.D; d0 += DC) {
+        ct__at_load<DC>(acc[0], yb, g.C, mine, g.T, d0, g.D, true, mysa, lane);
+        ct__at_store<DC>(acc[0], yb, g.C, mine, g.T, d0, g.D, NULL, lane);
+      }
+    }
+  }
+}
+
+/* dq per query row t: dq[t] = scale * sum over s <= t of P[t,s] (dy[t].v[s] -
+ * Dsum[t]) k[s], with P = exp(scale q[t].k[s] - lse[t]) recomputed per key tile. */
+template <int DC, int NC>
+__global__ void __launch_bounds__(CT__AT_THREADS, 2)
+    ct__k_attn_dq(const float *q, const float *k, const float *v, const float *dy,
+                  const float *lse, const float *dsum, float *dq, ct__at_geo g) {
+  constexpr int SL = DC / 4, RPG = DC / 16, NA = NC > 0 ? NC : 1;
+  __shared__ float4 sq[CT__AT_TILE][SL + 1], sdy[CT__AT_TILE][SL + 1], sk[CT__AT_TILE][SL + 1],
+      sv[CT__AT_TILE][SL + 1];
+  __shared__ ct__at_wrow sw[CT__AT_WARPS][CT__AT_RW];
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t it = blockIdx.x; it < g.items; it += gridDim.x) {
+    const int64_t bh = it % (g.B * g.H), t0 = ct__at_tile(g, it, false), off = ct__at_offset(g, bh);
+    const int64_t mine = t0 + w * CT__AT_RW;
+    const float *qb = q + off, *kb = k + off, *vb = v + off, *dyb = dy + off;
+    float *dqb = dq + off;
+    float L[CT__AT_RW], Ds[CT__AT_RW], acc[NA][RPG][4];
+    CT__UNROLL
+    for (int r = 0; r < CT__AT_RW; r++) {
+      const bool live = mine + r < g.T;
+      L[r] = live ? lse[bh * g.T + mine + r] : 0.0f;
+      Ds[r] = live ? dsum[bh * g.T + mine + r] : 0.0f;
+    }
+    CT__UNROLL
+    for (int c = 0; c < NA; c++)
+      CT__UNROLL
+      for (int i = 0; i < RPG; i++)
+        CT__UNROLL
+        for (int u = 0; u < 4; u++) acc[c][i][u] = 0.0f;
+    __syncthreads();
+    if (NC == 1) {
+      ct__at_stage<DC>(sq, qb, g.C, t0, g.T, 0, g.D);
+      ct__at_stage<DC>(sdy, dyb, g.C, t0, g.T, 0, g.D);
+    }
+    for (int64_t s0 = 0; s0 < g.T && s0 < t0 + CT__AT_TILE; s0 += CT__AT_TILE) {
+      float s[CT__AT_RW], dp[CT__AT_RW];
+      CT__UNROLL
+      for (int r = 0; r < CT__AT_RW; r++) s[r] = dp[r] = 0.0f;
+      for (int64_t d0 = 0; d0 < g.D; d0 += DC) {
+        __syncthreads();
+        if (NC != 1) {
+          ct__at_stage<DC>(sq, qb, g.C, t0, g.T, d0, g.D);
+          ct__at_stage<DC>(sdy, dyb, g.C, t0, g.T, d0, g.D);
+        }
+        ct__at_stage<DC>(sk, kb, g.C, s0, g.T, d0, g.D);
+        ct__at_stage<DC>(sv, vb, g.C, s0, g.T, d0, g.D);
+        __syncthreads();
+        ct__at_dots<DC>(s, sq, sk, w, lane);
+        ct__at_dots<DC>(dp, sdy, sv, w, lane);
+      }
+      CT__UNROLL
+      for (int r = 0; r < CT__AT_RW; r++) {
+        const bool valid = mine + r < g.T && s0 + lane <= mine + r;
+        const float p = valid ? expf(fmaf(s[r], g.scale, -L[r])) : 0.0f;
+        sw[w][r].f[lane] = valid ? p * (dp[r] - Ds[r]) * g.scale : 0.0f;
+      }
+      __syncwarp();
+      if (NC > 0) {
+        CT__UNROLL
+        for (int c = 0; c < NA; c++) {
+          if (NC != 1) {
+            __syncthreads();
+            ct__at_stage<DC>(sk, kb, g.C, s0, g.T, c * DC, g.D);
+            __syncthreads();
+          }
+          ct__at_accum<DC>(acc[c], sk, sw[w], lane);
+        }
+      } else {
+        for (int64_t d0 = 0; d0 < g.D; d0 += DC) {
+          __syncthreads();
+          ct__at_stage<DC>(sk, kb, g.C, s0, g.T, d0, g.D);
+          __syncthreads();
+          ct__at_load<DC>(acc[0], dqb, g.C, mine, g.T, d0, g.D, s0 > 0, NULL, lane);
+          ct__at_accum<DC>(acc[0], sk, sw[w], lane);
+          ct__at_store<DC>(acc[0], dqb, g.C, mine, g.T, d0, g.D, NULL, lane);
+        }
+      }
+    }
+    if (NC > 0) {
+      CT__UNROLL
+      for (int c = 0; c < NA; c++)
+        ct__at_store<DC>(acc[c], dqb, g.C, mine, g.T, c * DC, g.D, NULL, lane);
+    }
+  }
+}
+
+/* dk and dv per key row s (either may be NULL): dv[s] = sum over t >= s of
+ * P[t,s] dy[t]; dk[s] = scale * sum over t >= s of P[t,s] (dy[t].v[s] - Dsum[t])
+ * q[t], with P recomputed per query tile. */
+template <int DC, int NC>
+__global__ void __launch_bounds__(CT__AT_THREADS, 2)
+    ct__k_attn_dkv(const float *q, const float *k, const float *v, const float *dy,
+                   const float *lse, const float *dsum, float *dk, float *dv, ct__at_geo g) {
+  constexpr int SL = DC / 4, RPG = DC / 16, NA = NC > 0 ? NC : 1;
+  __shared__ float4 sk[CT__AT_TILE][SL + 1], sv[CT__AT_TILE][SL + 1], sq[CT__AT_TILE][SL + 1],
+      sdy[CT__AT_TILE][SL + 1];
+  __shared__ ct__at_wrow sds[CT__AT_WARPS][CT__AT_RW], sp[CT__AT_WARPS][CT__AT_RW];
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t it = blockIdx.x; it < g.items; it += gridDim.x) {
+    const int64_t bh = it % (g.B * g.H), s0 = ct__at_tile(g, it, true), off = ct__at_offset(g, bh);
+    const int64_t mine = s0 + w * CT__AT_RW;
+    const float *qb = q + off, *kb = k + off, *vb = v + off, *dyb = dy + off;
+    float *dkb = dk ? dk + off : NULL, *dvb = dv ? dv + off : NULL;
+    float ak[NA][RPG][4], av[NA][RPG][4];
+    CT__UNROLL
+    for (int c = 0; c < NA; c++)
+      CT__UNROLL
+      for (int i = 0; i < RPG; i++)
+        CT__UNROLL
+        for (int u = 0; u < 4; u++) ak[c][i][u] = av[c][i][u] = 0.0f;
+    __syncthreads();
+    if (NC == 1) {
+      ct__at_stage<DC>(sk, kb, g.C, s0, g.T, 0, g.D);
+      ct__at_stage<DC>(sv, vb, g.C, s0, g.T, 0, g.D);
+    }
+    for (int64_t t0 = s0; t0 < g.T; t0 += CT__AT_TILE) {
+      const int64_t tj = t0 + lane;
+      const float L = tj < g.T ? lse[bh * g.T + tj] : 0.0f;
+      const float Ds = tj < g.T ? dsum[bh * g.T + tj] : 0.0f;
+      float s[CT__AT_RW], dp[CT__AT_RW];
+      CT__UNROLL
+      for (int r = 0; r < CT__AT_RW; r++) s[r] = dp[r] = 0.0f;
+      for (int64_t d0 = 0; d0 < g.D; d0 += DC) {
+        __syncthreads();
+        if (NC != 1) {
+          ct__at_stage<DC>(sk, kb, g.C, s0, g.T, d0, g.D);
+          ct__at_stage<DC>(sv, vb, g.C, s0, g.T, d0, g.D);
+        }
+        ct__at_stage<DC>(sq, qb, g.C, t0, g.T, d0, g.D);
+        ct__at_stage<DC>(sdy, dyb, g.C, t0, g.T, d0, g.D);
+        __syncthreads();
+        ct__at_dots<DC>(s, sk, sq, w, lane);
+        ct__at_dots<DC>(dp, sv, sdy, w, lane);
+      }
+      CT__UNROLL
+      for (int r = 0; r < CT__AT_RW; r++) {
+        const bool valid = mine + r < g.T && tj < g.T && tj >= mine + r;
+        const float p = valid ? expf(fmaf(s[r], g.scale, -L)) : 0.0f;
+        sds[w][r].f[lane] = valid ? p * (dp[r] - Ds) * g.scale : 0.0f;
+        sp[w][r].f[lane] = p;
+      }
+      __syncwarp();
+      if (NC > 0) {
+        CT__UNROLL
+        for (int c = 0; c < NA; c++) {
+          if (NC != 1) {
+            __syncthreads();
+            if (dkb) ct__at_stage<DC>(sq, qb, g.C, t0, g.T, c * DC, g.D);
+            if (dvb) ct__at_stage<DC>(sdy, dyb, g.C, t0, g.T, c * DC, g.D);
+            __syncthreads();
+          }
+          if (dkb) ct__at_accum<DC>(ak[c], sq, sds[w], lane);
+          if (dvb) ct__at_accum<DC>(av[c], sdy, sp[w], lane);
+        }
+      } else {
+        for (int64_t d0 = 0; d0 < g.D; d0 += DC) {
+          __syncthreads();
+          if (dkb) ct__at_stage<DC>(sq, qb, g.C, t0, g.T, d0, g.D);
+          if (dvb) ct__at_stage<DC>(sdy, dyb, g.C, t0, g.T, d0, g.D);
+          __syncthreads();
+          if (dkb) {
+            ct__at_load<DC>(ak[0], dkb, g.C, mine, g.T, d0, g.D, t0 > s0, NULL, lane);
+            ct__at_accum<DC>(ak[0], sq, sds[w], lane);
+            ct__at_store<DC>(ak[0], dkb, g.C, mine, g.T, d0, g.D, NULL, lane);
+          }
+          if (dvb) {
+            ct__at_load<DC>(av[0], dvb, g.C, mine, g.T, d0, g.D, t0 > s0, NULL, lane);
+            ct__at_accum<DC>(av[0], sdy, sp[w], lane);
+            ct__at_store<DC>(av[0], dvb, g.C, mine, g.T, d0, g.D, NULL, lane);
+          }
+        }
+      }
+    }
+    if (NC > 0) {
+      CT__UNROLL
+      for (int c = 0; c < NA; c++) {
+        if (dkb) ct__at_store<DC>(ak[c], dkb, g.C, mine, g.T, c * DC, g.D, NULL, lane);
+        if (dvb) ct__at_store<DC>(av[c], dvb, g.C, mine, g.T, c * DC, g.D, NULL, lane);
+      }
+    }
+  }
+}
+
+/* One row group per (b, t, h) row of dy and y (D entries each, contiguous):
+ * dsum[(b*H + h)*T + t] = dy . y, in double. */
+__global__ void ct__k_attn_dsum(const float *dy, const float *y, float *dsum, int64_t rows,
+                                int64_t T, int64_t H, int64_t D) {
+  __shared__ double sh[CT__THREADS];
+  CT__ROW_PASSES(base, rows) {
+    const int64_t r = base + threadIdx.y;
+    bool live = r < rows;
+    const int64_t o = (live ? r : 0) * D;
+    double acc = 0.0;
+    if (live)
+      for (int64_t j = threadIdx.x; j < D; j += blockDim.x) acc += (double)dy[o + j] * (double)y[o + j];
+    double dot = ct__row_reduce<false>(acc, sh);
+    if (!live || threadIdx.x != 0) continue;
+    const int64_t h = r % H, bt = r / H;
+    dsum[((bt / T) * H + h) * T + bt % T] = (float)dot;
+  }
+}
+
 /* ---- optimizer ------------------------------------------------------------------ */
 
 /* Per-block partial sums of x^2 in double (the grid depends only on n). */
@@ -933,6 +1399,80 @@ extern "C" cudaError_t ct__cu_causal_softmax_rev(const float *y, const float *dy
   return cudaGetLastError();
 }
 
+static ct__at_geo ct__at_geo_of(int64_t B, int64_t T, int64_t C, int64_t H) {
+  ct__at_geo g;
+  g.B = B;
+  g.T = T;
+  g.C = C;
+  g.H = H;
+  g.D = C / H;
+  g.ntiles = (T + CT__AT_TILE - 1) / CT__AT_TILE;
+  g.items = B * H * g.ntiles;
+  g.scale = (float)(1.0 / sqrt((double)g.D));
+  return g;
+}
+
+/* fn<DC, NC>(args) for head width D: accumulators in registers up to D = 128
+ * (chunks of 16, 32 or 64 entries), in the output rows beyond. */
+#define CT__AT_DISPATCH(D, fn, ...)                                              \
+  ((D) <= 16   ? fn<16, 1>(__VA_ARGS__)                                          \
+   : (D) <= 32 ? fn<32, 1>(__VA_ARGS__)                                          \
+   : (D) <= 64 ? fn<64, 1>(__VA_ARGS__)                                          \
+   : (D) <= 128 ? fn<64, 2>(__VA_ARGS__)                                         \
+                : fn<64, 0>(__VA_ARGS__))
+
+template <int DC, int NC>
+static cudaError_t ct__at_fwd(const float *q, const float *k, const float *v, float *y, float *lse,
+                              const ct__at_geo &g, cudaStream_t s) {
+  CT__CU_LAUNCH((ct__k_attn_fwd<DC, NC>), ct__blocks(g.items, 1, CT__MAX_BLOCKS), CT__AT_THREADS,
+                s)
+  (q, k, v, y, lse, g);
+  return cudaGetLastError();
+}
+
+template <int DC, int NC>
+static cudaError_t ct__at_rev(const float *q, const float *k, const float *v, const float *dy,
+                              const float *lse, const float *dsum, float *dq, float *dk, float *dv,
+                              const ct__at_geo &g, cudaStream_t s) {
+  const unsigned grid = ct__blocks(g.items, 1, CT__MAX_BLOCKS);
+  if (dq) {
+    CT__CU_LAUNCH((ct__k_attn_dq<DC, NC>), grid, CT__AT_THREADS, s)(q, k, v, dy, lse, dsum, dq, g);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  if (dk || dv) {
+    CT__CU_LAUNCH((ct__k_attn_dkv<DC, NC>), grid, CT__AT_THREADS, s)
+    (q, k, v, dy, lse, dsum, dk, dv, g);
+    return cudaGetLastError();
+  }
+  return cudaSuccess;
+}
+
+extern "C" cudaError_t ct__cu_causal_attention_fwd(const float *q, const float *k, const float *v,
+                                                   float *y, float *lse, int64_t B, int64_t T,
+                                                   int64_t C, int64_t H, cudaStream_t s) {
+  if (B <= 0 || T <= 0 || C <= 0 || H <= 0) return cudaSuccess;
+  const ct__at_geo g = ct__at_geo_of(B, T, C, H);
+  return CT__AT_DISPATCH(g.D, ct__at_fwd, q, k, v, y, lse, g, s);
+}
+
+extern "C" cudaError_t ct__cu_causal_attention_rev(const float *q, const float *k, const float *v,
+                                                   const float *y, const float *dy, float *saved,
+                                                   float *dq, float *dk, float *dv, int64_t B,
+                                                   int64_t T, int64_t C, int64_t H,
+                                                   cudaStream_t s) {
+  if (B <= 0 || T <= 0 || C <= 0 || H <= 0 || (!dq && !dk && !dv)) return cudaSuccess;
+  const ct__at_geo g = ct__at_geo_of(B, T, C, H);
+  const int64_t rows = B * T * H;
+  float *dsum = saved + B * H * T;
+  dim3 b = ct__row_block(g.D);
+  CT__CU_LAUNCH(ct__k_attn_dsum, ct__blocks(rows, b.y, CT__MAX_BLOCKS), b, s)
+  (dy, y, dsum, rows, T, H, g.D);
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) return e;
+  return CT__AT_DISPATCH(g.D, ct__at_rev, q, k, v, dy, saved, dsum, dq, dk, dv, g, s);
+}
+
 extern "C" cudaError_t ct__cu_sumsq(const float *x, int64_t n, double *partials, float *out,
                                     cudaStream_t s) {
   unsigned g = 0;
@@ -991,6 +1531,22 @@ extern "C" cudaError_t ct__cu_preload(void) {
       (const void *)ct__k_causal_mask,
       (const void *)ct__k_causal_softmax_fwd,
       (const void *)ct__k_causal_softmax_rev,
+      (const void *)ct__k_attn_fwd<16, 1>,
+      (const void *)ct__k_attn_fwd<32, 1>,
+      (const void *)ct__k_attn_fwd<64, 1>,
+      (const void *)ct__k_attn_fwd<64, 2>,
+      (const void *)ct__k_attn_fwd<64, 0>,
+      (const void *)ct__k_attn_dq<16, 1>,
+      (const void *)ct__k_attn_dq<32, 1>,
+      (const void *)ct__k_attn_dq<64, 1>,
+      (const void *)ct__k_attn_dq<64, 2>,
+      (const void *)ct__k_attn_dq<64, 0>,
+      (const void *)ct__k_attn_dkv<16, 1>,
+      (const void *)ct__k_attn_dkv<32, 1>,
+      (const void *)ct__k_attn_dkv<64, 1>,
+      (const void *)ct__k_attn_dkv<64, 2>,
+      (const void *)ct__k_attn_dkv<64, 0>,
+      (const void *)ct__k_attn_dsum,
       (const void *)ct__k_sumsq_partials,
       (const void *)ct__k_sum_partials,
       (const void *)ct__k_hyper_step,

@@ -142,6 +142,20 @@ cudaError_t ct__cu_causal_softmax_fwd(const float *x, float *y, int64_t rows, in
 /* dx = y (dy - sum_{j <= r % T} dy y) for j <= r % T, 0 beyond. */
 cudaError_t ct__cu_causal_softmax_rev(const float *y, const float *dy, float *dx, int64_t rows,
                                       int64_t T, cudaStream_t s);
+/* Fused causal attention on SEQ [B,T,C] q, k, v with H heads of width D = C/H
+ * (H divides C), scale 1/sqrt(D): y[t] = sum over s <= t of P[t,s] v[s] per head,
+ * P = softmax over s <= t of scale q[t].k[s]; lse[(b*H + h)*T + t] = log of the
+ * softmax's denominator (max-subtracted). The scores are never stored. */
+cudaError_t ct__cu_causal_attention_fwd(const float *q, const float *k, const float *v, float *y,
+                                        float *lse, int64_t B, int64_t T, int64_t C, int64_t H,
+                                        cudaStream_t s);
+/* Its reverse from q, k, v, y, dy and lse = saved[0, B*H*T); saved[B*H*T, 2*B*H*T)
+ * receives Dsum[t] = dy[t].y[t] per head. Writes (does not accumulate) dq, dk,
+ * dv, each skipped when NULL. Deterministic: no atomics. */
+cudaError_t ct__cu_causal_attention_rev(const float *q, const float *k, const float *v,
+                                        const float *y, const float *dy, float *saved, float *dq,
+                                        float *dk, float *dv, int64_t B, int64_t T, int64_t C,
+                                        int64_t H, cudaStream_t s);
 
 /* Optimizer. Every number is read from the device record hyper; the trainer
  * passes whole arenas (every gradient, every parameter) in one launch each. */

@@ -287,6 +287,12 @@ static void check_gpt_on(int b) {
   }
   worst = ct_tol_ratio(&l[0], &l[1], 1);
   for (int i = 0; i < ct_gpt_param_count(g[0]); i++) {
+    /* The key biases' gradient is zero in exact arithmetic (a shift of a row of
+     * scores leaves its softmax unchanged), so AdamW turns rounding noise
+     * (about 1e-12) into steps of up to lr: after 20 steps they differ by
+     * amplified noise, even between two double-precision paths. Their one-step
+     * gradients are compared above. */
+    if (strstr(ct_param_name(ct_gpt_param(g[0], i)), ".attn.bk")) continue;
     int64_t c = ct_param_numel(ct_gpt_param(g[0], i));
     float *a = malloc((size_t)c * 4), *r = malloc((size_t)c * 4);
     CT_ASSERT_OK(ct_param_get(ct_gpt_param(g[0], i), a, c));

@@ -148,7 +148,22 @@ mut M36 $B "attn_scores_rev dk: m instead of m^T (CUBLAS_OP_T dropped)" \
 mut M37 $B "sync: error record not cleared after it is reported" \
   $'  if (!r.flag) return CT_OK;\n  CT__CU(cudaMemsetAsync, (c->err, 0, sizeof *c->err, c->stream));\n' \
   $'  if (!r.flag) return CT_OK;\n'
-mut M38 $K "adamw_update: weight decay on every element (n_decay ignored)" \
+mut M38 $K "attn_fwd: causal bound off by one (s < t: the diagonal masked)" \
+  $'s0 + lane <= mine + r;\n        const float x = valid' \
+  $'s0 + lane < mine + r;\n        const float x = valid'
+mut M39 $K "attn_fwd: running sum not rescaled when the running max grows" \
+  'l[r] = fmaf(l[r], alpha, p);' \
+  'l[r] = l[r] + p;'
+mut M40 $K "attn_fwd: __syncwarp between the weights and their use removed" \
+  $'        if (lane == 0) sa[w][r] = alpha;\n      }\n      __syncwarp();\n' \
+  $'        if (lane == 0) sa[w][r] = alpha;\n      }\n'
+mut M41 $K "attn_dkv: causal bound off by one (t > s: the diagonal dropped)" \
+  'tj < g.T && tj >= mine + r;' \
+  'tj < g.T && tj > mine + r;'
+mut M42 $K "attn_fwd, wide heads: the first key tile reads the output row (unwritten)" \
+  'g.D, s0 > 0, mysa, lane);' \
+  'g.D, true, mysa, lane);'
+mut M43 $K "adamw_update: weight decay on every element (n_decay ignored)" \
   'float keep = i < n_decay ? decayed : 1.0f;' \
   'float keep = decayed;'
 

@@ -62,6 +62,8 @@ step bench_small_graph bench_small_graph.log "$build/ctml" bench --config small 
 # The same step as built (no rewrite rules), and the rewritten step checked against it.
 step bench_small_unfused bench_small_unfused.log "$build/ctml" bench --config small --backend cuda --graph --no-rewrite --runs 20
 step check_rewrite_cuda check_rewrite_cuda.log "$build/ctml" check --backend cuda --layers 2 --width 64 --block 32 --batch 4 --rewrite
+# Fused attention with one head of width 1024 (its wide-head path) against cpu_ref.
+step check_cuda_wide_head check_cuda_wide_head.log "$build/ctml" check --backend cuda --layers 1 --heads 1 --width 1024 --block 72 --batch 2
 step bench_small_tf32 bench_small_tf32.log "$build/ctml" bench --config small --backend cuda --graph --tf32 --runs 20
 step torch_small torch_small.log python3 tools/torch_gpt_bench.py --runs 20
 step torch_small_fused torch_small_fused.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention

@@ -24,9 +24,17 @@ nvcc -arch="$arch" -std=c++17 -Xptxas -v -c cuda/cuda_kernels.cu -o /dev/null >"
 # "N bytes stack frame, S bytes spill stores, L bytes spill loads", then
 # "Used R registers, used B barriers[, M bytes smem]".
 awk -v arch="$arch" '
-  function demangle(m,   n) { # _Z<len><name>...: the name only
-    if (match(m, /^_Z[0-9]+/)) { n = substr(m, 3, RLENGTH - 2) + 0; return substr(m, RLENGTH + 1, n) }
-    return m
+  function demangle(m,   n, name, rest, args) { # _Z<len><name>[I(Li<int>E)+E]...: name<ints>
+    if (!match(m, /^_Z[0-9]+/)) return m
+    n = substr(m, 3, RLENGTH - 2) + 0
+    name = substr(m, RLENGTH + 1, n)
+    rest = substr(m, RLENGTH + 1 + n)
+    if (match(rest, /^I(Li-?[0-9]+E)+E/)) {
+      args = substr(rest, 2, RLENGTH - 2)
+      gsub(/Li/, "", args); sub(/E$/, "", args); gsub(/E/, ",", args)
+      name = name "<" args ">"
+    }
+    return name
   }
   /Compiling entry function/ { split($0, q, "'\''"); name = demangle(q[2]); next }
   /bytes stack frame/ && name != "" {

@@ -108,7 +108,7 @@ inline launcher<P...> make_launcher(const char *name, void (*k)(P...), dim3 grid
 #define warpSize 32
 
 #define __syncthreads() ::ctsim::sync_block(__FILE__, __LINE__)
-#define __syncwarp(...) ::ctsim::ctsim_syncwarp(__FILE__, __LINE__, ##__VA_ARGS__)
+#define __syncwarp(...) ::ctsim::syncwarp_at{__FILE__, __LINE__}(__VA_ARGS__)
 #define __shfl_sync(mask, v, lane, ...) \
   ::ctsim::shfl(::ctsim::WARP_SHFL_IDX, mask, v, lane, __FILE__, __LINE__, ##__VA_ARGS__)
 #define __shfl_up_sync(mask, v, d, ...) \
@@ -126,9 +126,15 @@ inline launcher<P...> make_launcher(const char *name, void (*k)(P...), dim3 grid
 #define __activemask() (::ctsim::active_mask())
 
 namespace ctsim {
-inline void ctsim_syncwarp(const char *file, int line, unsigned mask = 0xffffffffu) {
-  (void)warp_op(WARP_SYNC, mask, 0, 0, 32, file, line);
-}
+/* __syncwarp() and __syncwarp(mask) (a call object: ISO C++17 keeps the comma
+ * of an empty ##__VA_ARGS__ when it is the macro's only parameter). */
+struct syncwarp_at {
+  const char *file;
+  int line;
+  void operator()(unsigned mask = 0xffffffffu) const {
+    (void)warp_op(WARP_SYNC, mask, 0, 0, 32, file, line);
+  }
+};
 template <typename T>
 inline T shfl(warp_kind kind, unsigned mask, T v, int arg, const char *file, int line,
               int width = 32) {

@@ -227,3 +227,333 @@ kernel void ct_causal_softmax_rev(global const float *y, global const float *dy,
   float dot = ct_row_dot(dyr, yr, len, tmp);
   for (long j = lid; j < T; j += size) dxr[j] = j < len ? yr[j] * (dyr[j] - dot) : 0.0f;
 }
+
+
+
+/* ---- causal_attention: q, k, v, y SEQ [B,T,C], H heads of width D = C/H ----------
+ * Element (b, t, head h, d) of an output is at (b T + t) C + h D + d; the row
+ * statistics, the log-sum-exp L and the reverse's Dsum = dy . y, at
+ * saved[(b H + h) T + t] and saved[B H T + (b H + h) T + t]. Scores are recomputed
+ * from q, k and L, never stored.
+ * A work-item holds CT_RB_W consecutive rows of one head as the lanes of ct_vec
+ * values: the forward and dq kernels take query rows t (keys s <= t), dkdv takes
+ * key rows s (queries t >= s). Its rows of q, dy or k, v and its accumulators live
+ * in private arrays of DM vectors, DM (16, 32, 64, 128) a constant of the kernel,
+ * so the loops over d unroll into registers. The inputs (q, k, v, y, dy, input i
+ * at i inoff further on) hold heads of width DM: the originals when D = DM (Ci = C,
+ * Di = D), else zero-padded copies (ct_attn_pad: Ci = H DM, Di = DM). Wider heads
+ * run the _any kernels on the originals: one row per work-item, the accumulators
+ * in the output rows. Every sum runs in a fixed order (over d, then keys or
+ * queries), so results do not depend on timing.
+ * Launch: dimension 0 is the block of CT_RB_W rows (the row for _any), 1 is b H + h. */
+
+#define CT_ATTN_DCAP 128 /* the widest register-held head */
+#define CT_ATTN_KB 8     /* keys (queries in dkdv) per block: one max and rescale each */
+
+#if CT_RB_W == 16
+typedef int16 ct_ivec;
+#define CT_ATTN_LANES ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#elif CT_RB_W == 8
+typedef int8 ct_ivec;
+#define CT_ATTN_LANES ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+#else
+typedef int4 ct_ivec;
+#define CT_ATTN_LANES ((int4)(0, 1, 2, 3))
+#endif
+
+/* One signature for every attention kernel: the forward writes y to out0; dq
+ * writes out0 when outs bit 0 is set; dkdv writes dk to out1 (bit 1) and dv to
+ * out2 (bit 2). Unused buffers are bound but not touched. */
+#define CT_ATTN_ARGS                                                                   \
+  global const float *q, global const float *k, global const float *v,                \
+      global const float *y, global const float *dy, long inoff, global float *out0,  \
+      global float *out1, global float *out2, global float *saved, long B, long T,    \
+      long H, long Ci, int Di, long C, int D, float scale, int outs
+#define CT_ATTN_PASS \
+  q, k, v, y, dy, inoff, out0, out1, out2, saved, B, T, H, Ci, Di, C, D, scale, outs
+
+/* dst[z] = src_z [B T rows, H heads of D] with every head zero-padded to DM, z < the
+ * launch's dimension 2 (n = rows H DM floats each); dimensions: h DM + d, row, z. */
+kernel void ct_attn_pad(global const float *s0, global const float *s1, global const float *s2,
+                        global const float *s3, global const float *s4, global float *dst,
+                        long rows, long H, int D, int DM) {
+  long e = (long)get_global_id(0), r = (long)get_global_id(1), z = (long)get_global_id(2);
+  if (e >= H * DM || r >= rows) return;
+  global const float *src = z == 0 ? s0 : z == 1 ? s1 : z == 2 ? s2 : z == 3 ? s3 : s4;
+  long h = e / DM, d = e - h * DM;
+  dst[(z * rows + r) * H * DM + e] = d < D ? src[(r * H + h) * D + d] : 0.0f;
+}
+
+/* off[l] = base + min(r0 + l, T - 1) stride: the lanes' rows, the last row
+ * standing in for lanes past the end. */
+void ct_attn_lanes(long base, long r0, long T, long stride, long *off) {
+  for (int l = 0; l < CT_RB_W; l++) off[l] = base + min(r0 + l, T - 1) * stride;
+}
+
+/* The lanes' entries x[off[l] + d]. */
+ct_vec ct_attn_gather(global const float *x, const long *off, long d) {
+  float t[CT_RB_W];
+  for (int l = 0; l < CT_RB_W; l++) t[l] = x[off[l] + d];
+  return CT_VLOAD(0, t);
+}
+
+/* x[off[l] + d] = val's lane l for the lanes whose row r0 + l < T. */
+void ct_attn_scatter(global float *x, const long *off, long d, ct_vec val, long r0, long T) {
+  float t[CT_RB_W];
+  CT_VSTORE(val, 0, t);
+  for (int l = 0; l < CT_RB_W; l++)
+    if (r0 + l < T) x[off[l] + d] = t[l];
+}
+
+/* Forward of query rows t0 + lane: online softmax over blocks of CT_ATTN_KB keys
+ * (running max m and sum l per lane; acc rescaled once per block), y = acc / l,
+ * L = m + ln l. Keys past a lane's row score -inf. */
+void ct_attn_fwd_rows(CT_ATTN_ARGS, const int DM) {
+  long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (blk * CT_RB_W >= T || bh >= B * H) return;
+  k += inoff;
+  v += 2 * inoff;
+  long b = bh / H, h = bh - b * H, t0 = blk * CT_RB_W;
+  long bi = b * T * Ci + h * Di, kend = min(T, t0 + CT_RB_W); /* keys [0, kend) */
+  ct_ivec last = min((int)t0 + CT_ATTN_LANES, (ct_ivec)(int)(kend - 1)); /* each lane's last key */
+  long oi[CT_RB_W], oo[CT_RB_W], os[CT_RB_W];
+  ct_attn_lanes(bi, t0, T, Ci, oi);
+  ct_attn_lanes(b * T * C + h * D, t0, T, C, oo);
+  ct_attn_lanes(bh * T, t0, T, 1, os);
+  ct_vec qs[CT_ATTN_DCAP], acc[CT_ATTN_DCAP];
+#pragma unroll
+  for (int d = 0; d < DM; d++) {
+    qs[d] = ct_attn_gather(q, oi, d) * scale;
+    acc[d] = 0.0f;
+  }
+  ct_vec m = -INFINITY, l = 0.0f;
+  for (long s0 = 0; s0 < kend; s0 += CT_ATTN_KB) {
+    ct_vec sc[CT_ATTN_KB];
+    for (int j = 0; j < CT_ATTN_KB; j++) {
+      global const float *kr = k + bi + min(s0 + j, kend - 1) * Ci;
+      ct_vec a = 0.0f;
+#pragma unroll
+      for (int d = 0; d < DM; d++) a = mad(qs[d], (ct_vec)kr[d], a);
+      sc[j] = a;
+    }
+    if (s0 + CT_ATTN_KB - 1 > t0) /* the block passes the first lane's row */
+      for (int j = 0; j < CT_ATTN_KB; j++)
+        sc[j] = select(sc[j], (ct_vec)(-INFINITY), (ct_ivec)(int)(s0 + j) > last);
+    ct_vec mx = m;
+    for (int j = 0; j < CT_ATTN_KB; j++) mx = fmax(mx, sc[j]);
+    ct_vec alpha = exp(m - mx); /* 0 on the first block (m = -inf) */
+    l *= alpha;
+#pragma unroll
+    for (int d = 0; d < DM; d++) acc[d] *= alpha;
+    for (int j = 0; j < CT_ATTN_KB; j++) {
+      global const float *vr = v + bi + min(s0 + j, kend - 1) * Ci;
+      ct_vec p = exp(sc[j] - mx);
+      l += p;
+#pragma unroll
+      for (int d = 0; d < DM; d++) acc[d] = mad(p, (ct_vec)vr[d], acc[d]);
+    }
+    m = mx;
+  }
+#pragma unroll
+  for (int d = 0; d < DM; d++)
+    if (d < D) ct_attn_scatter(out0, oo, d, acc[d] / l, t0, T);
+  ct_attn_scatter(saved, os, 0, m + log(l), t0, T);
+}
+
+/* Dsum of query rows t0 + lane into saved; with outs bit 0, dq = scale sum_s dS k[s]
+ * with dS = P (dy . v[s] - Dsum), P = exp(S - L), over blocks of CT_ATTN_KB keys. */
+void ct_attn_dq_rows(CT_ATTN_ARGS, const int DM) {
+  long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (blk * CT_RB_W >= T || bh >= B * H) return;
+  k += inoff;
+  v += 2 * inoff;
+  y += 3 * inoff;
+  dy += 4 * inoff;
+  long b = bh / H, h = bh - b * H, t0 = blk * CT_RB_W;
+  long bi = b * T * Ci + h * Di, kend = min(T, t0 + CT_RB_W);
+  ct_ivec last = min((int)t0 + CT_ATTN_LANES, (ct_ivec)(int)(kend - 1));
+  long oi[CT_RB_W], os[CT_RB_W];
+  ct_attn_lanes(bi, t0, T, Ci, oi);
+  ct_attn_lanes(bh * T, t0, T, 1, os);
+  ct_vec qs[CT_ATTN_DCAP], g[CT_ATTN_DCAP], acc[CT_ATTN_DCAP], dsum = 0.0f;
+#pragma unroll
+  for (int d = 0; d < DM; d++) {
+    g[d] = ct_attn_gather(dy, oi, d);
+    dsum = mad(g[d], ct_attn_gather(y, oi, d), dsum);
+  }
+  ct_attn_scatter(saved + B * H * T, os, 0, dsum, t0, T);
+  if (!(outs & 1)) return;
+#pragma unroll
+  for (int d = 0; d < DM; d++) {
+    qs[d] = ct_attn_gather(q, oi, d) * scale;
+    acc[d] = 0.0f;
+  }
+  ct_vec L = ct_attn_gather(saved, os, 0);
+  for (long s0 = 0; s0 < kend; s0 += CT_ATTN_KB) {
+    ct_vec ds[CT_ATTN_KB];
+    for (int j = 0; j < CT_ATTN_KB; j++) {
+      long s = min(s0 + j, kend - 1);
+      global const float *kr = k + bi + s * Ci, *vr = v + bi + s * Ci;
+      ct_vec a = 0.0f, e = 0.0f;
+#pragma unroll
+      for (int d = 0; d < DM; d++) {
+        a = mad(qs[d], (ct_vec)kr[d], a);
+        e = mad(g[d], (ct_vec)vr[d], e);
+      }
+      ct_vec p = exp(a - L);
+      if (s0 + CT_ATTN_KB - 1 > t0) p = select(p, (ct_vec)0.0f, (ct_ivec)(int)(s0 + j) > last);
+      ds[j] = p * (e - dsum);
+    }
+    for (int j = 0; j < CT_ATTN_KB; j++) {
+      global const float *kr = k + bi + min(s0 + j, kend - 1) * Ci;
+#pragma unroll
+      for (int d = 0; d < DM; d++) acc[d] = mad(ds[j], (ct_vec)kr[d], acc[d]);
+    }
+  }
+  long oo[CT_RB_W];
+  ct_attn_lanes(b * T * C + h * D, t0, T, C, oo);
+#pragma unroll
+  for (int d = 0; d < DM; d++)
+    if (d < D) ct_attn_scatter(out0, oo, d, acc[d] * scale, t0, T);
+}
+
+/* dk and dv of key rows s0 + lane over blocks of CT_ATTN_KB queries t >= s0:
+ * dv = sum_t P dy[t], dk = scale sum_t dS q[t]; queries before a lane's row (and
+ * past T) get P = 0. Needs L and Dsum in saved. */
+void ct_attn_dkdv_rows(CT_ATTN_ARGS, const int DM) {
+  long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (blk * CT_RB_W >= T || bh >= B * H) return;
+  k += inoff;
+  v += 2 * inoff;
+  dy += 4 * inoff;
+  long b = bh / H, h = bh - b * H, s0 = blk * CT_RB_W, bi = b * T * Ci + h * Di;
+  ct_ivec first = (int)s0 + CT_ATTN_LANES; /* each lane's key row: its first query */
+  global const float *L = saved + bh * T, *Ds = saved + B * H * T + bh * T;
+  long oi[CT_RB_W];
+  ct_attn_lanes(bi, s0, T, Ci, oi);
+  ct_vec ks[CT_ATTN_DCAP], vs[CT_ATTN_DCAP], dk[CT_ATTN_DCAP], dv[CT_ATTN_DCAP];
+#pragma unroll
+  for (int d = 0; d < DM; d++) {
+    ks[d] = ct_attn_gather(k, oi, d) * scale;
+    vs[d] = ct_attn_gather(v, oi, d);
+    dk[d] = dv[d] = 0.0f;
+  }
+  for (long t0 = s0; t0 < T; t0 += CT_ATTN_KB) {
+    ct_vec p[CT_ATTN_KB], ds[CT_ATTN_KB];
+    bool edge = t0 < s0 + CT_RB_W - 1 || t0 + CT_ATTN_KB > T;
+    for (int j = 0; j < CT_ATTN_KB; j++) {
+      long t = min(t0 + j, T - 1);
+      global const float *qr = q + bi + t * Ci, *dyr = dy + bi + t * Ci;
+      ct_vec a = 0.0f, e = 0.0f;
+#pragma unroll
+      for (int d = 0; d < DM; d++) {
+        a = mad(ks[d], (ct_vec)qr[d], a);
+        e = mad(vs[d], (ct_vec)dyr[d], e);
+      }
+      ct_vec pj = exp(a - L[t]);
+      if (edge) /* query t0 + j before a lane's key, or past the end (-1) */
+        pj = select(pj, (ct_vec)0.0f, (ct_ivec)(t0 + j < T ? (int)(t0 + j) : -1) < first);
+      p[j] = pj;
+      ds[j] = pj * (e - Ds[t]);
+    }
+    for (int j = 0; j < CT_ATTN_KB; j++) {
+      long t = min(t0 + j, T - 1);
+      global const float *qr = q + bi + t * Ci, *dyr = dy + bi + t * Ci;
+#pragma unroll
+      for (int d = 0; d < DM; d++) {
+        dv[d] = mad(p[j], (ct_vec)dyr[d], dv[d]);
+        dk[d] = mad(ds[j], (ct_vec)qr[d], dk[d]);
+      }
+    }
+  }
+  long oo[CT_RB_W];
+  ct_attn_lanes(b * T * C + h * D, s0, T, C, oo);
+#pragma unroll
+  for (int d = 0; d < DM; d++)
+    if (d < D) {
+      if (outs & 2) ct_attn_scatter(out1, oo, d, dk[d] * scale, s0, T);
+      if (outs & 4) ct_attn_scatter(out2, oo, d, dv[d], s0, T);
+    }
+}
+
+#define CT_ATTN_WIDTH(DM)                                                                   \
+  kernel void ct_attn_fwd_##DM(CT_ATTN_ARGS) { ct_attn_fwd_rows(CT_ATTN_PASS, DM); }       \
+  kernel void ct_attn_dq_##DM(CT_ATTN_ARGS) { ct_attn_dq_rows(CT_ATTN_PASS, DM); }         \
+  kernel void ct_attn_dkdv_##DM(CT_ATTN_ARGS) { ct_attn_dkdv_rows(CT_ATTN_PASS, DM); }
+CT_ATTN_WIDTH(16)
+CT_ATTN_WIDTH(32)
+CT_ATTN_WIDTH(64)
+CT_ATTN_WIDTH(128)
+
+/* a . b over [0, D). */
+float ct_attn_dot(global const float *a, global const float *b, int D) {
+  float s = 0.0f;
+  for (int d = 0; d < D; d++) s = mad(a[d], b[d], s);
+  return s;
+}
+
+/* Forward of query row t (any D, inputs in the original layout): L by a running
+ * max and sum, then y = sum_s P v[s] accumulated in y's row. */
+kernel void ct_attn_fwd_any(CT_ATTN_ARGS) {
+  long t = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (t >= T || bh >= B * H) return;
+  long b = bh / H, base = b * T * C + (bh - b * H) * D;
+  global const float *qr = q + base + t * C;
+  float m = -INFINITY, l = 0.0f;
+  for (long s = 0; s <= t; s++) {
+    float sc = ct_attn_dot(qr, k + base + s * C, D) * scale, mx = fmax(m, sc);
+    l = l * exp(m - mx) + exp(sc - mx);
+    m = mx;
+  }
+  float Lt = m + log(l);
+  global float *yr = out0 + base + t * C;
+  for (int d = 0; d < D; d++) yr[d] = 0.0f;
+  for (long s = 0; s <= t; s++) {
+    global const float *vr = v + base + s * C;
+    float p = exp(ct_attn_dot(qr, k + base + s * C, D) * scale - Lt);
+    for (int d = 0; d < D; d++) yr[d] = mad(p, vr[d], yr[d]);
+  }
+  saved[bh * T + t] = Lt;
+}
+
+/* Dsum of query row t (any D); with outs bit 0, dq accumulated in dq's row. */
+kernel void ct_attn_dq_any(CT_ATTN_ARGS) {
+  long t = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (t >= T || bh >= B * H) return;
+  long b = bh / H, base = b * T * C + (bh - b * H) * D;
+  global const float *qr = q + base + t * C, *dyr = dy + base + t * C;
+  float dsum = ct_attn_dot(dyr, y + base + t * C, D), Lt = saved[bh * T + t];
+  saved[B * H * T + bh * T + t] = dsum;
+  if (!(outs & 1)) return;
+  global float *dq = out0 + base + t * C;
+  for (int d = 0; d < D; d++) dq[d] = 0.0f;
+  for (long s = 0; s <= t; s++) {
+    global const float *kr = k + base + s * C;
+    float p = exp(ct_attn_dot(qr, kr, D) * scale - Lt);
+    float ds = p * (ct_attn_dot(dyr, v + base + s * C, D) - dsum) * scale;
+    for (int d = 0; d < D; d++) dq[d] = mad(ds, kr[d], dq[d]);
+  }
+}
+
+/* dk and dv of key row s (any D), accumulated in their rows (those outs asks for). */
+kernel void ct_attn_dkdv_any(CT_ATTN_ARGS) {
+  long s = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (s >= T || bh >= B * H) return;
+  long b = bh / H, base = b * T * C + (bh - b * H) * D;
+  global const float *kr = k + base + s * C, *vr = v + base + s * C;
+  global const float *L = saved + bh * T, *Ds = saved + B * H * T + bh * T;
+  global float *dk = out1 + base + s * C, *dv = out2 + base + s * C;
+  for (int d = 0; d < D; d++) {
+    if (outs & 2) dk[d] = 0.0f;
+    if (outs & 4) dv[d] = 0.0f;
+  }
+  for (long t = s; t < T; t++) {
+    global const float *qr = q + base + t * C, *dyr = dy + base + t * C;
+    float p = exp(ct_attn_dot(qr, kr, D) * scale - L[t]);
+    float ds = p * (ct_attn_dot(dyr, vr, D) - Ds[t]) * scale;
+    for (int d = 0; d < D; d++) {
+      if (outs & 4) dv[d] = mad(p, dyr[d], dv[d]);
+      if (outs & 2) dk[d] = mad(ds, qr[d], dk[d]);
+    }
+  }
+}

@@ -943,12 +943,16 @@ static ct_status ct__ocl_attn_apply_rev(void *ctx, const ct__kargs *ka) {
   return CT_OK;
 }
 
-/* A causal_attention launch (see sequence.cl): the shape, the kernel width DM (16,
- * 32, 64 or 128 in registers, else D for the _any kernels) and the inputs q, k, v,
- * y, dy as the kernels read them (input i at i inoff floats into in[i]). */
+/* The widest head the register-held attention kernels take (CT_ATTN_DCAP). */
+#define CT__ATTN_DCAP 128
+
+/* A causal_attention launch (see sequence.cl): the shape, the head width DM the
+ * kernels hold (16; D rounded up to a multiple of 16 up to CT__ATTN_DCAP; else D for
+ * the _any kernels) and the inputs q, k, v, y, dy as the kernels read them (input i
+ * at i inoff floats into in[i]). */
 typedef struct ct__attn {
   int64_t B, T, C, H, D, DM, Ci, inoff;
-  int var; /* kernel variant: 0..3 for DM 16..128, 4 for _any */
+  int var; /* kernel variant: 0 width 16, 1 width DM, 2 any width */
   const void *in[5];
 } ct__attn;
 
@@ -964,8 +968,8 @@ static ct_status ct__attn_setup(ct__ocl *c, const ct__kargs *ka, int n_in, ct__a
   if (at->T > 0x7fffff00)
     return ct__fail(CT_ERR_UNSUPPORTED, "opencl: causal_attention over %lld positions (at "
                     "most 2^31 - 256)", (long long)at->T);
-  at->var = at->D <= 16 ? 0 : at->D <= 32 ? 1 : at->D <= 64 ? 2 : at->D <= 128 ? 3 : 4;
-  at->DM = at->var < 4 ? (int64_t)16 << at->var : at->D;
+  at->var = at->D <= 16 ? 0 : at->D <= CT__ATTN_DCAP ? 1 : 2;
+  at->DM = at->var < 2 ? (at->D + 15) / 16 * 16 : at->D;
   at->Ci = at->C;
   at->inoff = 0;
   const void *in[5] = {ka->in[0], ka->in[1], ka->in[2], ka->out[0], ka->dout[0]};
@@ -990,8 +994,8 @@ static ct_status ct__attn_setup(ct__ocl *c, const ct__kargs *ka, int n_in, ct__a
 }
 
 /* Queues the kernel of family base (the width-16 kernel of fwd, dq or dkdv; the
- * other widths follow it in the kernel list). NULL outputs are bound as the dummy
- * buffer and left alone (outs says which to write). */
+ * width-DM and any-width kernels follow it in the kernel list). NULL outputs are
+ * bound as the dummy buffer and left alone (outs says which to write). */
 static ct_status ct__attn_run(ct__ocl *c, const ct__attn *at, ct__ocl_kernel_id base,
                               const ct__kargs *ka, void *out0, void *out1, void *out2,
                               int outs) {
@@ -1011,7 +1015,7 @@ static ct_status ct__attn_run(ct__ocl *c, const ct__attn *at, ct__ocl_kernel_id 
   ct__arg_int(&a, (int)at->D);
   ct__arg_float(&a, (float)(1.0 / sqrt((double)at->D)));
   ct__arg_int(&a, outs);
-  size_t rows = (size_t)(at->var < 4 ? (at->T + c->rb_width - 1) / c->rb_width : at->T);
+  size_t rows = (size_t)(at->var < 2 ? (at->T + c->rb_width - 1) / c->rb_width : at->T);
   size_t items[2] = {rows, (size_t)(at->B * at->H)}, local[2] = {1, 1};
   /* on CPUs one work-item per group: a work-item's lanes are its vector */
   if (!(c->type & CL_DEVICE_TYPE_CPU)) ct__local2d(c, k, items[0], items[1], local);

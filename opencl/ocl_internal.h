@@ -55,19 +55,13 @@
   X(CSOFTMAX_REV, "ct_causal_softmax_rev")          \
   X(ATTN_PAD, "ct_attn_pad")                        \
   X(ATTN_FWD16, "ct_attn_fwd_16")                   \
-  X(ATTN_FWD32, "ct_attn_fwd_32")                   \
-  X(ATTN_FWD64, "ct_attn_fwd_64")                   \
-  X(ATTN_FWD128, "ct_attn_fwd_128")                 \
+  X(ATTN_FWD_N, "ct_attn_fwd_n")                    \
   X(ATTN_FWD_ANY, "ct_attn_fwd_any")                \
   X(ATTN_DQ16, "ct_attn_dq_16")                     \
-  X(ATTN_DQ32, "ct_attn_dq_32")                     \
-  X(ATTN_DQ64, "ct_attn_dq_64")                     \
-  X(ATTN_DQ128, "ct_attn_dq_128")                   \
+  X(ATTN_DQ_N, "ct_attn_dq_n")                      \
   X(ATTN_DQ_ANY, "ct_attn_dq_any")                  \
   X(ATTN_DKDV16, "ct_attn_dkdv_16")                 \
-  X(ATTN_DKDV32, "ct_attn_dkdv_32")                 \
-  X(ATTN_DKDV64, "ct_attn_dkdv_64")                 \
-  X(ATTN_DKDV128, "ct_attn_dkdv_128")               \
+  X(ATTN_DKDV_N, "ct_attn_dkdv_n")                  \
   X(ATTN_DKDV_ANY, "ct_attn_dkdv_any")              \
   X(SUMSQ, "ct_sumsq_part")                         \
   X(HYPER_STEP, "ct_hyper_step")                    \

@@ -249,6 +249,13 @@ kernel void ct_causal_softmax_rev(global const float *y, global const float *dy,
 
 #define CT_ATTN_DCAP 128 /* the widest register-held head */
 #define CT_ATTN_KB 8     /* keys (queries in dkdv) per block: one max and rescale each */
+#define CT_ATTN_DCH 16    /* head columns per unrolled chunk: DM is a multiple */
+/* for (d = 0; d < DM; d++) as chunks of CT_ATTN_DCH unrolled steps. */
+#define CT_ATTN_FOR_D(d)                                           \
+  for (int d##_0 = 0; d##_0 < DM; d##_0 += CT_ATTN_DCH)            \
+  _Pragma("unroll") for (int d = d##_0; d < d##_0 + CT_ATTN_DCH; d++)
+#define CT_ATTN_UNROLL_KB _Pragma("unroll")
+#define CT_ATTN_INLINE static inline __attribute__((always_inline))
 
 #if CT_RB_W == 16
 typedef int16 ct_ivec;
@@ -305,190 +312,226 @@ void ct_attn_scatter(global float *x, const long *off, long d, ct_vec val, long 
     if (r0 + l < T) x[off[l] + d] = t[l];
 }
 
+/* Pointers to the rows of x for positions r0 + j, j < CT_ATTN_KB, clamped to last. */
+void ct_attn_block(global const float *x, long r0, long last, long stride,
+                   global const float **rows) {
+CT_ATTN_UNROLL_KB
+  for (int j = 0; j < CT_ATTN_KB; j++) rows[j] = x + min(r0 + j, last) * stride;
+}
+
 /* Forward of query rows t0 + lane: online softmax over blocks of CT_ATTN_KB keys
  * (running max m and sum l per lane; acc rescaled once per block), y = acc / l,
- * L = m + ln l. Keys past a lane's row score -inf. */
-void ct_attn_fwd_rows(CT_ATTN_ARGS, const int DM) {
+ * L = m + ln l. Keys past a lane's row score -inf. Within a block each d is read
+ * once for all its keys: the scores (and acc[d]) take KB products per load. */
+CT_ATTN_INLINE void ct_attn_fwd_rows(CT_ATTN_ARGS, const int DM) {
   long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
   if (blk * CT_RB_W >= T || bh >= B * H) return;
-  k += inoff;
-  v += 2 * inoff;
   long b = bh / H, h = bh - b * H, t0 = blk * CT_RB_W;
   long bi = b * T * Ci + h * Di, kend = min(T, t0 + CT_RB_W); /* keys [0, kend) */
+  k += inoff + bi;
+  v += 2 * inoff + bi;
   ct_ivec last = min((int)t0 + CT_ATTN_LANES, (ct_ivec)(int)(kend - 1)); /* each lane's last key */
-  long oi[CT_RB_W], oo[CT_RB_W], os[CT_RB_W];
+  long oi[CT_RB_W];
   ct_attn_lanes(bi, t0, T, Ci, oi);
-  ct_attn_lanes(b * T * C + h * D, t0, T, C, oo);
-  ct_attn_lanes(bh * T, t0, T, 1, os);
   ct_vec qs[CT_ATTN_DCAP], acc[CT_ATTN_DCAP];
-#pragma unroll
-  for (int d = 0; d < DM; d++) {
-    qs[d] = ct_attn_gather(q, oi, d) * scale;
+  CT_ATTN_FOR_D(d) {
+    qs[d] = ct_attn_gather(q, oi, d);
     acc[d] = 0.0f;
   }
   ct_vec m = -INFINITY, l = 0.0f;
   for (long s0 = 0; s0 < kend; s0 += CT_ATTN_KB) {
-    ct_vec sc[CT_ATTN_KB];
-    for (int j = 0; j < CT_ATTN_KB; j++) {
-      global const float *kr = k + bi + min(s0 + j, kend - 1) * Ci;
-      ct_vec a = 0.0f;
-#pragma unroll
-      for (int d = 0; d < DM; d++) a = mad(qs[d], (ct_vec)kr[d], a);
-      sc[j] = a;
+    global const float *kr[CT_ATTN_KB], *vr[CT_ATTN_KB];
+    ct_attn_block(k, s0, kend - 1, Ci, kr);
+    ct_attn_block(v, s0, kend - 1, Ci, vr);
+    ct_vec p[CT_ATTN_KB];
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] = 0.0f;
+    CT_ATTN_FOR_D(d) {
+      ct_vec qd = qs[d];
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) p[j] = fma(qd, (ct_vec)kr[j][d], p[j]);
     }
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] *= scale;
     if (s0 + CT_ATTN_KB - 1 > t0) /* the block passes the first lane's row */
+CT_ATTN_UNROLL_KB
       for (int j = 0; j < CT_ATTN_KB; j++)
-        sc[j] = select(sc[j], (ct_vec)(-INFINITY), (ct_ivec)(int)(s0 + j) > last);
+        p[j] = select(p[j], (ct_vec)(-INFINITY), (ct_ivec)(int)(s0 + j) > last);
     ct_vec mx = m;
-    for (int j = 0; j < CT_ATTN_KB; j++) mx = fmax(mx, sc[j]);
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) mx = fmax(mx, p[j]);
     ct_vec alpha = exp(m - mx); /* 0 on the first block (m = -inf) */
     l *= alpha;
-#pragma unroll
-    for (int d = 0; d < DM; d++) acc[d] *= alpha;
+CT_ATTN_UNROLL_KB
     for (int j = 0; j < CT_ATTN_KB; j++) {
-      global const float *vr = v + bi + min(s0 + j, kend - 1) * Ci;
-      ct_vec p = exp(sc[j] - mx);
-      l += p;
-#pragma unroll
-      for (int d = 0; d < DM; d++) acc[d] = mad(p, (ct_vec)vr[d], acc[d]);
+      p[j] = exp(p[j] - mx); /* the weights */
+      l += p[j];
     }
     m = mx;
+    CT_ATTN_FOR_D(d) {
+      ct_vec a = acc[d] * alpha;
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) a = fma(p[j], (ct_vec)vr[j][d], a);
+      acc[d] = a;
+    }
   }
-#pragma unroll
-  for (int d = 0; d < DM; d++)
+  long oo[CT_RB_W], os[CT_RB_W];
+  ct_attn_lanes(b * T * C + h * D, t0, T, C, oo);
+  ct_attn_lanes(bh * T, t0, T, 1, os);
+  CT_ATTN_FOR_D(d)
     if (d < D) ct_attn_scatter(out0, oo, d, acc[d] / l, t0, T);
   ct_attn_scatter(saved, os, 0, m + log(l), t0, T);
 }
 
 /* Dsum of query rows t0 + lane into saved; with outs bit 0, dq = scale sum_s dS k[s]
  * with dS = P (dy . v[s] - Dsum), P = exp(S - L), over blocks of CT_ATTN_KB keys. */
-void ct_attn_dq_rows(CT_ATTN_ARGS, const int DM) {
+CT_ATTN_INLINE void ct_attn_dq_rows(CT_ATTN_ARGS, const int DM) {
   long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
   if (blk * CT_RB_W >= T || bh >= B * H) return;
-  k += inoff;
-  v += 2 * inoff;
-  y += 3 * inoff;
-  dy += 4 * inoff;
   long b = bh / H, h = bh - b * H, t0 = blk * CT_RB_W;
   long bi = b * T * Ci + h * Di, kend = min(T, t0 + CT_RB_W);
+  k += inoff + bi;
+  v += 2 * inoff + bi;
+  y += 3 * inoff;
+  dy += 4 * inoff;
   ct_ivec last = min((int)t0 + CT_ATTN_LANES, (ct_ivec)(int)(kend - 1));
   long oi[CT_RB_W], os[CT_RB_W];
   ct_attn_lanes(bi, t0, T, Ci, oi);
   ct_attn_lanes(bh * T, t0, T, 1, os);
   ct_vec qs[CT_ATTN_DCAP], g[CT_ATTN_DCAP], acc[CT_ATTN_DCAP], dsum = 0.0f;
-#pragma unroll
-  for (int d = 0; d < DM; d++) {
+  CT_ATTN_FOR_D(d) {
     g[d] = ct_attn_gather(dy, oi, d);
-    dsum = mad(g[d], ct_attn_gather(y, oi, d), dsum);
+    dsum = fma(g[d], ct_attn_gather(y, oi, d), dsum);
   }
   ct_attn_scatter(saved + B * H * T, os, 0, dsum, t0, T);
   if (!(outs & 1)) return;
-#pragma unroll
-  for (int d = 0; d < DM; d++) {
-    qs[d] = ct_attn_gather(q, oi, d) * scale;
+  CT_ATTN_FOR_D(d) {
+    qs[d] = ct_attn_gather(q, oi, d);
     acc[d] = 0.0f;
   }
   ct_vec L = ct_attn_gather(saved, os, 0);
   for (long s0 = 0; s0 < kend; s0 += CT_ATTN_KB) {
-    ct_vec ds[CT_ATTN_KB];
-    for (int j = 0; j < CT_ATTN_KB; j++) {
-      long s = min(s0 + j, kend - 1);
-      global const float *kr = k + bi + s * Ci, *vr = v + bi + s * Ci;
-      ct_vec a = 0.0f, e = 0.0f;
-#pragma unroll
-      for (int d = 0; d < DM; d++) {
-        a = mad(qs[d], (ct_vec)kr[d], a);
-        e = mad(g[d], (ct_vec)vr[d], e);
+    global const float *kr[CT_ATTN_KB], *vr[CT_ATTN_KB];
+    ct_attn_block(k, s0, kend - 1, Ci, kr);
+    ct_attn_block(v, s0, kend - 1, Ci, vr);
+    ct_vec p[CT_ATTN_KB], dp[CT_ATTN_KB];
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] = dp[j] = 0.0f;
+    CT_ATTN_FOR_D(d) {
+      ct_vec qd = qs[d], gd = g[d];
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) {
+        p[j] = fma(qd, (ct_vec)kr[j][d], p[j]);
+        dp[j] = fma(gd, (ct_vec)vr[j][d], dp[j]);
       }
-      ct_vec p = exp(a - L);
-      if (s0 + CT_ATTN_KB - 1 > t0) p = select(p, (ct_vec)0.0f, (ct_ivec)(int)(s0 + j) > last);
-      ds[j] = p * (e - dsum);
     }
-    for (int j = 0; j < CT_ATTN_KB; j++) {
-      global const float *kr = k + bi + min(s0 + j, kend - 1) * Ci;
-#pragma unroll
-      for (int d = 0; d < DM; d++) acc[d] = mad(ds[j], (ct_vec)kr[d], acc[d]);
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] = exp(p[j] * scale - L);
+    if (s0 + CT_ATTN_KB - 1 > t0)
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++)
+        p[j] = select(p[j], (ct_vec)0.0f, (ct_ivec)(int)(s0 + j) > last);
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] *= dp[j] - dsum; /* dS */
+    CT_ATTN_FOR_D(d) {
+      ct_vec a = acc[d];
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) a = fma(p[j], (ct_vec)kr[j][d], a);
+      acc[d] = a;
     }
   }
   long oo[CT_RB_W];
   ct_attn_lanes(b * T * C + h * D, t0, T, C, oo);
-#pragma unroll
-  for (int d = 0; d < DM; d++)
+  CT_ATTN_FOR_D(d)
     if (d < D) ct_attn_scatter(out0, oo, d, acc[d] * scale, t0, T);
 }
 
 /* dk and dv of key rows s0 + lane over blocks of CT_ATTN_KB queries t >= s0:
  * dv = sum_t P dy[t], dk = scale sum_t dS q[t]; queries before a lane's row (and
  * past T) get P = 0. Needs L and Dsum in saved. */
-void ct_attn_dkdv_rows(CT_ATTN_ARGS, const int DM) {
+CT_ATTN_INLINE void ct_attn_dkdv_rows(CT_ATTN_ARGS, const int DM) {
   long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
   if (blk * CT_RB_W >= T || bh >= B * H) return;
+  long b = bh / H, h = bh - b * H, s0 = blk * CT_RB_W, bi = b * T * Ci + h * Di;
+  q += bi;
   k += inoff;
   v += 2 * inoff;
-  dy += 4 * inoff;
-  long b = bh / H, h = bh - b * H, s0 = blk * CT_RB_W, bi = b * T * Ci + h * Di;
+  dy += 4 * inoff + bi;
   ct_ivec first = (int)s0 + CT_ATTN_LANES; /* each lane's key row: its first query */
   global const float *L = saved + bh * T, *Ds = saved + B * H * T + bh * T;
   long oi[CT_RB_W];
   ct_attn_lanes(bi, s0, T, Ci, oi);
   ct_vec ks[CT_ATTN_DCAP], vs[CT_ATTN_DCAP], dk[CT_ATTN_DCAP], dv[CT_ATTN_DCAP];
-#pragma unroll
-  for (int d = 0; d < DM; d++) {
-    ks[d] = ct_attn_gather(k, oi, d) * scale;
+  CT_ATTN_FOR_D(d) {
+    ks[d] = ct_attn_gather(k, oi, d);
     vs[d] = ct_attn_gather(v, oi, d);
     dk[d] = dv[d] = 0.0f;
   }
   for (long t0 = s0; t0 < T; t0 += CT_ATTN_KB) {
+    global const float *qr[CT_ATTN_KB], *dyr[CT_ATTN_KB];
+    ct_attn_block(q, t0, T - 1, Ci, qr);
+    ct_attn_block(dy, t0, T - 1, Ci, dyr);
     ct_vec p[CT_ATTN_KB], ds[CT_ATTN_KB];
-    bool edge = t0 < s0 + CT_RB_W - 1 || t0 + CT_ATTN_KB > T;
-    for (int j = 0; j < CT_ATTN_KB; j++) {
-      long t = min(t0 + j, T - 1);
-      global const float *qr = q + bi + t * Ci, *dyr = dy + bi + t * Ci;
-      ct_vec a = 0.0f, e = 0.0f;
-#pragma unroll
-      for (int d = 0; d < DM; d++) {
-        a = mad(ks[d], (ct_vec)qr[d], a);
-        e = mad(vs[d], (ct_vec)dyr[d], e);
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] = ds[j] = 0.0f;
+    CT_ATTN_FOR_D(d) {
+      ct_vec kd = ks[d], vd = vs[d];
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) {
+        p[j] = fma(kd, (ct_vec)qr[j][d], p[j]);
+        ds[j] = fma(vd, (ct_vec)dyr[j][d], ds[j]);
       }
-      ct_vec pj = exp(a - L[t]);
-      if (edge) /* query t0 + j before a lane's key, or past the end (-1) */
-        pj = select(pj, (ct_vec)0.0f, (ct_ivec)(t0 + j < T ? (int)(t0 + j) : -1) < first);
-      p[j] = pj;
-      ds[j] = pj * (e - Ds[t]);
     }
+CT_ATTN_UNROLL_KB
     for (int j = 0; j < CT_ATTN_KB; j++) {
       long t = min(t0 + j, T - 1);
-      global const float *qr = q + bi + t * Ci, *dyr = dy + bi + t * Ci;
-#pragma unroll
-      for (int d = 0; d < DM; d++) {
-        dv[d] = mad(p[j], (ct_vec)dyr[d], dv[d]);
-        dk[d] = mad(ds[j], (ct_vec)qr[d], dk[d]);
+      p[j] = exp(p[j] * scale - L[t]);
+      ds[j] -= Ds[t];
+    }
+    if (t0 < s0 + CT_RB_W - 1 || t0 + CT_ATTN_KB > T)
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) /* query t0 + j before a lane's key, or past T (-1) */
+        p[j] = select(p[j], (ct_vec)0.0f,
+                      (ct_ivec)(t0 + j < T ? (int)(t0 + j) : -1) < first);
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) ds[j] *= p[j];
+    CT_ATTN_FOR_D(d) {
+      ct_vec a = dv[d], e = dk[d];
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) {
+        a = fma(p[j], (ct_vec)dyr[j][d], a);
+        e = fma(ds[j], (ct_vec)qr[j][d], e);
       }
+      dv[d] = a;
+      dk[d] = e;
     }
   }
   long oo[CT_RB_W];
   ct_attn_lanes(b * T * C + h * D, s0, T, C, oo);
-#pragma unroll
-  for (int d = 0; d < DM; d++)
+  CT_ATTN_FOR_D(d)
     if (d < D) {
       if (outs & 2) ct_attn_scatter(out1, oo, d, dk[d] * scale, s0, T);
       if (outs & 4) ct_attn_scatter(out2, oo, d, dv[d], s0, T);
     }
 }
 
-#define CT_ATTN_WIDTH(DM)                                                                   \
-  kernel void ct_attn_fwd_##DM(CT_ATTN_ARGS) { ct_attn_fwd_rows(CT_ATTN_PASS, DM); }       \
-  kernel void ct_attn_dq_##DM(CT_ATTN_ARGS) { ct_attn_dq_rows(CT_ATTN_PASS, DM); }         \
-  kernel void ct_attn_dkdv_##DM(CT_ATTN_ARGS) { ct_attn_dkdv_rows(CT_ATTN_PASS, DM); }
-CT_ATTN_WIDTH(16)
-CT_ATTN_WIDTH(32)
-CT_ATTN_WIDTH(64)
-CT_ATTN_WIDTH(128)
+/* Width 16 as a constant (the loops over d unroll whole), and DM = Di. */
+kernel void ct_attn_fwd_16(CT_ATTN_ARGS) { ct_attn_fwd_rows(CT_ATTN_PASS, 16); }
+kernel void ct_attn_dq_16(CT_ATTN_ARGS) { ct_attn_dq_rows(CT_ATTN_PASS, 16); }
+kernel void ct_attn_dkdv_16(CT_ATTN_ARGS) { ct_attn_dkdv_rows(CT_ATTN_PASS, 16); }
+kernel void ct_attn_fwd_n(CT_ATTN_ARGS) { ct_attn_fwd_rows(CT_ATTN_PASS, Di); }
+kernel void ct_attn_dq_n(CT_ATTN_ARGS) { ct_attn_dq_rows(CT_ATTN_PASS, Di); }
+kernel void ct_attn_dkdv_n(CT_ATTN_ARGS) { ct_attn_dkdv_rows(CT_ATTN_PASS, Di); }
 
-/* a . b over [0, D). */
+/* a . b over [0, D): partial sums of CT_KB products added with Kahan compensation
+ * (as the matrix products), so long heads keep the error of one block. */
 float ct_attn_dot(global const float *a, global const float *b, int D) {
-  float s = 0.0f;
-  for (int d = 0; d < D; d++) s = mad(a[d], b[d], s);
+  float s = 0.0f, err = 0.0f;
+  for (int d0 = 0; d0 < D; d0 += CT_KB) {
+    float part = 0.0f;
+    for (int d = d0; d < min(D, d0 + CT_KB); d++) part = mad(a[d], b[d], part);
+    CT_KAHAN_ADD(s, err, part, float);
+  }
   return s;
 }
 

@@ -2,7 +2,8 @@
  * merge, causal attention. Objects are row-major; a [.., T, X] object is a
  * batch of T x X matrices, the batch being every leading axis. Reductions run
  * in a fixed order (no atomics), so results do not depend on timing. The
- * attention products are the batched kernels of gemm.cl. */
+ * products of the unfused attention generators are the batched kernels of
+ * gemm.cl; the fused causal_attention has kernels of its own (at the end). */
 
 #define CT_LN_EPS 1e-5f
 #define CT_GELU_C 0.7978845608028654f /* sqrt(2 / pi) */
@@ -228,33 +229,35 @@ kernel void ct_causal_softmax_rev(global const float *y, global const float *dy,
   for (long j = lid; j < T; j += size) dxr[j] = j < len ? yr[j] * (dyr[j] - dot) : 0.0f;
 }
 
-
-
 /* ---- causal_attention: q, k, v, y SEQ [B,T,C], H heads of width D = C/H ----------
  * Element (b, t, head h, d) of an output is at (b T + t) C + h D + d; the row
  * statistics, the log-sum-exp L and the reverse's Dsum = dy . y, at
  * saved[(b H + h) T + t] and saved[B H T + (b H + h) T + t]. Scores are recomputed
  * from q, k and L, never stored.
  * A work-item holds CT_RB_W consecutive rows of one head as the lanes of ct_vec
- * values: the forward and dq kernels take query rows t (keys s <= t), dkdv takes
- * key rows s (queries t >= s). Its rows of q, dy or k, v and its accumulators live
- * in private arrays of DM vectors, DM (16, 32, 64, 128) a constant of the kernel,
- * so the loops over d unroll into registers. The inputs (q, k, v, y, dy, input i
- * at i inoff further on) hold heads of width DM: the originals when D = DM (Ci = C,
- * Di = D), else zero-padded copies (ct_attn_pad: Ci = H DM, Di = DM). Wider heads
+ * values (so CPUs vectorise within the work-item): the forward and dq kernels take
+ * query rows t (keys s <= t), dkdv takes key rows s (queries t >= s). Its rows of
+ * q, dy or k, v and its accumulators are private arrays of DM vectors. Keys (or
+ * queries) go in blocks of CT_ATTN_KB: each column d of the block's rows is loaded
+ * once and meets KB accumulators, as in a register-blocked matrix product. The
+ * inputs (q, k, v, y, dy; input i at i inoff floats further on) have heads of
+ * width DM, a multiple of CT_ATTN_DCH up to CT_ATTN_DCAP: the originals when
+ * D = DM (Ci = C, Di = D), else copies zero-padded by ct_attn_pad (Ci = H DM,
+ * Di = DM). The _16 kernels fix DM = 16, the _n kernels take DM = Di. Wider heads
  * run the _any kernels on the originals: one row per work-item, the accumulators
  * in the output rows. Every sum runs in a fixed order (over d, then keys or
  * queries), so results do not depend on timing.
  * Launch: dimension 0 is the block of CT_RB_W rows (the row for _any), 1 is b H + h. */
 
-#define CT_ATTN_DCAP 128 /* the widest register-held head */
+#define CT_ATTN_DCAP 128 /* the widest head held in private arrays (CT__ATTN_DCAP) */
 #define CT_ATTN_KB 8     /* keys (queries in dkdv) per block: one max and rescale each */
-#define CT_ATTN_DCH 16    /* head columns per unrolled chunk: DM is a multiple */
-/* for (d = 0; d < DM; d++) as chunks of CT_ATTN_DCH unrolled steps. */
+#define CT_ATTN_DCH 16   /* columns per unrolled chunk; DM is a multiple */
+/* for (d = 0; d < DM; d++) in chunks of CT_ATTN_DCH unrolled steps. */
 #define CT_ATTN_FOR_D(d)                                           \
   for (int d##_0 = 0; d##_0 < DM; d##_0 += CT_ATTN_DCH)            \
   _Pragma("unroll") for (int d = d##_0; d < d##_0 + CT_ATTN_DCH; d++)
-#define CT_ATTN_UNROLL_KB _Pragma("unroll")
+#define CT_ATTN_UNROLL_KB _Pragma("unroll") /* loops over a block: its values stay in registers */
+/* The row functions are inlined into their kernels before the loops are unrolled. */
 #define CT_ATTN_INLINE static inline __attribute__((always_inline))
 
 #if CT_RB_W == 16
@@ -515,7 +518,7 @@ CT_ATTN_UNROLL_KB
     }
 }
 
-/* Width 16 as a constant (the loops over d unroll whole), and DM = Di. */
+/* DM = 16 as a constant (the loops over d unroll whole), and DM = Di. */
 kernel void ct_attn_fwd_16(CT_ATTN_ARGS) { ct_attn_fwd_rows(CT_ATTN_PASS, 16); }
 kernel void ct_attn_dq_16(CT_ATTN_ARGS) { ct_attn_dq_rows(CT_ATTN_PASS, 16); }
 kernel void ct_attn_dkdv_16(CT_ATTN_ARGS) { ct_attn_dkdv_rows(CT_ATTN_PASS, 16); }
@@ -529,7 +532,7 @@ float ct_attn_dot(global const float *a, global const float *b, int D) {
   float s = 0.0f, err = 0.0f;
   for (int d0 = 0; d0 < D; d0 += CT_KB) {
     float part = 0.0f;
-    for (int d = d0; d < min(D, d0 + CT_KB); d++) part = mad(a[d], b[d], part);
+    for (int d = d0; d < min(D, d0 + CT_KB); d++) part = fma(a[d], b[d], part);
     CT_KAHAN_ADD(s, err, part, float);
   }
   return s;
@@ -554,7 +557,7 @@ kernel void ct_attn_fwd_any(CT_ATTN_ARGS) {
   for (long s = 0; s <= t; s++) {
     global const float *vr = v + base + s * C;
     float p = exp(ct_attn_dot(qr, k + base + s * C, D) * scale - Lt);
-    for (int d = 0; d < D; d++) yr[d] = mad(p, vr[d], yr[d]);
+    for (int d = 0; d < D; d++) yr[d] = fma(p, vr[d], yr[d]);
   }
   saved[bh * T + t] = Lt;
 }
@@ -574,7 +577,7 @@ kernel void ct_attn_dq_any(CT_ATTN_ARGS) {
     global const float *kr = k + base + s * C;
     float p = exp(ct_attn_dot(qr, kr, D) * scale - Lt);
     float ds = p * (ct_attn_dot(dyr, v + base + s * C, D) - dsum) * scale;
-    for (int d = 0; d < D; d++) dq[d] = mad(ds, kr[d], dq[d]);
+    for (int d = 0; d < D; d++) dq[d] = fma(ds, kr[d], dq[d]);
   }
 }
 
@@ -595,8 +598,8 @@ kernel void ct_attn_dkdv_any(CT_ATTN_ARGS) {
     float p = exp(ct_attn_dot(qr, kr, D) * scale - L[t]);
     float ds = p * (ct_attn_dot(dyr, vr, D) - Ds[t]) * scale;
     for (int d = 0; d < D; d++) {
-      if (outs & 4) dv[d] = mad(p, dyr[d], dv[d]);
-      if (outs & 2) dk[d] = mad(ds, qr[d], dk[d]);
+      if (outs & 4) dv[d] = fma(p, dyr[d], dv[d]);
+      if (outs & 2) dk[d] = fma(ds, qr[d], dk[d]);
     }
   }
 }

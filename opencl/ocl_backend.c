@@ -943,7 +943,7 @@ static ct_status ct__ocl_attn_apply_rev(void *ctx, const ct__kargs *ka) {
   return CT_OK;
 }
 
-/* The widest head the register-held attention kernels take (CT_ATTN_DCAP). */
+/* The widest head the row-blocked attention kernels hold (CT_ATTN_DCAP in sequence.cl). */
 #define CT__ATTN_DCAP 128
 
 /* A causal_attention launch (see sequence.cl): the shape, the head width DM the

@@ -969,6 +969,105 @@ static ct_status ct__ocl_attn_apply_rev(void *ctx, const ct__kargs *ka) {
   return CT_OK;
 }
 
+/* The widest head the row-blocked attention kernels hold (CT_ATTN_DCAP in sequence.cl). */
+#define CT__ATTN_DCAP 128
+
+/* A causal_attention launch (see sequence.cl): the shape, the head width DM the
+ * kernels hold (16; D rounded up to a multiple of 16 up to CT__ATTN_DCAP; else D for
+ * the _any kernels) and the inputs q, k, v, y, dy as the kernels read them (input i
+ * at i inoff floats into in[i]). */
+typedef struct ct__attn {
+  int64_t B, T, C, H, D, DM, Ci, inoff;
+  int var; /* kernel variant: 0 width 16, 1 width DM, 2 any width */
+  const void *in[5];
+} ct__attn;
+
+/* The launch for ka; the first n_in inputs are read. A head narrower than its
+ * kernel's width is copied, zero-padded to DM, into the scratch (Ci = H DM). */
+static ct_status ct__attn_setup(ct__ocl *c, const ct__kargs *ka, int n_in, ct__attn *at) {
+  const ct_object *x = ka->in_obj[0];
+  at->B = x->dims[0];
+  at->T = x->dims[1];
+  at->C = x->dims[2];
+  at->H = ka->attr;
+  at->D = at->C / at->H;
+  if (at->T > 0x7fffff00)
+    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: causal_attention over %lld positions (at "
+                    "most 2^31 - 256)", (long long)at->T);
+  at->var = at->D <= 16 ? 0 : at->D <= CT__ATTN_DCAP ? 1 : 2;
+  at->DM = at->var < 2 ? (at->D + 15) / 16 * 16 : at->D;
+  at->Ci = at->C;
+  at->inoff = 0;
+  const void *in[5] = {ka->in[0], ka->in[1], ka->in[2], ka->out[0], ka->dout[0]};
+  for (int i = 0; i < 5; i++) at->in[i] = i < n_in && in[i] ? in[i] : c->dummy;
+  if (at->DM == at->D) return CT_OK;
+  at->inoff = at->B * at->T * at->H * at->DM;
+  CT__TRY(ct__scratch(c, (size_t)(n_in * at->inoff) * sizeof(float)));
+  ct__args p = ct__args_of(c, CT__K_ATTN_PAD);
+  for (int i = 0; i < 5; i++) ct__arg_mem(&p, at->in[i]);
+  ct__arg_mem(&p, c->scratch);
+  ct__arg_long(&p, at->B * at->T);
+  ct__arg_long(&p, at->H);
+  ct__arg_int(&p, (int)at->D);
+  ct__arg_int(&p, (int)at->DM);
+  size_t items[3] = {(size_t)(at->H * at->DM), (size_t)(at->B * at->T), (size_t)n_in},
+         local[3] = {1, 1, 1};
+  ct__local2d(c, CT__K_ATTN_PAD, items[0], items[1], local);
+  CT__TRY(ct__run(&p, 3, items, local));
+  for (int i = 0; i < 5; i++) at->in[i] = c->scratch;
+  at->Ci = at->H * at->DM;
+  return CT_OK;
+}
+
+/* Queues the kernel of family base (the width-16 kernel of fwd, dq or dkdv; the
+ * width-DM and any-width kernels follow it in the kernel list). NULL outputs are
+ * bound as the dummy buffer and left alone (outs says which to write). */
+static ct_status ct__attn_run(ct__ocl *c, const ct__attn *at, ct__ocl_kernel_id base,
+                              const ct__kargs *ka, void *out0, void *out1, void *out2,
+                              int outs) {
+  ct__ocl_kernel_id k = (ct__ocl_kernel_id)(base + at->var);
+  ct__args a = ct__args_of(c, k);
+  void *out[3] = {out0, out1, out2};
+  for (int i = 0; i < 5; i++) ct__arg_mem(&a, at->in[i]);
+  ct__arg_long(&a, at->inoff);
+  for (int i = 0; i < 3; i++) ct__arg_mem(&a, out[i] ? out[i] : c->dummy);
+  ct__arg_mem(&a, ka->saved);
+  ct__arg_long(&a, at->B);
+  ct__arg_long(&a, at->T);
+  ct__arg_long(&a, at->H);
+  ct__arg_long(&a, at->Ci);
+  ct__arg_int(&a, (int)at->DM);
+  ct__arg_long(&a, at->C);
+  ct__arg_int(&a, (int)at->D);
+  ct__arg_float(&a, (float)(1.0 / sqrt((double)at->D)));
+  ct__arg_int(&a, outs);
+  size_t rows = (size_t)(at->var < 2 ? (at->T + c->rb_width - 1) / c->rb_width : at->T);
+  size_t items[2] = {rows, (size_t)(at->B * at->H)}, local[2] = {1, 1};
+  /* on CPUs one work-item per group: a work-item's lanes are its vector */
+  if (!(c->type & CL_DEVICE_TYPE_CPU)) ct__local2d(c, k, items[0], items[1], local);
+  return ct__run(&a, 2, items, local);
+}
+
+/* y and the log-sum-exp of every row (saved's first half) in one launch. */
+static ct_status ct__ocl_causal_attention_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  ct__attn at;
+  CT__TRY(ct__attn_setup(c, ka, 3, &at));
+  return ct__attn_run(c, &at, CT__K_ATTN_FWD16, ka, ka->out[0], NULL, NULL, 0);
+}
+
+/* Dsum (saved's second half) and dq per query row, then dk and dv per key row. */
+static ct_status ct__ocl_causal_attention_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int outs = (ka->din[0] ? 1 : 0) | (ka->din[1] ? 2 : 0) | (ka->din[2] ? 4 : 0);
+  if (!outs) return CT_OK;
+  ct__attn at;
+  CT__TRY(ct__attn_setup(c, ka, 5, &at));
+  CT__TRY(ct__attn_run(c, &at, CT__K_ATTN_DQ16, ka, ka->din[0], NULL, NULL, outs & 1));
+  if (!(outs & 6)) return CT_OK;
+  return ct__attn_run(c, &at, CT__K_ATTN_DKDV16, ka, NULL, ka->din[1], ka->din[2], outs & 6);
+}
+
 /* ---- optimizer ------------------------------------------------------------------ */
 
 /* Elements per work-item of a squared-norm work-group before a second pass. */
@@ -1197,8 +1296,7 @@ static ct_status ct__ocl_open(void **ctx, char *device, size_t device_len) {
 }
 
 static bool ct__ocl_supports(ct_op op, ct_direction dir) {
-  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_CAUSAL_ATTENTION &&
-         op != CT_OP_KV_ATTENTION;
+  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_KV_ATTENTION;
 }
 
 const ct_backend ct__opencl_backend = {
@@ -1237,6 +1335,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_fwd,
             [CT_OP_QKV] = ct__ocl_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_fwd,
+            [CT_OP_CAUSAL_ATTENTION] = ct__ocl_causal_attention_fwd,
         },
     .reverse =
         {
@@ -1254,6 +1353,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_rev,
             [CT_OP_QKV] = ct__ocl_qkv_rev,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_rev,
+            [CT_OP_CAUSAL_ATTENTION] = ct__ocl_causal_attention_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see src/ops.c). */
         },

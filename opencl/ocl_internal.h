@@ -53,6 +53,16 @@
   X(CMASK, "ct_causal_mask")                        \
   X(CSOFTMAX_FWD, "ct_causal_softmax_fwd")          \
   X(CSOFTMAX_REV, "ct_causal_softmax_rev")          \
+  X(ATTN_PAD, "ct_attn_pad")                        \
+  X(ATTN_FWD16, "ct_attn_fwd_16")                   \
+  X(ATTN_FWD_N, "ct_attn_fwd_n")                    \
+  X(ATTN_FWD_ANY, "ct_attn_fwd_any")                \
+  X(ATTN_DQ16, "ct_attn_dq_16")                     \
+  X(ATTN_DQ_N, "ct_attn_dq_n")                      \
+  X(ATTN_DQ_ANY, "ct_attn_dq_any")                  \
+  X(ATTN_DKDV16, "ct_attn_dkdv_16")                 \
+  X(ATTN_DKDV_N, "ct_attn_dkdv_n")                  \
+  X(ATTN_DKDV_ANY, "ct_attn_dkdv_any")              \
   X(SUMSQ, "ct_sumsq_part")                         \
   X(HYPER_STEP, "ct_hyper_step")                    \
   X(ADAMW, "ct_adamw")

@@ -2,7 +2,10 @@
  * does not reach through the library: causal_attention at every register tier
  * and at head widths up to 1030 (the fallback that keeps the accumulators in
  * the output rows), T at and off the tile, and the reverse with each subset of
- * dq, dk, dv. Device buffers start as NaN (cudasim), so an entry a kernel
+ * dq, dk, dv; kv_attention at every register tier and head widths up to 1030,
+ * chunked rows and their merge, prefill with rows out of order and equal
+ * positions, and the device record of bad positions. Device buffers start as
+ * NaN (cudasim), so an entry a kernel
  * should write and does not is a NaN here. References are naive loops in
  * double; tolerances those of ct_check (DESIGN.md): |a - b| <= 1e-5 + 1e-4 |b|. */
 #include "../ct_test.h"

@@ -5,9 +5,9 @@
  * dq, dk, dv; kv_attention at every register tier and head widths up to 1030,
  * chunked rows and their merge, prefill with rows out of order and equal
  * positions, and the device record of bad positions. Device buffers start as
- * NaN (cudasim), so an entry a kernel
- * should write and does not is a NaN here. References are naive loops in
- * double; tolerances those of ct_check (DESIGN.md): |a - b| <= 1e-5 + 1e-4 |b|. */
+ * NaN (cudasim), so an entry a kernel should write and does not is a NaN here.
+ * References are naive loops in double; tolerances those of ct_check
+ * (DESIGN.md): |a - b| <= 1e-5 + 1e-4 |b|. */
 #include "../ct_test.h"
 
 #include <cuda_runtime_api.h>

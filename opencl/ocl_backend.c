@@ -1071,18 +1071,24 @@ static ct_status ct__ocl_causal_attention_rev(void *ctx, const ct__kargs *ka) {
 
 /* kv_attention (see sequence.cl): a decoding step (T = 1) writes and attends in one
  * launch, one work-item per (b, h); longer runs write every row first (one work-item
- * per (b, channel)), then attend one row per work-item. */
+ * per (b, channel)), then attend, CT_RB_W rows per work-item for heads of width 16 or
+ * a multiple of 16 up to CT__ATTN_DCAP, else one row per work-item. */
 static ct_status ct__ocl_kv_attention_fwd(void *ctx, const ct__kargs *ka) {
   ct__ocl *c = ctx;
   const ct_object *x = ka->in_obj[0], *cache = ka->param_obj[0];
   int64_t B = x->dims[0], T = x->dims[1], C = x->dims[2], H = cache->dims[1], L = cache->dims[2],
           D = cache->dims[3];
-  if (D > 0x7fffffff)
-    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: kv_attention over heads of %lld (at most "
-                    "2^31 - 1)", (long long)D);
-  int n = T == 1 ? 1 : 2;
-  const ct__ocl_kernel_id ks[2] = {T == 1 ? CT__K_KV_FUSED : CT__K_KV_WRITE, CT__K_KV_ATTEND};
-  for (int i = 0; i < n; i++) {
+  if (T > 0x7fffff00 || L > 0x7fffff00)
+    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: kv_attention over %lld rows and a cache of "
+                    "%lld (at most 2^31 - 256 each)", (long long)T, (long long)L);
+  bool rows = D % 16 == 0 && D <= CT__ATTN_DCAP; /* the row-blocked kernels */
+  ct__ocl_kernel_id ks[2] = {CT__K_KV_FUSED, 0};
+  if (T > 1) {
+    ks[0] = CT__K_KV_WRITE;
+    ks[1] = !rows ? CT__K_KV_ATTEND : D == 16 ? CT__K_KV_ATTEND16 : CT__K_KV_ATTEND_N;
+  }
+  bool cpu = (c->type & CL_DEVICE_TYPE_CPU) != 0;
+  for (int i = 0; i < (T > 1 ? 2 : 1); i++) {
     ct__args a = ct__args_of(c, ks[i]);
     for (int j = 0; j < 4; j++) ct__arg_mem(&a, ka->in[j]);
     ct__arg_mem(&a, ka->param[0]);
@@ -1098,16 +1104,20 @@ static ct_status ct__ocl_kv_attention_fwd(void *ctx, const ct__kargs *ka) {
     ct__arg_float(&a, (float)(1.0 / sqrt((double)D)));
     ct__arg_int(&a, ka->node);
     ct__arg_int(&a, (int)ka->op);
-    if (ks[i] == CT__K_KV_FUSED) {
-      /* on CPUs one work-item per group: its vectors are over d */
-      size_t items = (size_t)(B * H), local = (c->type & CL_DEVICE_TYPE_CPU) ? 1 : 64;
-      if (local > c->kernel_wg[ks[i]]) local = c->kernel_wg[ks[i]];
+    if (ks[i] == CT__K_KV_FUSED) { /* one work-item per (b, h); on CPUs one per group */
+      size_t items = (size_t)(B * H), local = cpu ? 1 : ct__local1d(c, ks[i]);
       CT__TRY(ct__run(&a, 1, &items, &local));
-      continue;
+    } else if (ks[i] == CT__K_KV_WRITE) { /* (channel, b) */
+      size_t items[2] = {(size_t)C, (size_t)B}, local[2];
+      ct__local2d(c, ks[i], items[0], items[1], local);
+      CT__TRY(ct__run(&a, 2, items, local));
+    } else { /* (row or block of CT_RB_W rows, b H + h); on CPUs one per group */
+      size_t items[2] = {(size_t)(rows ? (T + c->rb_width - 1) / c->rb_width : T),
+                         (size_t)(B * H)},
+             local[2] = {1, 1};
+      if (!cpu) ct__local2d(c, ks[i], items[0], items[1], local);
+      CT__TRY(ct__run(&a, 2, items, local));
     }
-    size_t items[2] = {(size_t)(i ? T : C), (size_t)(i ? B * H : B)}, local[2] = {1, 1};
-    if (i == 0 || !(c->type & CL_DEVICE_TYPE_CPU)) ct__local2d(c, ks[i], items[0], items[1], local);
-    CT__TRY(ct__run(&a, 2, items, local));
   }
   return CT_OK;
 }

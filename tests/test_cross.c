@@ -716,6 +716,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_softmax_large_logits),
       cmocka_unit_test(test_attn_apply),
       cmocka_unit_test(test_causal_attention),
+      cmocka_unit_test(test_kv_attention),
       cmocka_unit_test(test_self_attention_node_by_node),
       cmocka_unit_test(test_adamw_trains_like_cpu),
       cmocka_unit_test(test_seq_training_deterministic),

@@ -614,13 +614,16 @@ kernel void ct_attn_dkdv_any(CT_ATTN_ARGS) {
  * its y rows 0); the first bad position over [B,T] is recorded (kind 2) by one
  * work-item. Decoding (T = 1) runs ct_kv_fused: one work-item per (b, h) writes its
  * rows, then attends (its own writes are visible to it). Longer runs write with
- * ct_kv_write, then attend with ct_kv_attend, one work-item per (b, h, t).
- * A row holds q and its accumulators as CT_RB_W-wide vectors over d (heads up to
- * CT_KV_DCAP wide; the last vector masked when CT_RB_W does not divide D): a score
- * is CT_RB_W-lane products summed across the lanes, the values are read as vectors.
- * Keys go in blocks of CT_KV_KB (one max and rescale each, an 8-lane exp). Wider
- * heads take two passes of Kahan-blocked dots with y accumulated in place. Every sum
- * runs in a fixed order. */
+ * ct_kv_write, then attend: heads of width 16 or a multiple of 16 up to CT_ATTN_DCAP
+ * with ct_kv_attend_16 / _n, CT_RB_W rows of one head per work-item as the lanes of
+ * ct_vec values (as ct_attn_fwd_rows, each lane masked at its own position); other
+ * widths with ct_kv_attend, one row per work-item.
+ * One row per work-item (ct_kv_fused, ct_kv_attend) holds q and its accumulators as
+ * CT_RB_W-wide vectors over d (heads up to CT_KV_DCAP wide; the last vector masked
+ * when CT_RB_W does not divide D): a score is CT_RB_W-lane products summed across
+ * the lanes, the values are read as vectors. Keys go in blocks of CT_KV_KB (one max
+ * and rescale each, an 8-lane exp). Wider heads take two passes of Kahan-blocked
+ * dots with y accumulated in place. Every sum runs in a fixed order. */
 
 #define CT_KV_DCAP 128                          /* widest head held in private vectors */
 #define CT_KV_VCAP (CT_KV_DCAP / CT_RB_W)       /* its vectors */
@@ -806,4 +809,79 @@ kernel void ct_kv_attend(CT_KV_ARGS) {
   if (t >= T || bh >= B * H) return;
   long b = bh / H, h = bh - b * H;
   ct_kv_attend_row(q, pos, kc, vc, y, b, h, t, T, C, H, L, D, scale, ct_kv_row_ok(pos, b, T, L));
+}
+
+/* Attention of rows t0 + lane (dimension 0: blocks of CT_RB_W rows; 1: b H + h) over
+ * the written caches, DM = D a multiple of CT_ATTN_DCH up to CT_ATTN_DCAP: online
+ * softmax over blocks of CT_ATTN_KB keys up to the lanes' last position, keys past a
+ * lane's position scoring -inf. */
+CT_ATTN_INLINE void ct_kv_rows(CT_KV_ARGS, const int DM) {
+  long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (blk * CT_RB_W >= T || bh >= B * H) return;
+  long b = bh / H, h = bh - b * H, t0 = blk * CT_RB_W;
+  long oo[CT_RB_W];
+  ct_attn_lanes(b * T * C + h * D, t0, T, C, oo);
+  if (!ct_kv_row_ok(pos, b, T, L)) {
+    CT_ATTN_FOR_D(d) ct_attn_scatter(y, oo, d, 0.0f, t0, T);
+    return;
+  }
+  int pl[CT_RB_W], pmin = (int)L, pmax = 0;
+  for (int l = 0; l < CT_RB_W; l++) {
+    pl[l] = pos[b * T + min(t0 + l, T - 1)];
+    pmin = min(pmin, pl[l]);
+    pmax = max(pmax, pl[l]);
+  }
+  ct_ivec last = CT_VLOAD(0, pl); /* each lane's last key */
+  global const float *kh = kc + bh * L * D, *vh = vc + bh * L * D;
+  ct_vec qs[CT_ATTN_DCAP], acc[CT_ATTN_DCAP];
+  CT_ATTN_FOR_D(d) {
+    qs[d] = ct_attn_gather(q, oo, d);
+    acc[d] = 0.0f;
+  }
+  ct_vec m = -INFINITY, l = 0.0f;
+  for (long s0 = 0; s0 <= pmax; s0 += CT_ATTN_KB) {
+    global const float *kr[CT_ATTN_KB], *vr[CT_ATTN_KB];
+    ct_attn_block(kh, s0, pmax, D, kr);
+    ct_attn_block(vh, s0, pmax, D, vr);
+    ct_vec p[CT_ATTN_KB];
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] = 0.0f;
+    CT_ATTN_FOR_D(d) {
+      ct_vec qd = qs[d];
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) p[j] = fma(qd, (ct_vec)kr[j][d], p[j]);
+    }
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] *= scale;
+    if (s0 + CT_ATTN_KB - 1 > pmin) /* the block passes the first lane's position */
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++)
+        p[j] = select(p[j], (ct_vec)(-INFINITY), (ct_ivec)(int)(s0 + j) > last);
+    ct_vec mx = m;
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) mx = fmax(mx, p[j]);
+    ct_vec alpha = exp(m - mx); /* 0 on the first block (m = -inf) */
+    l *= alpha;
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) {
+      p[j] = exp(p[j] - mx); /* the weights */
+      l += p[j];
+    }
+    m = mx;
+    CT_ATTN_FOR_D(d) {
+      ct_vec a = acc[d] * alpha;
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) a = fma(p[j], (ct_vec)vr[j][d], a);
+      acc[d] = a;
+    }
+  }
+  CT_ATTN_FOR_D(d) ct_attn_scatter(y, oo, d, acc[d] / l, t0, T);
+}
+
+/* DM = 16 as a constant (the loops over d unroll whole), and DM = D. */
+kernel void ct_kv_attend_16(CT_KV_ARGS) {
+  ct_kv_rows(q, k, v, pos, kc, vc, y, rec, B, T, C, H, L, D, scale, node, op, 16);
+}
+kernel void ct_kv_attend_n(CT_KV_ARGS) {
+  ct_kv_rows(q, k, v, pos, kc, vc, y, rec, B, T, C, H, L, D, scale, node, op, D);
 }

@@ -675,9 +675,9 @@ float ct_kv_hsum(ct_vec a) {
 
 /* y row yr of query row qr over cache rows 0..p of one head (kh, vh: row s at s D),
  * D <= CT_KV_DCAP: online softmax over blocks of CT_KV_KB keys. */
-void ct_kv_row_vec(global const float *qr, global const float *kh, global const float *vh,
-                   long p, int D, float scale, global float *yr) {
-  int nv = (D + CT_RB_W - 1) / CT_RB_W;
+CT_ATTN_INLINE void ct_kv_row_vec(global const float *qr, global const float *kh,
+                                   global const float *vh, long p, int D, float scale,
+                                   global float *yr, const int nv) {
   ct_vec qv[CT_KV_VCAP], acc[CT_KV_VCAP];
   for (int i = 0; i < nv; i++) {
     qv[i] = ct_kv_load(qr, i, D) * scale;
@@ -746,6 +746,10 @@ void ct_kv_row_any(global const float *qr, global const float *kh, global const 
   }
 }
 
+/* ct_kv_row_vec at head width DC, a constant (its vectors stay in registers). */
+#define CT_KV_ROW_VEC(DC) \
+  ct_kv_row_vec(q + o, kc + hb, vc + hb, p, DC, scale, y + o, ((DC) + CT_RB_W - 1) / CT_RB_W)
+
 /* Row (b, t) of head h: attends, or writes 0 when ok is false. */
 void ct_kv_attend_row(global const float *q, global const int *pos, global const float *kc,
                       global const float *vc, global float *y, long b, long h, long t, long T,
@@ -755,11 +759,16 @@ void ct_kv_attend_row(global const float *q, global const int *pos, global const
     for (int d = 0; d < D; d++) y[o + d] = 0.0f;
     return;
   }
-  long hb = (b * H + h) * L * D;
-  if (D <= CT_KV_DCAP)
-    ct_kv_row_vec(q + o, kc + hb, vc + hb, pos[b * T + t], D, scale, y + o);
-  else
-    ct_kv_row_any(q + o, kc + hb, vc + hb, pos[b * T + t], D, scale, y + o);
+  long hb = (b * H + h) * L * D, p = pos[b * T + t];
+  switch (D) {
+  case 16: CT_KV_ROW_VEC(16); break;
+  case 32: CT_KV_ROW_VEC(32); break;
+  case 64: CT_KV_ROW_VEC(64); break;
+  case 128: CT_KV_ROW_VEC(128); break;
+  default:
+    if (D <= CT_KV_DCAP) CT_KV_ROW_VEC(D);
+    else ct_kv_row_any(q + o, kc + hb, vc + hb, p, D, scale, y + o);
+  }
 }
 
 #define CT_KV_ARGS                                                                        \

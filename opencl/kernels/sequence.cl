@@ -650,7 +650,7 @@ void ct_kv_check(global const int *pos, long n, long L, global int *rec, int nod
 }
 
 /* Vector i of the row x of width D; lanes past D read as 0. */
-ct_vec ct_kv_load(global const float *x, int i, int D) {
+CT_ATTN_INLINE ct_vec ct_kv_load(global const float *x, int i, int D) {
   if ((i + 1) * CT_RB_W <= D) return CT_VLOAD(i, x);
   float t[CT_RB_W];
   for (int l = 0; l < CT_RB_W; l++) t[l] = i * CT_RB_W + l < D ? x[i * CT_RB_W + l] : 0.0f;
@@ -658,7 +658,7 @@ ct_vec ct_kv_load(global const float *x, int i, int D) {
 }
 
 /* Sum of the lanes of a, halving (a fixed order). */
-float ct_kv_hsum(ct_vec a) {
+CT_ATTN_INLINE float ct_kv_hsum(ct_vec a) {
 #if CT_RB_W == 16
   float8 a8 = a.lo + a.hi;
 #elif CT_RB_W == 8
@@ -674,7 +674,8 @@ float ct_kv_hsum(ct_vec a) {
 }
 
 /* y row yr of query row qr over cache rows 0..p of one head (kh, vh: row s at s D),
- * D <= CT_KV_DCAP: online softmax over blocks of CT_KV_KB keys. */
+ * D <= CT_KV_DCAP in nv = ceil(D / CT_RB_W) vectors: online softmax over blocks of
+ * CT_KV_KB keys. */
 CT_ATTN_INLINE void ct_kv_row_vec(global const float *qr, global const float *kh,
                                    global const float *vh, long p, int D, float scale,
                                    global float *yr, const int nv) {

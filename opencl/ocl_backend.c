@@ -267,9 +267,10 @@ static ct_status ct__ocl_sync(void *ctx) {
                                    NULL));
   long long pos = (long long)(((uint64_t)(uint32_t)rec[6] << 32) | (uint32_t)rec[5]);
   long long limit = (long long)(((uint64_t)(uint32_t)rec[8] << 32) | (uint32_t)rec[7]);
+  static const char *const kinds[3] = {"token id", "target id", "position"};
   return ct__fail(CT_ERR_RANGE, "node %d (%s): %s %d at position %lld is outside [0, %lld)",
-                  rec[1], ct_op_name((ct_op)rec[2]), rec[3] ? "target id" : "token id", rec[4],
-                  pos, limit);
+                  rec[1], ct_op_name((ct_op)rec[2]), kinds[rec[3] >= 0 && rec[3] < 3 ? rec[3] : 0],
+                  rec[4], pos, limit);
 }
 
 /* ---- matrix products ---------------------------------------------------------- */
@@ -1068,6 +1069,59 @@ static ct_status ct__ocl_causal_attention_rev(void *ctx, const ct__kargs *ka) {
   return ct__attn_run(c, &at, CT__K_ATTN_DKDV16, ka, NULL, ka->din[1], ka->din[2], outs & 6);
 }
 
+/* kv_attention (see sequence.cl): a decoding step (T = 1) writes and attends in one
+ * launch, one work-item per (b, h); longer runs write every row first (one work-item
+ * per (b, channel)), then attend, CT_RB_W rows per work-item for heads of width 16 or
+ * a multiple of 16 up to CT__ATTN_DCAP, else one row per work-item. */
+static ct_status ct__ocl_kv_attention_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  const ct_object *x = ka->in_obj[0], *cache = ka->param_obj[0];
+  int64_t B = x->dims[0], T = x->dims[1], C = x->dims[2], H = cache->dims[1], L = cache->dims[2],
+          D = cache->dims[3];
+  if (T > 0x7fffff00 || L > 0x7fffff00)
+    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: kv_attention over %lld rows and a cache of "
+                    "%lld (at most 2^31 - 256 each)", (long long)T, (long long)L);
+  bool rows = D % 16 == 0 && D <= CT__ATTN_DCAP; /* the row-blocked kernels */
+  ct__ocl_kernel_id ks[2] = {CT__K_KV_FUSED, 0};
+  if (T > 1) {
+    ks[0] = CT__K_KV_WRITE;
+    ks[1] = !rows ? CT__K_KV_ATTEND : D == 16 ? CT__K_KV_ATTEND16 : CT__K_KV_ATTEND_N;
+  }
+  bool cpu = (c->type & CL_DEVICE_TYPE_CPU) != 0;
+  for (int i = 0; i < (T > 1 ? 2 : 1); i++) {
+    ct__args a = ct__args_of(c, ks[i]);
+    for (int j = 0; j < 4; j++) ct__arg_mem(&a, ka->in[j]);
+    ct__arg_mem(&a, ka->param[0]);
+    ct__arg_mem(&a, ka->param[1]);
+    ct__arg_mem(&a, ka->out[0]);
+    ct__arg_mem(&a, c->record);
+    ct__arg_long(&a, B);
+    ct__arg_long(&a, T);
+    ct__arg_long(&a, C);
+    ct__arg_long(&a, H);
+    ct__arg_long(&a, L);
+    ct__arg_int(&a, (int)D);
+    ct__arg_float(&a, (float)(1.0 / sqrt((double)D)));
+    ct__arg_int(&a, ka->node);
+    ct__arg_int(&a, (int)ka->op);
+    if (ks[i] == CT__K_KV_FUSED) { /* one work-item per (b, h); on CPUs one per group */
+      size_t items = (size_t)(B * H), local = cpu ? 1 : ct__local1d(c, ks[i]);
+      CT__TRY(ct__run(&a, 1, &items, &local));
+    } else if (ks[i] == CT__K_KV_WRITE) { /* (channel, b) */
+      size_t items[2] = {(size_t)C, (size_t)B}, local[2];
+      ct__local2d(c, ks[i], items[0], items[1], local);
+      CT__TRY(ct__run(&a, 2, items, local));
+    } else { /* (row or block of CT_RB_W rows, b H + h); on CPUs one per group */
+      size_t items[2] = {(size_t)(rows ? (T + c->rb_width - 1) / c->rb_width : T),
+                         (size_t)(B * H)},
+             local[2] = {1, 1};
+      if (!cpu) ct__local2d(c, ks[i], items[0], items[1], local);
+      CT__TRY(ct__run(&a, 2, items, local));
+    }
+  }
+  return CT_OK;
+}
+
 /* ---- optimizer ------------------------------------------------------------------ */
 
 /* Elements per work-item of a squared-norm work-group before a second pass. */
@@ -1296,7 +1350,7 @@ static ct_status ct__ocl_open(void **ctx, char *device, size_t device_len) {
 }
 
 static bool ct__ocl_supports(ct_op op, ct_direction dir) {
-  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_KV_ATTENTION;
+  return op >= 0 && op < CT_OP_COUNT;
 }
 
 const ct_backend ct__opencl_backend = {
@@ -1336,6 +1390,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_QKV] = ct__ocl_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_fwd,
             [CT_OP_CAUSAL_ATTENTION] = ct__ocl_causal_attention_fwd,
+            [CT_OP_KV_ATTENTION] = ct__ocl_kv_attention_fwd,
         },
     .reverse =
         {

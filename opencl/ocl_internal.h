@@ -63,6 +63,11 @@
   X(ATTN_DKDV16, "ct_attn_dkdv_16")                 \
   X(ATTN_DKDV_N, "ct_attn_dkdv_n")                  \
   X(ATTN_DKDV_ANY, "ct_attn_dkdv_any")              \
+  X(KV_FUSED, "ct_kv_fused")                        \
+  X(KV_WRITE, "ct_kv_write")                        \
+  X(KV_ATTEND, "ct_kv_attend")                      \
+  X(KV_ATTEND16, "ct_kv_attend_16")                 \
+  X(KV_ATTEND_N, "ct_kv_attend_n")                  \
   X(SUMSQ, "ct_sumsq_part")                         \
   X(HYPER_STEP, "ct_hyper_step")                    \
   X(ADAMW, "ct_adamw")

@@ -718,6 +718,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_causal_attention),
       cmocka_unit_test(test_kv_attention),
       cmocka_unit_test(test_kv_attention_two_runs),
+      cmocka_unit_test(test_kv_attention_caches),
       cmocka_unit_test(test_self_attention_node_by_node),
       cmocka_unit_test(test_adamw_trains_like_cpu),
       cmocka_unit_test(test_seq_training_deterministic),

@@ -603,3 +603,295 @@ kernel void ct_attn_dkdv_any(CT_ATTN_ARGS) {
     }
   }
 }
+
+/* ---- kv_attention: rows of q, k, v, y SEQ [B,T,C] at positions pos[b,t] over the
+ * key and value caches kc, vc [B,H,L,D] (H heads of width D = C/H) ---------------
+ * First every row's k and v go into the caches at its position p (head h at
+ * [b,h,p,:]; rows in order t, so of two rows at one position the later stays), then
+ * row (b,t) of head h attends to cache rows s <= p:
+ *   y = sum_s softmax_s(q . kc[s] scale) vc[s].
+ * A batch row b with a position outside [0, L) is left alone (its caches untouched,
+ * its y rows 0); the first bad position over [B,T] is recorded (kind 2) by one
+ * work-item. Decoding (T = 1) runs ct_kv_fused: one work-item per (b, h) writes its
+ * rows, then attends (its own writes are visible to it). Longer runs write with
+ * ct_kv_write, then attend: heads of width 16 or a multiple of 16 up to CT_ATTN_DCAP
+ * with ct_kv_attend_16 / _n, CT_RB_W rows of one head per work-item as the lanes of
+ * ct_vec values (as ct_attn_fwd_rows, each lane masked at its own position); other
+ * widths with ct_kv_attend, one row per work-item.
+ * One row per work-item (ct_kv_fused, ct_kv_attend) holds q and its accumulators as
+ * CT_RB_W-wide vectors over d (heads up to CT_KV_DCAP wide; the last vector masked
+ * when CT_RB_W does not divide D): a score is CT_RB_W-lane products summed across
+ * the lanes, the values are read as vectors. Keys go in blocks of CT_KV_KB (one max
+ * and rescale each, an 8-lane exp). Wider heads take two passes of Kahan-blocked
+ * dots with y accumulated in place. Every sum runs in a fixed order. */
+
+#define CT_KV_DCAP 128                          /* widest head held in private vectors */
+#define CT_KV_VCAP (CT_KV_DCAP / CT_RB_W)       /* its vectors */
+#define CT_KV_KB 8                              /* keys per block */
+
+/* Whether every position of batch row b is in [0, L). */
+bool ct_kv_row_ok(global const int *pos, long b, long T, long L) {
+  for (long t = 0; t < T; t++) {
+    int p = pos[b * T + t];
+    if (p < 0 || (long)p >= L) return false;
+  }
+  return true;
+}
+
+/* Records the first position of [0, n) outside [0, L), if any (kind 2). */
+void ct_kv_check(global const int *pos, long n, long L, global int *rec, int node, int op) {
+  for (long i = 0; i < n; i++) {
+    int p = pos[i];
+    if (p < 0 || (long)p >= L) {
+      ct_record_bad_id(rec, node, op, 2, p, i, L);
+      return;
+    }
+  }
+}
+
+/* Vector i of the row x of width D; lanes past D read as 0. */
+CT_ATTN_INLINE ct_vec ct_kv_load(global const float *x, int i, int D) {
+  if ((i + 1) * CT_RB_W <= D) return CT_VLOAD(i, x);
+  float t[CT_RB_W];
+  for (int l = 0; l < CT_RB_W; l++) t[l] = i * CT_RB_W + l < D ? x[i * CT_RB_W + l] : 0.0f;
+  return CT_VLOAD(0, t);
+}
+
+/* Sum of the lanes of a, halving (a fixed order). */
+CT_ATTN_INLINE float ct_kv_hsum(ct_vec a) {
+#if CT_RB_W == 16
+  float8 a8 = a.lo + a.hi;
+#elif CT_RB_W == 8
+  float8 a8 = a;
+#endif
+#if CT_RB_W >= 8
+  float4 a4 = a8.lo + a8.hi;
+#else
+  float4 a4 = a;
+#endif
+  float2 a2 = a4.lo + a4.hi;
+  return a2.x + a2.y;
+}
+
+/* y row yr of query row qr over cache rows 0..p of one head (kh, vh: row s at s D),
+ * D <= CT_KV_DCAP in nv = ceil(D / CT_RB_W) vectors: online softmax over blocks of
+ * CT_KV_KB keys. */
+CT_ATTN_INLINE void ct_kv_row_vec(global const float *qr, global const float *kh,
+                                   global const float *vh, long p, int D, float scale,
+                                   global float *yr, const int nv) {
+  ct_vec qv[CT_KV_VCAP], acc[CT_KV_VCAP];
+  for (int i = 0; i < nv; i++) {
+    qv[i] = ct_kv_load(qr, i, D) * scale;
+    acc[i] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (long s0 = 0; s0 <= p; s0 += CT_KV_KB) {
+    global const float *kr[CT_KV_KB], *vr[CT_KV_KB];
+    float sc[CT_KV_KB];
+    CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_KV_KB; j++) {
+      long s = min(s0 + j, p); /* keys past p stand in as p, weighted 0 */
+      kr[j] = kh + s * D;
+      vr[j] = vh + s * D;
+      ct_vec a = 0.0f;
+      for (int i = 0; i < nv; i++) a = fma(qv[i], ct_kv_load(kr[j], i, D), a);
+      sc[j] = s0 + j <= p ? ct_kv_hsum(a) : -INFINITY;
+    }
+    float8 w = vload8(0, sc);
+    float4 m4 = fmax(w.lo, w.hi);
+    float2 m2 = fmax(m4.lo, m4.hi);
+    float mx = fmax(m, fmax(m2.x, m2.y));
+    float alpha = exp(m - mx); /* 0 on the first block (m = -inf) */
+    w = exp(w - mx);
+    float4 w4 = w.lo + w.hi;
+    float2 w2 = w4.lo + w4.hi;
+    l = l * alpha + (w2.x + w2.y);
+    m = mx;
+    vstore8(w, 0, sc);
+    for (int i = 0; i < nv; i++) {
+      ct_vec a = acc[i] * alpha;
+      CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_KV_KB; j++) a = fma((ct_vec)sc[j], ct_kv_load(vr[j], i, D), a);
+      acc[i] = a;
+    }
+  }
+  float inv = 1.0f / l;
+  for (int i = 0; i < nv; i++) {
+    ct_vec o = acc[i] * inv;
+    if ((i + 1) * CT_RB_W <= D) {
+      CT_VSTORE(o, i, yr);
+    } else {
+      float t[CT_RB_W];
+      CT_VSTORE(o, 0, t);
+      for (int l2 = 0; i * CT_RB_W + l2 < D; l2++) yr[i * CT_RB_W + l2] = t[l2];
+    }
+  }
+}
+
+/* The same for any D: the log-sum-exp by a running max and sum, then y accumulated
+ * in its row (Kahan-blocked dots, as ct_attn_fwd_any). */
+void ct_kv_row_any(global const float *qr, global const float *kh, global const float *vh,
+                   long p, int D, float scale, global float *yr) {
+  float m = -INFINITY, l = 0.0f;
+  for (long s = 0; s <= p; s++) {
+    float sc = ct_attn_dot(qr, kh + s * D, D) * scale, mx = fmax(m, sc);
+    l = l * exp(m - mx) + exp(sc - mx);
+    m = mx;
+  }
+  float lse = m + log(l);
+  for (int d = 0; d < D; d++) yr[d] = 0.0f;
+  for (long s = 0; s <= p; s++) {
+    global const float *vr = vh + s * D;
+    float w = exp(ct_attn_dot(qr, kh + s * D, D) * scale - lse);
+    for (int d = 0; d < D; d++) yr[d] = fma(w, vr[d], yr[d]);
+  }
+}
+
+/* ct_kv_row_vec at head width DC, a constant (its vectors stay in registers). */
+#define CT_KV_ROW_VEC(DC) \
+  ct_kv_row_vec(q + o, kc + hb, vc + hb, p, DC, scale, y + o, ((DC) + CT_RB_W - 1) / CT_RB_W)
+
+/* Row (b, t) of head h: attends, or writes 0 when ok is false. */
+void ct_kv_attend_row(global const float *q, global const int *pos, global const float *kc,
+                      global const float *vc, global float *y, long b, long h, long t, long T,
+                      long C, long H, long L, int D, float scale, bool ok) {
+  long o = (b * T + t) * C + h * D;
+  if (!ok) {
+    for (int d = 0; d < D; d++) y[o + d] = 0.0f;
+    return;
+  }
+  long hb = (b * H + h) * L * D, p = pos[b * T + t];
+  switch (D) {
+  case 16: CT_KV_ROW_VEC(16); break;
+  case 32: CT_KV_ROW_VEC(32); break;
+  case 64: CT_KV_ROW_VEC(64); break;
+  case 128: CT_KV_ROW_VEC(128); break;
+  default:
+    if (D <= CT_KV_DCAP) CT_KV_ROW_VEC(D);
+    else ct_kv_row_any(q + o, kc + hb, vc + hb, p, D, scale, y + o);
+  }
+}
+
+#define CT_KV_ARGS                                                                        \
+  global const float *q, global const float *k, global const float *v,                   \
+      global const int *pos, global float *kc, global float *vc, global float *y,        \
+      global int *rec, long B, long T, long C, long H, long L, int D, float scale, int node, \
+      int op
+
+/* One work-item per (b, h) (dimension 0): the rows of b in order t into head h of
+ * the caches, then each row's attention. */
+kernel void ct_kv_fused(CT_KV_ARGS) {
+  long bh = (long)get_global_id(0);
+  if (bh >= B * H) return;
+  long b = bh / H, h = bh - b * H;
+  if (bh == 0) ct_kv_check(pos, B * T, L, rec, node, op);
+  bool ok = ct_kv_row_ok(pos, b, T, L);
+  for (long t = 0; ok && t < T; t++) {
+    long src = (b * T + t) * C + h * D, dst = (bh * L + pos[b * T + t]) * D;
+    for (int d = 0; d < D; d++) {
+      kc[dst + d] = k[src + d];
+      vc[dst + d] = v[src + d];
+    }
+  }
+  for (long t = 0; t < T; t++)
+    ct_kv_attend_row(q, pos, kc, vc, y, b, h, t, T, C, H, L, D, scale, ok);
+}
+
+/* One work-item per channel c = h D + d (dimension 0) and batch row b (1): k and v
+ * of the rows of b in order t into the caches. */
+kernel void ct_kv_write(CT_KV_ARGS) {
+  long c = (long)get_global_id(0), b = (long)get_global_id(1);
+  if (c >= C || b >= B) return;
+  if (c == 0 && b == 0) ct_kv_check(pos, B * T, L, rec, node, op);
+  if (!ct_kv_row_ok(pos, b, T, L)) return;
+  long h = c / D, d = c - h * D;
+  for (long t = 0; t < T; t++) {
+    long dst = ((b * H + h) * L + pos[b * T + t]) * D + d;
+    kc[dst] = k[(b * T + t) * C + c];
+    vc[dst] = v[(b * T + t) * C + c];
+  }
+}
+
+/* One work-item per row t (dimension 0) and b H + h (1): its attention over the
+ * written caches. */
+kernel void ct_kv_attend(CT_KV_ARGS) {
+  long t = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (t >= T || bh >= B * H) return;
+  long b = bh / H, h = bh - b * H;
+  ct_kv_attend_row(q, pos, kc, vc, y, b, h, t, T, C, H, L, D, scale, ct_kv_row_ok(pos, b, T, L));
+}
+
+/* Attention of rows t0 + lane (dimension 0: blocks of CT_RB_W rows; 1: b H + h) over
+ * the written caches, DM = D a multiple of CT_ATTN_DCH up to CT_ATTN_DCAP: online
+ * softmax over blocks of CT_ATTN_KB keys up to the lanes' last position, keys past a
+ * lane's position scoring -inf. */
+CT_ATTN_INLINE void ct_kv_rows(CT_KV_ARGS, const int DM) {
+  long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (blk * CT_RB_W >= T || bh >= B * H) return;
+  long b = bh / H, h = bh - b * H, t0 = blk * CT_RB_W;
+  long oo[CT_RB_W];
+  ct_attn_lanes(b * T * C + h * D, t0, T, C, oo);
+  if (!ct_kv_row_ok(pos, b, T, L)) {
+    CT_ATTN_FOR_D(d) ct_attn_scatter(y, oo, d, 0.0f, t0, T);
+    return;
+  }
+  int pl[CT_RB_W], pmin = (int)L, pmax = 0;
+  for (int l = 0; l < CT_RB_W; l++) {
+    pl[l] = pos[b * T + min(t0 + l, T - 1)];
+    pmin = min(pmin, pl[l]);
+    pmax = max(pmax, pl[l]);
+  }
+  ct_ivec last = CT_VLOAD(0, pl); /* each lane's last key */
+  global const float *kh = kc + bh * L * D, *vh = vc + bh * L * D;
+  ct_vec qs[CT_ATTN_DCAP], acc[CT_ATTN_DCAP];
+  CT_ATTN_FOR_D(d) {
+    qs[d] = ct_attn_gather(q, oo, d);
+    acc[d] = 0.0f;
+  }
+  ct_vec m = -INFINITY, l = 0.0f;
+  for (long s0 = 0; s0 <= pmax; s0 += CT_ATTN_KB) {
+    global const float *kr[CT_ATTN_KB], *vr[CT_ATTN_KB];
+    ct_attn_block(kh, s0, pmax, D, kr);
+    ct_attn_block(vh, s0, pmax, D, vr);
+    ct_vec p[CT_ATTN_KB];
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] = 0.0f;
+    CT_ATTN_FOR_D(d) {
+      ct_vec qd = qs[d];
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) p[j] = fma(qd, (ct_vec)kr[j][d], p[j]);
+    }
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) p[j] *= scale;
+    if (s0 + CT_ATTN_KB - 1 > pmin) /* the block passes the first lane's position */
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++)
+        p[j] = select(p[j], (ct_vec)(-INFINITY), (ct_ivec)(int)(s0 + j) > last);
+    ct_vec mx = m;
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) mx = fmax(mx, p[j]);
+    ct_vec alpha = exp(m - mx); /* 0 on the first block (m = -inf) */
+    l *= alpha;
+CT_ATTN_UNROLL_KB
+    for (int j = 0; j < CT_ATTN_KB; j++) {
+      p[j] = exp(p[j] - mx); /* the weights */
+      l += p[j];
+    }
+    m = mx;
+    CT_ATTN_FOR_D(d) {
+      ct_vec a = acc[d] * alpha;
+CT_ATTN_UNROLL_KB
+      for (int j = 0; j < CT_ATTN_KB; j++) a = fma(p[j], (ct_vec)vr[j][d], a);
+      acc[d] = a;
+    }
+  }
+  CT_ATTN_FOR_D(d) ct_attn_scatter(y, oo, d, acc[d] / l, t0, T);
+}
+
+/* DM = 16 as a constant (the loops over d unroll whole), and DM = D. */
+kernel void ct_kv_attend_16(CT_KV_ARGS) {
+  ct_kv_rows(q, k, v, pos, kc, vc, y, rec, B, T, C, H, L, D, scale, node, op, 16);
+}
+kernel void ct_kv_attend_n(CT_KV_ARGS) {
+  ct_kv_rows(q, k, v, pos, kc, vc, y, rec, B, T, C, H, L, D, scale, node, op, D);
+}

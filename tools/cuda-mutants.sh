@@ -4,6 +4,9 @@
 # (test_cross_sim cuda, in the schedules of tests/cudasim/CMakeLists.txt)
 # catches. The caller's working tree is never written.
 #
+# Each suite run stops at its first failing test (CMOCKA_TEST_ABORT), so "caught
+# by" names the first test that caught a mutant.
+#
 # Usage: tools/cuda-mutants.sh [-k] [-l] [ID...]
 #   -k     keep the work folder (copy, build, logs) and print its path
 #   -l     list the mutants (patterns checked) and exit
@@ -264,13 +267,19 @@ run_suite() {
   for cmd in "${suite[@]}"; do
     rc=0
     # shellcheck disable=SC2086 # the schedule's assignments and the command split on spaces
-    (cd "$build" && env ${sched_envs[$1]} timeout -k 5 "$tmo" $cmd) >>"$2" 2>&1 || rc=$?
+    # CMOCKA_TEST_ABORT: the suite stops at its first failing test (a caught mutant
+    # costs the time to its first failure, not a whole suite)
+    (cd "$build" && env CMOCKA_TEST_ABORT=1 ${sched_envs[$1]} timeout -k 5 "$tmo" $cmd) >>"$2" 2>&1 ||
+      rc=$?
     ((rc == 0)) && continue
     if ((rc == 124 || rc == 137)); then failed="timeout after ${tmo}s"
     else
       failed=$(grep -oE '^\[  (FAILED|ERROR) +\] [A-Za-z_][A-Za-z0-9_]*$' "$2" |
                awk '!seen[$NF]++ { n++; if (n <= 3) l = l (n > 1 ? ", " : "") $NF }
                     END { if (n > 3) l = l " (+" n - 3 " more)"; print l }') || true
+      # aborted at the first failure: the test that was running
+      [[ -n $failed ]] || failed=$(grep -oE '^\[ RUN +\] [A-Za-z_][A-Za-z0-9_]*$' "$2" |
+                                   tail -1 | awk '{ print $NF }') || true
       failed=${failed:-exit $rc}
     fi
     ((${#suite[@]} > 1)) && failed="${cmd##*/}: $failed"

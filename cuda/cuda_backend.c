@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cuda: the CUDA backend. Host side on the CUDA runtime API and cuBLAS; the
  * kernels are in cuda_kernels.cu. One stream per context carries every launch,
  * copy, fill and cuBLAS call, in order; nothing between a plan's launches waits

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OpenCL platform and device discovery, selection and listing. */
 #include <ctype.h>
 #include <stdio.h>

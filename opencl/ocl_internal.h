@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals of the OpenCL backend: the device context, the kernel list and
  * helpers shared by its files. Buffers are cl_mem handles passed as void *. */
 #ifndef CTML_OCL_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The backend registry: every backend ctml knows, in "auto" preference order. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ctml command-line tool. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml bench: times the GPT training step (forward, reverse, AdamW update) on
  * every present backend, or one, and reports tokens/s and, on GPUs, the
  * model-FLOPs utilisation. */

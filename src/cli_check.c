@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml check: one GPT training step on a device backend against cpu_ref.
  * First the loss morphism node by node (ct_check: every forward result, every
  * input cotangent, every parameter gradient), then the AdamW update: both

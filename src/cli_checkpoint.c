@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Training checkpoints: a safetensors file with the GPT parameters, the AdamW
  * moments and, in its metadata, everything else a resumed run needs. */
 #include <errno.h>

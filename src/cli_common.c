@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared pieces of the ctml commands: errors, option parsing, configs, backends. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Backends, chosen at run time by name: "cpu", "cuda", "opencl" or "auto"
  * (the best present). A backend that is not built in or has no device is
  * reported as CT_ERR_BACKEND_ABSENT with the reason, never as a crash. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The book's walkthrough: vocabulary "<pad> I love Rust .", the sequence
  * I love Rust . I love Rust ., embedding -> linear -> softmax with d_model 4,
  * the book's initialiser, and 80 full-batch gradient-descent steps (lr 1.0). */

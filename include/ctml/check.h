@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Checking one backend against another: the naturality square of moving data
  * between backends. The same morphism is compiled on both (with every
  * intermediate kept), run on the same inputs and output cotangents, and every

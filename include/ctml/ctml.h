@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml: typed morphisms that compose, trained on interchangeable backends. */
 #ifndef CTML_H
 #define CTML_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Data morphisms on the host. */
 #ifndef CTML_DATA_H
 #define CTML_DATA_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Generation: a decoder appends tokens to a context window and returns the logits that
  * predict the next token. With its cache, each layer's keys and values stay on the
  * device (CACHE parameters written by kv_attention) and a token costs one decode step;

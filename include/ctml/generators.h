@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The list of generators, written once. Every backend fills one forward and one
  * reverse kernel per entry (or declares the cell unsupported); the planner,
  * the tracer and the coverage test iterate this same list.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The Transformer roadmap as composites of generators: causal self-attention
  * (multi-head as split ; per-head attention ; merge, and a single-head form),
  * and a GPT defined by composition from a config. Everything here is built

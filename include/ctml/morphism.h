@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Morphisms as open graphs. A morphism dom -> cod is a small hypergraph of
  * generator applications whose input boundary is dom (a list of objects, their
  * tensor product) and whose output boundary is cod. Wires are linear: each

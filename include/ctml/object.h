@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Objects: the types morphisms go between. An object is a dtype, a role and a
  * shape; two objects are equal only when all three match. */
 #ifndef CTML_OBJECT_H

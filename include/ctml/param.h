@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Parameters: named f32 tensors (role PARAM) that parametrised generators
  * refer to. A parameter is shared, not copied: a morphism keeps a reference,
  * and two generators naming the same parameter tie their weights (its

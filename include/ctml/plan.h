@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Compiling a morphism for a backend: the plan fixes a topological order,
  * buffer lifetimes and reuse, and keeps every parameter resident on the
  * backend. Running it touches the host only for the inputs and outputs asked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tensors and metadata in the safetensors format
  * (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
  * length N, N bytes of JSON header (each tensor name maps to {"dtype", "shape",

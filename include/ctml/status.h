@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Status codes and error messages. Every fallible ctml call returns a ct_status;
  * on failure, ct_last_error() holds a message that names what was wrong. */
 #ifndef CTML_STATUS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Byte-level text data for character models: reading a corpus, a vocabulary of
  * the bytes that occur, encoding and decoding, and batches of windows drawn by
  * a seeded generator. */

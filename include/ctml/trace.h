@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The execution trace, a monoid: the empty trace is the unit and
  * concatenation is the product. Plans append one event per kernel launch. */
 #ifndef CTML_TRACE_H

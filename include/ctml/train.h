@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Training as an endomorphism Params -> Params: forward ; loss ; reverse ;
  * optimizer update, compiled once for a backend and iterated there. The
  * optimizer is a lens on (state, params): it reads the gradient and puts

@@ -5,6 +5,7 @@
 #ifndef CTML_BOOK_H
 #define CTML_BOOK_H
 
+#include "ctml/export.h"
 #include <stdbool.h>
 #include "ctml/backend.h"
 #include "ctml/trace.h"
@@ -32,7 +33,7 @@ extern const char *const ct_book_vocab[CT_BOOK_VOCAB];
 
 /* Runs the walkthrough on a backend. trace may be NULL; otherwise it is
  * initialised and receives the training step's kernel events. */
-ct_status ct_book_run(const ct_backend *backend, ct_book_result *out, ct_trace *trace);
+CT_API ct_status ct_book_run(const ct_backend *backend, ct_book_result *out, ct_trace *trace);
 
 #ifdef __cplusplus
 }

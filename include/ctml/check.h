@@ -9,6 +9,7 @@
 #ifndef CTML_CHECK_H
 #define CTML_CHECK_H
 
+#include "ctml/export.h"
 #include <stdio.h>
 #include "ctml/plan.h"
 
@@ -38,11 +39,11 @@ typedef struct ct_check_report {
  * float). Output cotangents are drawn from seed (a LOSS output gets 1). b is the
  * reference (normally cpu). Returns CT_OK when both sides ran, whether or not they
  * agree: read report->first_divergent. */
-ct_status ct_check(const ct_morphism *m, const ct_backend *a, const ct_backend *b,
+CT_API ct_status ct_check(const ct_morphism *m, const ct_backend *a, const ct_backend *b,
                    const void *const *inputs, uint64_t seed, ct_check_report *report);
-ct_status ct_check_report_print(FILE *f, const ct_check_report *r, const char *name_a,
+CT_API ct_status ct_check_report_print(FILE *f, const ct_check_report *r, const char *name_a,
                                 const char *name_b);
-void ct_check_report_free(ct_check_report *r);
+CT_API void ct_check_report_free(ct_check_report *r);
 
 #ifdef __cplusplus
 }

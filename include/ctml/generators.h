@@ -7,6 +7,8 @@
 #ifndef CTML_GENERATORS_H
 #define CTML_GENERATORS_H
 
+#include "ctml/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -53,8 +55,8 @@ typedef enum ct_opt_kind {
   CT_OPT_COUNT
 } ct_opt_kind;
 
-const char *ct_op_name(ct_op op);
-const char *ct_opt_name(ct_opt_kind k);
+CT_API const char *ct_op_name(ct_op op);
+CT_API const char *ct_opt_name(ct_opt_kind k);
 
 #ifdef __cplusplus
 }

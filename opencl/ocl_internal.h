@@ -13,6 +13,7 @@
 #include <CL/cl.h>
 #endif
 #include "backend_impl.h"
+#include "ocl_loader.h" /* OpenCL calls go through the run-time loaded ICD loader */
 
 /* Every kernel of the program: X(ENUM, "name in the .cl source"). */
 #define CT__OCL_KERNELS(X)                          \

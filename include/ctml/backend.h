@@ -32,6 +32,13 @@ typedef struct ct_backend_info {
   char reason[1024];     /* why it is absent, when not present (a build log may be in it) */
 } ct_backend_info;
 CT_API int ct_backend_count(void);
+/* The index of the backend called name (for ct_backend_info_get,
+ * ct_backend_devices, ct_backend_cell), found without opening any backend;
+ * CT_ERR_INVALID_ARG for an unknown name. */
+CT_API ct_status ct_backend_index(const char *name, int *index);
+/* Describes backend i. A backend is opened when first described or got (a
+ * device backend loads its libraries and opens its device), so describe only
+ * the backends in use or being listed; ct_backend_index finds one by name. */
 CT_API ct_status ct_backend_info_get(int i, ct_backend_info *out);
 
 /* One device a backend can see (an OpenCL platform/device pair, a CUDA GPU). */

@@ -29,7 +29,7 @@ typedef struct ct_book_result {
                          ("rule at nodes ..."); empty when none did */
 } ct_book_result;
 
-extern const char *const ct_book_vocab[CT_BOOK_VOCAB];
+CT_API extern const char *const ct_book_vocab[CT_BOOK_VOCAB];
 
 /* Runs the walkthrough on a backend. trace may be NULL; otherwise it is
  * initialised and receives the training step's kernel events. */

@@ -87,7 +87,8 @@ static void test_cublas_table(void **state) {
   ct_status s = ct__cublas_load();
   if (libs_hidden()) {
     assert_int_equal(s, CT_ERR_BACKEND_ABSENT);
-    CT_ASSERT_MESSAGE_HAS("cannot load cuBLAS: libcublas.so.");
+    CT_ASSERT_MESSAGE_HAS("cannot load cuBLAS: ");
+    CT_ASSERT_MESSAGE_HAS("libcublas.so.");
     print_message("    %s\n", ct_last_error());
     return;
   }
@@ -109,7 +110,8 @@ static void test_opencl_table(void **state) {
   ct_status s = ct__ocl_api_load();
   if (libs_hidden()) {
     assert_int_equal(s, CT_ERR_BACKEND_ABSENT);
-    CT_ASSERT_MESSAGE_HAS("opencl: cannot load the OpenCL ICD loader: libOpenCL.so");
+    CT_ASSERT_MESSAGE_HAS("opencl: cannot load the OpenCL ICD loader: ");
+    CT_ASSERT_MESSAGE_HAS("libOpenCL.so");
     print_message("    %s\n", ct_last_error());
     return;
   }

@@ -17,7 +17,7 @@
 # CTML_REQUIRE_NAMESPACES=1 makes a missing user namespace a failure (CI sets it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -ge 1 ] && [ -d "$1" ] || { sed -n '3,19p' "$0" >&2; exit 2; }
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then sed -n '3,18p' "$0" >&2; exit 2; fi
 build=$(cd "$1" && pwd)
 subproject=0
 [ "${2:-}" = --subproject ] && subproject=1
@@ -46,7 +46,9 @@ for f in include/ctml/ctml.h include/ctml/version.h include/ctml/export.h bin/ct
 done
 cfg=$(find "$prefix" -name ctmlConfig.cmake | head -1)
 pc=$(find "$prefix" -name ctml.pc | head -1)
-[ -n "$cfg" ] && [ -f "$(dirname "$cfg")/ctmlConfigVersion.cmake" ] || fail "no CMake package"
+if [ -z "$cfg" ] || [ ! -f "$(dirname "$cfg")/ctmlConfigVersion.cmake" ]; then
+  fail "no CMake package"
+fi
 [ -n "$pc" ] || fail "no ctml.pc"
 echo "libctml: $kind ($lib)"
 

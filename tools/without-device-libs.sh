@@ -39,7 +39,7 @@ while read -r path; do add "$path"; done < <(
     { for (i = 1; i <= n; i++) if (index($1, p[i]) == 1) { print $NF; break } }')
 shopt -s nullglob
 for d in "${search[@]}"; do
-  [ -n "$d" ] && [ -d "$d" ] || continue
+  if [ -z "$d" ] || [ ! -d "$d" ]; then continue; fi
   for p in "${patterns[@]}"; do
     for f in "$d/$p" "$d/$p".*; do add "$f"; done
   done

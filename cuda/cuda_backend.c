@@ -40,6 +40,7 @@ typedef struct ct__cuda_ctx {
   ct__cu_errrec *err; /* device-detected id errors, reported by sync */
   float *ones;        /* CT__CUDA_ONES ones */
   double *partials;   /* CT__CU_PARTIALS partial sums of a loss */
+  float *kv_part;     /* CT__CU_KV_PARTIALS floats: kv_attention's per-chunk partials */
 } ct__cuda_ctx;
 
 /* Settings made before open (ctx NULL) and the device that open chose. */
@@ -120,6 +121,7 @@ static void ct__cuda_destroy(ct__cuda_ctx *c) {
   if (c->blas) (void)cublasDestroy(c->blas);
   (void)cudaFree(c->ones);
   (void)cudaFree(c->partials);
+  (void)cudaFree(c->kv_part);
   (void)cudaFree(c->err);
   (void)cudaFree(c->workspace);
   if (c->stream) (void)cudaStreamDestroy(c->stream);
@@ -139,6 +141,7 @@ static ct_status ct__cuda_init(ct__cuda_ctx *c) {
   CT__TRY(ct__cuda_math(c, ct__cuda_tf32));
   CT__CU(cudaMalloc, ((void **)&c->err, sizeof *c->err));
   CT__CU(cudaMalloc, ((void **)&c->partials, CT__CU_PARTIALS * sizeof(double)));
+  CT__CU(cudaMalloc, ((void **)&c->kv_part, (size_t)CT__CU_KV_PARTIALS * sizeof(float)));
   CT__CU(cudaMalloc, ((void **)&c->ones, (size_t)CT__CUDA_ONES * sizeof(float)));
   CT__CU(ct__cu_preload, ());
   CT__CU(cudaMemsetAsync, (c->err, 0, sizeof *c->err, c->stream));
@@ -291,9 +294,10 @@ static ct_status ct__cuda_sync(void *ctx) {
   unsigned long long key = ~r.nkey;
   long long position = (long long)(key >> 32);
   int value = (int)(int32_t)(uint32_t)(key & 0xffffffffull);
+  static const char *const kinds[3] = {"token id", "target id", "position"};
   return ct__fail(CT_ERR_RANGE, "node %d (%s): %s %d at position %lld is outside [0, %lld)",
-                  r.node, ct_op_name((ct_op)r.op), r.kind ? "target id" : "token id", value,
-                  position, r.limit);
+                  r.node, ct_op_name((ct_op)r.op), kinds[r.kind >= 0 && r.kind < 3 ? r.kind : 0],
+                  value, position, r.limit);
 }
 
 /* ---- generators ------------------------------------------------------------------------ */
@@ -739,6 +743,19 @@ static ct_status ct__cuda_causal_attention_rev(void *ctx, const ct__kargs *a) {
   return CT_OK;
 }
 
+/* Decoding attention over the caches (param 0, 1: CACHE [B,H,L,D]) at the rows'
+ * positions (in 3); the caches are written first. A bad position is recorded on
+ * the device and reported by sync. */
+static ct_status ct__cuda_kv_attention_fwd(void *ctx, const ct__kargs *a) {
+  ct__cuda_ctx *c = ctx;
+  const ct_object *x = a->in_obj[0], *kc = a->param_obj[0];
+  CT__CU(ct__cu_kv_attention_fwd, (a->in[0], a->in[1], a->in[2], a->in[3], a->param[0],
+                                   a->param[1], a->out[0], c->kv_part, x->dims[0], x->dims[1],
+                                   kc->dims[1], kc->dims[2], kc->dims[3], c->err, a->node,
+                                   (int)a->op, c->stream));
+  return CT_OK;
+}
+
 /* ---- optimizer ------------------------------------------------------------------------- */
 
 /* sumsq[index] = sum of x^2: per-block double partials, then one block adds them
@@ -776,9 +793,9 @@ static ct_status ct__cuda_adamw(void *ctx, const void *hyper, void *param, const
 }
 
 /* Every generator, both directions (copy/add/discard/head_split/head_merge
- * reverses are derived). */
+ * reverses are derived; kv_attention has no reverse anywhere). */
 static bool ct__cuda_supports(ct_op op, ct_direction dir) {
-  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_KV_ATTENTION;
+  return op >= 0 && op < CT_OP_COUNT;
 }
 
 /* ---- graphs ---------------------------------------------------------------------------- */
@@ -921,6 +938,7 @@ const ct_backend ct__cuda_backend = {
             [CT_OP_QKV] = ct__cuda_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__cuda_add_layernorm_fwd,
             [CT_OP_CAUSAL_ATTENTION] = ct__cuda_causal_attention_fwd,
+            [CT_OP_KV_ATTENTION] = ct__cuda_kv_attention_fwd,
         },
     .reverse =
         {

@@ -1075,6 +1075,200 @@ __global__ void ct__k_attn_dsum(const float *dy, const float *y, float *dsum, in
   }
 }
 
+/* ---- kv_attention ------------------------------------------------------------------ */
+
+/* Decoding attention over the caches kc, vc [B,H,L,D] (H*D = C). Output row
+ * r = (b*T + t)*H + h (q and y rows of D entries at r * D) attends over cache
+ * positions 0..p, p = pos[b*T + t]. A row's positions are cut into chunks of
+ * g.chunk (a multiple of CT__KV_WARPS * CT__KV_U); a block takes one (row,
+ * chunk) item and its warps take CT__KV_U positions at a time, interleaved.
+ * Lane l of a warp owns entries l + 32 i (i < R) of a row, so cache rows are
+ * read coalesced and a dot product is a butterfly warp sum (the same bits in
+ * every lane). Each warp keeps an online softmax (running max m and sum l,
+ * accumulators rescaled by exp(m_old - m_new)); the warps are merged in a fixed
+ * order through shared memory. With one chunk per row the block writes y, else
+ * the chunk's partial (m, l, acc[D]) at part[item * (D + 2)], which
+ * ct__k_kv_combine merges in chunk order. Heads wider than 32 R (R = 8 only)
+ * run in passes of 32 R output entries, each recomputing the scores. No cache
+ * row past p is read. */
+#define CT__KV_WARPS 4
+#define CT__KV_THREADS (32 * CT__KV_WARPS)
+#define CT__KV_U 4        /* positions per warp step */
+#define CT__KV_CHUNK 32   /* the fewest positions per chunk */
+#define CT__KV_SPLITS 32  /* the most chunks per row */
+#define CT__KV_TARGET 256 /* blocks a launch aims for before it splits rows */
+
+/* Shapes of one launch. write: each row's block writes its own k and v rows
+ * into the caches first (T == 1: no row sees another row of the launch). */
+struct ct__kv_geo {
+  int64_t B, T, H, L, D, rows, splits, chunk, items;
+  float scale;
+  int write;
+};
+
+/* Rows (b, t) of k, v [B,T,H*D] in row groups: head h's D entries go to
+ * [b, h, p, :] of the caches, p = pos[b*T + t]. A position outside [0, L) is
+ * recorded (kind 2) and its row skipped; of the rows of one batch row with the
+ * same position only the last writes, as the in-order writes of cpu_ref leave it. */
+__global__ void ct__k_kv_write(const float *k, const float *v, const int32_t *pos, float *kc,
+                               float *vc, ct__kv_geo g, ct__cu_errrec *err, int node, int op) {
+  __shared__ double sh[CT__THREADS];
+  const int64_t n = g.B * g.T, C = g.H * g.D;
+  CT__ROW_PASSES(base, n) {
+    const int64_t r = base + threadIdx.y;
+    const bool live = r < n;
+    const int64_t p = live ? pos[r] : 0, t0 = live ? r - r % g.T : 0;
+    double later = 0.0; /* 1: a later row of this batch row has position p */
+    if (live)
+      for (int64_t t = r % g.T + 1 + threadIdx.x; t < g.T; t += blockDim.x)
+        if (pos[t0 + t] == p) later = 1.0;
+    later = ct__row_reduce<true>(later, sh);
+    if (!live) continue;
+    if (p < 0 || p >= g.L) {
+      if (threadIdx.x == 0) ct__record(err, node, op, 2, r, (int32_t)p, g.L);
+      continue;
+    }
+    if (later > 0.0) continue;
+    const int64_t cb = (r / g.T) * g.H * g.L * g.D + p * g.D;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+      const int64_t o = cb + (c / g.D) * g.L * g.D + c % g.D;
+      kc[o] = k[r * C + c];
+      vc[o] = v[r * C + c];
+    }
+  }
+}
+
+template <int R>
+__global__ void __launch_bounds__(CT__KV_THREADS, 4)
+    ct__k_kv_attend(const float *q, const float *k, const float *v, const int32_t *pos,
+                    float *kc, float *vc, float *y, float *part, ct__kv_geo g,
+                    ct__cu_errrec *err, int node, int op) {
+  constexpr int U = CT__KV_U, W = CT__KV_WARPS;
+  __shared__ float sm[W], sl[W], sacc[W][32 * R];
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t D = g.D;
+  for (int64_t it = blockIdx.x; it < g.items; it += gridDim.x) {
+    const int64_t r = it / g.splits, j = it % g.splits, bt = r / g.H, h = r % g.H;
+    const int64_t p = pos[bt], s0 = j * g.chunk;
+    if (p < 0 || p >= g.L) { /* y is zero (here with one chunk, else in the combine) */
+      if (g.write && h == 0 && j == 0 && threadIdx.x == 0)
+        ct__record(err, node, op, 2, bt, (int32_t)p, g.L);
+      if (g.splits == 1)
+        for (int64_t d = threadIdx.x; d < D; d += CT__KV_THREADS) y[r * D + d] = 0.0f;
+      continue;
+    }
+    if (s0 > p) continue; /* a chunk past the row's position: nothing to do */
+    const int64_t s1 = s0 + g.chunk < p + 1 ? s0 + g.chunk : p + 1;
+    const int64_t cb = (bt / g.T * g.H + h) * g.L * D;
+    const float *kb = kc + cb, *vb = vc + cb, *qr = q + r * D;
+    if (g.write && p < s1) { /* this chunk holds p: the row's k and v first */
+      for (int64_t d = threadIdx.x; d < D; d += CT__KV_THREADS) {
+        kc[cb + p * D + d] = k[r * D + d];
+        vc[cb + p * D + d] = v[r * D + d];
+      }
+      __syncthreads();
+    }
+    float qv[R];
+    CT__UNROLL
+    for (int i = 0; i < R; i++) qv[i] = lane + 32 * i < D ? qr[lane + 32 * i] : 0.0f;
+    for (int64_t ob = 0; ob < D; ob += 32 * R) {
+      float m = -INFINITY, l = 0.0f, acc[R];
+      CT__UNROLL
+      for (int i = 0; i < R; i++) acc[i] = 0.0f;
+      for (int64_t s = s0 + w * U; s < s1; s += W * U) {
+        /* The step's key and value rows are loaded together (one memory round trip). */
+        float x[U], e[U], vx[U][R];
+        CT__UNROLL
+        for (int u = 0; u < U; u++) {
+          const bool ok = s + u < s1;
+          const float *kr = kb + (ok ? s + u : s) * D, *vr = vb + (ok ? s + u : s) * D + ob;
+          float dot = 0.0f;
+          CT__UNROLL
+          for (int i = 0; i < R; i++) {
+            dot = fmaf(qv[i], ok && lane + 32 * i < D ? kr[lane + 32 * i] : 0.0f, dot);
+            vx[u][i] = ok && ob + lane + 32 * i < D ? vr[lane + 32 * i] : 0.0f;
+          }
+          for (int64_t d = lane + 32 * R; ok && d < D; d += 32) dot = fmaf(qr[d], kr[d], dot);
+          x[u] = dot;
+        }
+        float mx = m;
+        CT__UNROLL
+        for (int u = 0; u < U; u++) {
+          const float sc = ct__warp_sum(x[u]) * g.scale;
+          x[u] = s + u < s1 ? sc : -INFINITY;
+          mx = fmaxf(mx, x[u]);
+        }
+        const float alpha = expf(m - mx); /* 0 on the first step (m = -inf) */
+        CT__UNROLL
+        for (int u = 0; u < U; u++) e[u] = s + u < s1 ? expf(x[u] - mx) : 0.0f;
+        l = fmaf(l, alpha, e[0]);
+        CT__UNROLL
+        for (int u = 1; u < U; u++) l += e[u];
+        m = mx;
+        CT__UNROLL
+        for (int i = 0; i < R; i++) acc[i] *= alpha;
+        CT__UNROLL
+        for (int u = 0; u < U; u++)
+          CT__UNROLL
+          for (int i = 0; i < R; i++) acc[i] = fmaf(e[u], vx[u][i], acc[i]); /* 0 past s1 */
+      }
+      /* Merge the warps in order: weights exp(m_w - M); a warp without positions has
+       * m = -inf, l = 0 and zero accumulators (warp 0 always has one). */
+      if (lane == 0) sm[w] = m, sl[w] = l;
+      CT__UNROLL
+      for (int i = 0; i < R; i++) sacc[w][lane + 32 * i] = acc[i];
+      __syncthreads();
+      float M = sm[0], f[W], den = 0.0f;
+      CT__UNROLL
+      for (int u = 1; u < W; u++) M = fmaxf(M, sm[u]);
+      CT__UNROLL
+      for (int u = 0; u < W; u++) {
+        f[u] = expf(sm[u] - M);
+        den = fmaf(f[u], sl[u], den);
+      }
+      float *pr = part + it * (D + 2);
+      for (int e = threadIdx.x; e < 32 * R && ob + e < D; e += CT__KV_THREADS) {
+        float a = 0.0f;
+        CT__UNROLL
+        for (int u = 0; u < W; u++) a = fmaf(f[u], sacc[u][e], a);
+        if (g.splits == 1)
+          y[r * D + ob + e] = a / den;
+        else
+          pr[2 + ob + e] = a;
+      }
+      if (g.splits > 1 && ob == 0 && threadIdx.x == 0) pr[0] = M, pr[1] = den;
+      __syncthreads();
+    }
+  }
+}
+
+/* Row groups over output rows: y = sum_j exp(m_j - M) acc_j / sum_j exp(m_j - M) l_j
+ * over the chunks j <= p / chunk of the row, in order (M = max_j m_j); zeros for
+ * a position outside [0, L). */
+__global__ void ct__k_kv_combine(const float *part, const int32_t *pos, float *y, ct__kv_geo g) {
+  const int64_t D = g.D, stride = D + 2;
+  CT__ROW_PASSES(base, g.rows) {
+    const int64_t r = base + threadIdx.y;
+    if (r >= g.rows) continue;
+    const int64_t p = pos[r / g.H];
+    float *yr = y + r * D;
+    if (p < 0 || p >= g.L) {
+      for (int64_t d = threadIdx.x; d < D; d += blockDim.x) yr[d] = 0.0f;
+      continue;
+    }
+    const int64_t n = p / g.chunk + 1;
+    const float *pr = part + r * g.splits * stride;
+    float M = -INFINITY, den = 0.0f;
+    for (int64_t j = 0; j < n; j++) M = fmaxf(M, pr[j * stride]);
+    for (int64_t j = 0; j < n; j++) den = fmaf(expf(pr[j * stride] - M), pr[j * stride + 1], den);
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+      float a = 0.0f;
+      for (int64_t j = 0; j < n; j++) a = fmaf(expf(pr[j * stride] - M), pr[j * stride + 2 + d], a);
+      yr[d] = a / den;
+    }
+  }
+}
+
 /* ---- optimizer ------------------------------------------------------------------ */
 
 /* Per-block partial sums of x^2 in double (the grid depends only on n). */
@@ -1474,6 +1668,63 @@ extern "C" cudaError_t ct__cu_causal_attention_rev(const float *q, const float *
   return CT__AT_DISPATCH(g.D, ct__at_rev, q, k, v, dy, saved, dsum, dq, dk, dv, g, s);
 }
 
+template <int R>
+static cudaError_t ct__kv_attend(const float *q, const float *k, const float *v,
+                                 const int32_t *pos, float *kc, float *vc, float *y, float *part,
+                                 const ct__kv_geo &g, ct__cu_errrec *err, int node, int op,
+                                 cudaStream_t s) {
+  CT__CU_LAUNCH((ct__k_kv_attend<R>), ct__blocks(g.items, 1, CT__MAX_BLOCKS), CT__KV_THREADS, s)
+  (q, k, v, pos, kc, vc, y, part, g, err, node, op);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t ct__cu_kv_attention_fwd(const float *q, const float *k, const float *v,
+                                               const int32_t *pos, float *kc, float *vc, float *y,
+                                               float *part, int64_t B, int64_t T, int64_t H,
+                                               int64_t L, int64_t D, ct__cu_errrec *err,
+                                               int node, int op, cudaStream_t s) {
+  if (B <= 0 || T <= 0 || H <= 0 || D <= 0) return cudaSuccess;
+  ct__kv_geo g;
+  g.B = B;
+  g.T = T;
+  g.H = H;
+  g.L = L;
+  g.D = D;
+  g.rows = B * T * H;
+  g.scale = (float)(1.0 / sqrt((double)D));
+  g.write = T == 1;
+  /* Chunks per row: enough blocks for the device (CT__KV_TARGET), chunks of at
+   * least CT__KV_CHUNK positions, at most CT__KV_SPLITS, partials within part. */
+  const int64_t step = CT__KV_WARPS * CT__KV_U;
+  int64_t splits = (CT__KV_TARGET + g.rows - 1) / g.rows;
+  const int64_t by_len = (L + CT__KV_CHUNK - 1) / CT__KV_CHUNK,
+                by_room = CT__CU_KV_PARTIALS / (g.rows * (D + 2));
+  if (splits > by_len) splits = by_len;
+  if (splits > CT__KV_SPLITS) splits = CT__KV_SPLITS;
+  if (splits > by_room) splits = by_room;
+  if (splits < 1) splits = 1;
+  g.chunk = ((L + splits - 1) / splits + step - 1) / step * step;
+  if (g.chunk < step) g.chunk = step;
+  g.splits = (L + g.chunk - 1) / g.chunk;
+  if (g.splits < 1) g.splits = 1;
+  g.items = g.rows * g.splits;
+  cudaError_t e;
+  if (!g.write) {
+    dim3 b = ct__row_block(H * D);
+    CT__CU_LAUNCH(ct__k_kv_write, ct__blocks(B * T, b.y, CT__MAX_BLOCKS), b, s)
+    (k, v, pos, kc, vc, g, err, node, op);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+  }
+  e = D <= 32    ? ct__kv_attend<1>(q, k, v, pos, kc, vc, y, part, g, err, node, op, s)
+      : D <= 64  ? ct__kv_attend<2>(q, k, v, pos, kc, vc, y, part, g, err, node, op, s)
+      : D <= 128 ? ct__kv_attend<4>(q, k, v, pos, kc, vc, y, part, g, err, node, op, s)
+                 : ct__kv_attend<8>(q, k, v, pos, kc, vc, y, part, g, err, node, op, s);
+  if (e != cudaSuccess || g.splits == 1) return e;
+  dim3 b = ct__row_block(D);
+  CT__CU_LAUNCH(ct__k_kv_combine, ct__blocks(g.rows, b.y, CT__MAX_BLOCKS), b, s)(part, pos, y, g);
+  return cudaGetLastError();
+}
+
 extern "C" cudaError_t ct__cu_sumsq(const float *x, int64_t n, double *partials, float *out,
                                     cudaStream_t s) {
   unsigned g = 0;
@@ -1548,6 +1799,12 @@ extern "C" cudaError_t ct__cu_preload(void) {
       (const void *)ct__k_attn_dkv<64, 2>,
       (const void *)ct__k_attn_dkv<64, 0>,
       (const void *)ct__k_attn_dsum,
+      (const void *)ct__k_kv_write,
+      (const void *)ct__k_kv_attend<1>,
+      (const void *)ct__k_kv_attend<2>,
+      (const void *)ct__k_kv_attend<4>,
+      (const void *)ct__k_kv_attend<8>,
+      (const void *)ct__k_kv_combine,
       (const void *)ct__k_sumsq_partials,
       (const void *)ct__k_sum_partials,
       (const void *)ct__k_hyper_step,

@@ -21,13 +21,15 @@ extern "C" {
  * 2^32 - 2 are reported as 4294967295). */
 typedef struct ct__cu_errrec {
   int flag;
-  int node, op, kind; /* kind 0: token id, 1: target id */
+  int node, op, kind; /* kind 0: token id, 1: target id, 2: position */
   long long limit;
   unsigned long long nkey;
 } ct__cu_errrec;
 
 /* Blocks (and per-block partial sums) used by the loss reductions. */
 #define CT__CU_PARTIALS 1024
+/* Floats of scratch for kv_attention's per-chunk partials (1 MiB). */
+#define CT__CU_KV_PARTIALS ((int64_t)1 << 18)
 
 /* Slots of the optimizer's device record; the same numbers as CT__HYPER_* in
  * src/backend_impl.h (cuda_backend.c checks that they agree). */
@@ -157,6 +159,18 @@ cudaError_t ct__cu_causal_attention_rev(const float *q, const float *k, const fl
                                         const float *y, const float *dy, float *saved, float *dq,
                                         float *dk, float *dv, int64_t B, int64_t T, int64_t C,
                                         int64_t H, cudaStream_t s);
+/* kv_attention: q, k, v, y SEQ [B,T,H*D], positions pos [B,T], caches kc, vc
+ * [B,H,L,D]. First every row's k and v go to the caches at [b, h, pos[b,t], :]
+ * (of rows of one batch row with the same position, the last); then
+ * y[b,t,h*D+d] = sum over s <= p of softmax_s(scale q[b,t,h].kc[b,h,s]) vc[b,h,s,d],
+ * p = pos[b,t], scale 1/sqrt(D). A position outside [0, L) is recorded (kind 2):
+ * its row is not written to the caches and its row of y is zero. part holds
+ * CT__CU_KV_PARTIALS floats of scratch. Deterministic: no atomics on data. */
+cudaError_t ct__cu_kv_attention_fwd(const float *q, const float *k, const float *v,
+                                    const int32_t *pos, float *kc, float *vc, float *y,
+                                    float *part, int64_t B, int64_t T, int64_t H, int64_t L,
+                                    int64_t D, ct__cu_errrec *err, int node, int op,
+                                    cudaStream_t s);
 
 /* Optimizer. Every number is read from the device record hyper; the trainer
  * passes whole arenas (every gradient, every parameter) in one launch each. */

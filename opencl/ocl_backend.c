@@ -268,9 +268,10 @@ static ct_status ct__ocl_sync(void *ctx) {
                                    NULL));
   long long pos = (long long)(((uint64_t)(uint32_t)rec[6] << 32) | (uint32_t)rec[5]);
   long long limit = (long long)(((uint64_t)(uint32_t)rec[8] << 32) | (uint32_t)rec[7]);
+  static const char *const kinds[3] = {"token id", "target id", "position"};
   return ct__fail(CT_ERR_RANGE, "node %d (%s): %s %d at position %lld is outside [0, %lld)",
-                  rec[1], ct_op_name((ct_op)rec[2]), rec[3] ? "target id" : "token id", rec[4],
-                  pos, limit);
+                  rec[1], ct_op_name((ct_op)rec[2]), kinds[rec[3] >= 0 && rec[3] < 3 ? rec[3] : 0],
+                  rec[4], pos, limit);
 }
 
 /* ---- matrix products ---------------------------------------------------------- */
@@ -970,6 +971,158 @@ static ct_status ct__ocl_attn_apply_rev(void *ctx, const ct__kargs *ka) {
   return CT_OK;
 }
 
+/* The widest head the row-blocked attention kernels hold (CT_ATTN_DCAP in sequence.cl). */
+#define CT__ATTN_DCAP 128
+
+/* A causal_attention launch (see sequence.cl): the shape, the head width DM the
+ * kernels hold (16; D rounded up to a multiple of 16 up to CT__ATTN_DCAP; else D for
+ * the _any kernels) and the inputs q, k, v, y, dy as the kernels read them (input i
+ * at i inoff floats into in[i]). */
+typedef struct ct__attn {
+  int64_t B, T, C, H, D, DM, Ci, inoff;
+  int var; /* kernel variant: 0 width 16, 1 width DM, 2 any width */
+  const void *in[5];
+} ct__attn;
+
+/* The launch for ka; the first n_in inputs are read. A head narrower than its
+ * kernel's width is copied, zero-padded to DM, into the scratch (Ci = H DM). */
+static ct_status ct__attn_setup(ct__ocl *c, const ct__kargs *ka, int n_in, ct__attn *at) {
+  const ct_object *x = ka->in_obj[0];
+  at->B = x->dims[0];
+  at->T = x->dims[1];
+  at->C = x->dims[2];
+  at->H = ka->attr;
+  at->D = at->C / at->H;
+  if (at->T > 0x7fffff00)
+    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: causal_attention over %lld positions (at "
+                    "most 2^31 - 256)", (long long)at->T);
+  at->var = at->D <= 16 ? 0 : at->D <= CT__ATTN_DCAP ? 1 : 2;
+  at->DM = at->var < 2 ? (at->D + 15) / 16 * 16 : at->D;
+  at->Ci = at->C;
+  at->inoff = 0;
+  const void *in[5] = {ka->in[0], ka->in[1], ka->in[2], ka->out[0], ka->dout[0]};
+  for (int i = 0; i < 5; i++) at->in[i] = i < n_in && in[i] ? in[i] : c->dummy;
+  if (at->DM == at->D) return CT_OK;
+  at->inoff = at->B * at->T * at->H * at->DM;
+  CT__TRY(ct__scratch(c, (size_t)(n_in * at->inoff) * sizeof(float)));
+  ct__args p = ct__args_of(c, CT__K_ATTN_PAD);
+  for (int i = 0; i < 5; i++) ct__arg_mem(&p, at->in[i]);
+  ct__arg_mem(&p, c->scratch);
+  ct__arg_long(&p, at->B * at->T);
+  ct__arg_long(&p, at->H);
+  ct__arg_int(&p, (int)at->D);
+  ct__arg_int(&p, (int)at->DM);
+  size_t items[3] = {(size_t)(at->H * at->DM), (size_t)(at->B * at->T), (size_t)n_in},
+         local[3] = {1, 1, 1};
+  ct__local2d(c, CT__K_ATTN_PAD, items[0], items[1], local);
+  CT__TRY(ct__run(&p, 3, items, local));
+  for (int i = 0; i < 5; i++) at->in[i] = c->scratch;
+  at->Ci = at->H * at->DM;
+  return CT_OK;
+}
+
+/* Queues the kernel of family base (the width-16 kernel of fwd, dq or dkdv; the
+ * width-DM and any-width kernels follow it in the kernel list). NULL outputs are
+ * bound as the dummy buffer and left alone (outs says which to write). */
+static ct_status ct__attn_run(ct__ocl *c, const ct__attn *at, ct__ocl_kernel_id base,
+                              const ct__kargs *ka, void *out0, void *out1, void *out2,
+                              int outs) {
+  ct__ocl_kernel_id k = (ct__ocl_kernel_id)(base + at->var);
+  ct__args a = ct__args_of(c, k);
+  void *out[3] = {out0, out1, out2};
+  for (int i = 0; i < 5; i++) ct__arg_mem(&a, at->in[i]);
+  ct__arg_long(&a, at->inoff);
+  for (int i = 0; i < 3; i++) ct__arg_mem(&a, out[i] ? out[i] : c->dummy);
+  ct__arg_mem(&a, ka->saved);
+  ct__arg_long(&a, at->B);
+  ct__arg_long(&a, at->T);
+  ct__arg_long(&a, at->H);
+  ct__arg_long(&a, at->Ci);
+  ct__arg_int(&a, (int)at->DM);
+  ct__arg_long(&a, at->C);
+  ct__arg_int(&a, (int)at->D);
+  ct__arg_float(&a, (float)(1.0 / sqrt((double)at->D)));
+  ct__arg_int(&a, outs);
+  size_t rows = (size_t)(at->var < 2 ? (at->T + c->rb_width - 1) / c->rb_width : at->T);
+  size_t items[2] = {rows, (size_t)(at->B * at->H)}, local[2] = {1, 1};
+  /* on CPUs one work-item per group: a work-item's lanes are its vector */
+  if (!(c->type & CL_DEVICE_TYPE_CPU)) ct__local2d(c, k, items[0], items[1], local);
+  return ct__run(&a, 2, items, local);
+}
+
+/* y and the log-sum-exp of every row (saved's first half) in one launch. */
+static ct_status ct__ocl_causal_attention_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  ct__attn at;
+  CT__TRY(ct__attn_setup(c, ka, 3, &at));
+  return ct__attn_run(c, &at, CT__K_ATTN_FWD16, ka, ka->out[0], NULL, NULL, 0);
+}
+
+/* Dsum (saved's second half) and dq per query row, then dk and dv per key row. */
+static ct_status ct__ocl_causal_attention_rev(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  int outs = (ka->din[0] ? 1 : 0) | (ka->din[1] ? 2 : 0) | (ka->din[2] ? 4 : 0);
+  if (!outs) return CT_OK;
+  ct__attn at;
+  CT__TRY(ct__attn_setup(c, ka, 5, &at));
+  CT__TRY(ct__attn_run(c, &at, CT__K_ATTN_DQ16, ka, ka->din[0], NULL, NULL, outs & 1));
+  if (!(outs & 6)) return CT_OK;
+  return ct__attn_run(c, &at, CT__K_ATTN_DKDV16, ka, NULL, ka->din[1], ka->din[2], outs & 6);
+}
+
+/* kv_attention (see sequence.cl): a decoding step (T = 1) writes and attends in one
+ * launch, one work-item per (b, h); longer runs write every row first (one work-item
+ * per (b, channel)), then attend, CT_RB_W rows per work-item for heads of width 16 or
+ * a multiple of 16 up to CT__ATTN_DCAP, else one row per work-item. */
+static ct_status ct__ocl_kv_attention_fwd(void *ctx, const ct__kargs *ka) {
+  ct__ocl *c = ctx;
+  const ct_object *x = ka->in_obj[0], *cache = ka->param_obj[0];
+  int64_t B = x->dims[0], T = x->dims[1], C = x->dims[2], H = cache->dims[1], L = cache->dims[2],
+          D = cache->dims[3];
+  if (T > 0x7fffff00 || L > 0x7fffff00)
+    return ct__fail(CT_ERR_UNSUPPORTED, "opencl: kv_attention over %lld rows and a cache of "
+                    "%lld (at most 2^31 - 256 each)", (long long)T, (long long)L);
+  bool rows = D % 16 == 0 && D <= CT__ATTN_DCAP; /* the row-blocked kernels */
+  ct__ocl_kernel_id ks[2] = {CT__K_KV_FUSED, 0};
+  if (T > 1) {
+    ks[0] = CT__K_KV_WRITE;
+    ks[1] = !rows ? CT__K_KV_ATTEND : D == 16 ? CT__K_KV_ATTEND16 : CT__K_KV_ATTEND_N;
+  }
+  bool cpu = (c->type & CL_DEVICE_TYPE_CPU) != 0;
+  for (int i = 0; i < (T > 1 ? 2 : 1); i++) {
+    ct__args a = ct__args_of(c, ks[i]);
+    for (int j = 0; j < 4; j++) ct__arg_mem(&a, ka->in[j]);
+    ct__arg_mem(&a, ka->param[0]);
+    ct__arg_mem(&a, ka->param[1]);
+    ct__arg_mem(&a, ka->out[0]);
+    ct__arg_mem(&a, c->record);
+    ct__arg_long(&a, B);
+    ct__arg_long(&a, T);
+    ct__arg_long(&a, C);
+    ct__arg_long(&a, H);
+    ct__arg_long(&a, L);
+    ct__arg_int(&a, (int)D);
+    ct__arg_float(&a, (float)(1.0 / sqrt((double)D)));
+    ct__arg_int(&a, ka->node);
+    ct__arg_int(&a, (int)ka->op);
+    if (ks[i] == CT__K_KV_FUSED) { /* one work-item per (b, h); on CPUs one per group */
+      size_t items = (size_t)(B * H), local = cpu ? 1 : ct__local1d(c, ks[i]);
+      CT__TRY(ct__run(&a, 1, &items, &local));
+    } else if (ks[i] == CT__K_KV_WRITE) { /* (channel, b) */
+      size_t items[2] = {(size_t)C, (size_t)B}, local[2];
+      ct__local2d(c, ks[i], items[0], items[1], local);
+      CT__TRY(ct__run(&a, 2, items, local));
+    } else { /* (row or block of CT_RB_W rows, b H + h); on CPUs one per group */
+      size_t items[2] = {(size_t)(rows ? (T + c->rb_width - 1) / c->rb_width : T),
+                         (size_t)(B * H)},
+             local[2] = {1, 1};
+      if (!cpu) ct__local2d(c, ks[i], items[0], items[1], local);
+      CT__TRY(ct__run(&a, 2, items, local));
+    }
+  }
+  return CT_OK;
+}
+
 /* ---- optimizer ------------------------------------------------------------------ */
 
 /* Elements per work-item of a squared-norm work-group before a second pass. */
@@ -1198,8 +1351,7 @@ static ct_status ct__ocl_open(void **ctx, char *device, size_t device_len) {
 }
 
 static bool ct__ocl_supports(ct_op op, ct_direction dir) {
-  return op >= 0 && op < CT_OP_COUNT && op != CT_OP_CAUSAL_ATTENTION &&
-         op != CT_OP_KV_ATTENTION;
+  return op >= 0 && op < CT_OP_COUNT;
 }
 
 const ct_backend ct__opencl_backend = {
@@ -1238,6 +1390,8 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_fwd,
             [CT_OP_QKV] = ct__ocl_qkv_fwd,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_fwd,
+            [CT_OP_CAUSAL_ATTENTION] = ct__ocl_causal_attention_fwd,
+            [CT_OP_KV_ATTENTION] = ct__ocl_kv_attention_fwd,
         },
     .reverse =
         {
@@ -1255,6 +1409,7 @@ const ct_backend ct__opencl_backend = {
             [CT_OP_LINEAR_GELU] = ct__ocl_linear_gelu_rev,
             [CT_OP_QKV] = ct__ocl_qkv_rev,
             [CT_OP_ADD_LAYERNORM] = ct__ocl_add_layernorm_rev,
+            [CT_OP_CAUSAL_ATTENTION] = ct__ocl_causal_attention_rev,
             /* copy, add, discard, head_split and head_merge reverse as add, copy,
              * zero, head_merge and head_split (see src/ops.c). */
         },

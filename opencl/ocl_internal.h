@@ -55,6 +55,21 @@
   X(CMASK, "ct_causal_mask")                        \
   X(CSOFTMAX_FWD, "ct_causal_softmax_fwd")          \
   X(CSOFTMAX_REV, "ct_causal_softmax_rev")          \
+  X(ATTN_PAD, "ct_attn_pad")                        \
+  X(ATTN_FWD16, "ct_attn_fwd_16")                   \
+  X(ATTN_FWD_N, "ct_attn_fwd_n")                    \
+  X(ATTN_FWD_ANY, "ct_attn_fwd_any")                \
+  X(ATTN_DQ16, "ct_attn_dq_16")                     \
+  X(ATTN_DQ_N, "ct_attn_dq_n")                      \
+  X(ATTN_DQ_ANY, "ct_attn_dq_any")                  \
+  X(ATTN_DKDV16, "ct_attn_dkdv_16")                 \
+  X(ATTN_DKDV_N, "ct_attn_dkdv_n")                  \
+  X(ATTN_DKDV_ANY, "ct_attn_dkdv_any")              \
+  X(KV_FUSED, "ct_kv_fused")                        \
+  X(KV_WRITE, "ct_kv_write")                        \
+  X(KV_ATTEND, "ct_kv_attend")                      \
+  X(KV_ATTEND16, "ct_kv_attend_16")                 \
+  X(KV_ATTEND_N, "ct_kv_attend_n")                  \
   X(SUMSQ, "ct_sumsq_part")                         \
   X(HYPER_STEP, "ct_hyper_step")                    \
   X(ADAMW, "ct_adamw")

@@ -93,7 +93,8 @@ static ct_status ct__check_run(const ct_morphism *m, ct__side *s, const void *co
   for (int i = 0; i < m->n_dom && st == CT_OK; i++)
     for (int k = 0; k < 2 && st == CT_OK; k++)
       st = ct_plan_set_input(s[k].plan, i, inputs[i], ct_object_numel(&m->values[m->dom[i]]));
-  for (int i = 0; i < m->n_cod && st == CT_OK; i++) {
+  bool reverse = s[0].plan->reverse;
+  for (int i = 0; i < m->n_cod && st == CT_OK && reverse; i++) {
     const ct_object *o = &m->values[m->cod[i]];
     if (o->dtype != CT_F32) continue;
     int64_t n = ct_object_numel(o);
@@ -102,7 +103,7 @@ static ct_status ct__check_run(const ct_morphism *m, ct__side *s, const void *co
   }
   for (int k = 0; k < 2 && st == CT_OK; k++) {
     st = ct_plan_forward(s[k].plan);
-    if (st == CT_OK) st = ct_plan_reverse(s[k].plan);
+    if (st == CT_OK && reverse) st = ct_plan_reverse(s[k].plan);
     if (st != CT_OK)
       st = ct__fail(st, "ct_check: backend '%s': %s", s[k].plan->be->name, ct_last_error());
   }
@@ -119,8 +120,14 @@ static ct_status ct__check_run(const ct_morphism *m, ct__side *s, const void *co
       st = ct__compare(r, s, bufs, ct_object_numel(o), label, i, CT_FORWARD);
     }
   }
+  /* forward only: the parameters after the forward (the caches it writes) */
+  for (int i = 0; i < s[0].plan->n_params && st == CT_OK && !reverse; i++) {
+    void *bufs[2] = {s[0].plan->param_buf[i], s[1].plan->param_buf[i]};
+    snprintf(label, sizeof label, "param %s after the forward", ct_param_name(s[0].plan->params[i]));
+    st = ct__compare(r, s, bufs, ct_param_numel(s[0].plan->params[i]), label, -1, CT_FORWARD);
+  }
   /* reverse: every input cotangent of every node, in reverse execution order */
-  for (int step = pm->n_nodes - 1; step >= 0 && st == CT_OK; step--) {
+  for (int step = pm->n_nodes - 1; step >= 0 && st == CT_OK && reverse; step--) {
     int i = s[0].plan->order[step];
     const ct__node *nd = &pm->nodes[i];
     for (int k = 0; k < nd->n_in && st == CT_OK; k++) {
@@ -130,7 +137,7 @@ static ct_status ct__check_run(const ct_morphism *m, ct__side *s, const void *co
       st = ct__compare(r, s, bufs, ct_object_numel(&pm->values[nd->in[k]]), label, i, CT_REVERSE);
     }
   }
-  for (int i = 0; i < s[0].plan->n_params && st == CT_OK; i++) {
+  for (int i = 0; i < s[0].plan->n_params && st == CT_OK && reverse; i++) {
     void *bufs[2] = {s[0].plan->param_grad[i], s[1].plan->param_grad[i]};
     snprintf(label, sizeof label, "param %s gradient", ct_param_name(s[0].plan->params[i]));
     st = ct__compare(r, s, bufs, ct_param_numel(s[0].plan->params[i]), label, -1, CT_REVERSE);
@@ -164,9 +171,12 @@ ct_status ct_check(const ct_morphism *m, const ct_backend *a, const ct_backend *
   memset(s, 0, sizeof s);
   const ct_backend *be[2] = {a, b};
   ct_status st = CT_OK;
+  /* a morphism with a generator that has no reverse (decoding) is checked forward only */
+  int mode = CT_PLAN_REVERSE | CT_PLAN_KEEP | CT_PLAN_GUARD;
+  for (int i = 0; i < m->n_nodes; i++)
+    if (ct__op(m->nodes[i].op)->forward_only) mode &= ~CT_PLAN_REVERSE;
   for (int k = 0; k < 2 && st == CT_OK; k++)
-    st = ct__compile_for(&s[k].plan, m, be[k], be[1 - k],
-                         CT_PLAN_REVERSE | CT_PLAN_KEEP | CT_PLAN_GUARD);
+    st = ct__compile_for(&s[k].plan, m, be[k], be[1 - k], mode);
   if (st == CT_OK) st = ct__check_run(m, s, inputs, seed, report);
   for (int k = 0; k < 2; k++) {
     free(s[k].host);

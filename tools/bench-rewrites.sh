@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ctml=${BUILD_DIR:-build}/ctml
 runs=${RUNS:-10}
-configs=("--config tiny"
-         "--config tiny --layers 4 --heads 4 --width 128 --block 64 --batch 16"
+configs=("--config micro"
+         "--config tiny"
          "--config small --batch 4")
 torch_args=("--layers 2 --heads 4 --width 64 --block 64 --batch 16"
             "--layers 4 --heads 4 --width 128 --block 64 --batch 16"

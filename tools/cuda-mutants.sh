@@ -167,6 +167,24 @@ mut M42 $K "attn_fwd, wide heads: the first key tile reads the output row (unwri
 mut M43 $K "adamw_update: weight decay on every element (n_decay ignored)" \
   'float keep = i < n_decay ? decayed : 1.0f;' \
   'float keep = decayed;'
+mut M44 $K "kv_attend: barrier between the warps' partials and their merge removed" \
+  $'sacc[w][lane + 32 * i] = acc[i];\n      __syncthreads();\n' \
+  $'sacc[w][lane + 32 * i] = acc[i];\n'
+mut M45 $K "kv_attend: the row's own position excluded (positions < p, not <= p)" \
+  'p + 1 ? s0 + g.chunk : p + 1;' \
+  'p ? s0 + g.chunk : p;'
+mut M46 $K "kv_attend: running sum not rescaled when the running max grows" \
+  'l = fmaf(l, alpha, e[0]);' \
+  'l = l + e[0];'
+mut M47 $K "kv_write: rows with equal positions all write (the later-row check dropped)" \
+  $'    if (later > 0.0) continue;\n' \
+  ''
+mut M48 $K "kv_combine: the chunk holding p left out (p / chunk chunks)" \
+  'const int64_t n = p / g.chunk + 1;' \
+  'const int64_t n = p / g.chunk;'
+mut M49 $K "kv_attend, one row per batch row: barrier after writing its own k and v removed" \
+  $'        vc[cb + p * D + d] = v[r * D + d];\n      }\n      __syncthreads();\n' \
+  $'        vc[cb + p * D + d] = v[r * D + d];\n      }\n'
 
 # ---- helpers -------------------------------------------------------------------
 # occurrences TEXT PATTERN: literal, non-overlapping.

@@ -66,6 +66,8 @@ step check_rewrite_cuda check_rewrite_cuda.log "$build/ctml" check --backend cud
 # Fused attention with one head of width 1024 (its wide-head path) against cpu_ref.
 step check_cuda_wide_head check_cuda_wide_head.log "$build/ctml" check --backend cuda --layers 1 --heads 1 --width 1024 --block 72 --batch 2
 step bench_small_tf32 bench_small_tf32.log "$build/ctml" bench --config small --backend cuda --graph --tf32 --runs 20
+# Generation: the decoder with and without the key/value cache on cuda.
+step bench_decode_small bench_decode_small.log "$build/ctml" bench --decode --config small --backend cuda --tokens 200
 step torch_small torch_small.log python3 tools/torch_gpt_bench.py --runs 20
 step torch_small_fused torch_small_fused.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention
 step torch_small_tf32 torch_small_tf32.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --tf32

@@ -37,8 +37,10 @@ typedef struct ct_check_report {
 
 /* inputs[i] points at the host data of dom object i (TOKENS as int32_t, the rest
  * float). Output cotangents are drawn from seed (a LOSS output gets 1). b is the
- * reference (normally cpu). Returns CT_OK when both sides ran, whether or not they
- * agree: read report->first_divergent. */
+ * reference (normally cpu). A morphism with a generator that has no reverse
+ * (kv_attention) is compared forward only, and then its parameters too, after the
+ * forward (the caches it writes). Returns CT_OK when both sides ran, whether or not
+ * they agree: read report->first_divergent. */
 CT_API ct_status ct_check(const ct_morphism *m, const ct_backend *a, const ct_backend *b,
                    const void *const *inputs, uint64_t seed, ct_check_report *report);
 CT_API ct_status ct_check_report_print(FILE *f, const ct_check_report *r, const char *name_a,

@@ -22,8 +22,8 @@
   } while (0)
 
 /* The device error record (ints): a flag, then the first error's node, op,
- * kind (0 token id, 1 target id), value, position (low, high word) and limit
- * (low, high word). The host reads and clears it in sync(). */
+ * kind (0 token id, 1 target id, 2 position in a cache), value, position (low,
+ * high word) and limit (low, high word). The host reads and clears it in sync(). */
 #define CT_REC_FLAG 0
 #define CT_REC_NODE 1
 #define CT_REC_OP 2

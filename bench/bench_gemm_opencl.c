@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Benchmark (not a test): the OpenCL backend's two matrix-product families
  * (register-blocked and local-memory tiled) against OpenBLAS cblas_sgemm on the
  * host, in the three layouts linear uses (nn: y = x W, nt: dx = dy W^T, tn:

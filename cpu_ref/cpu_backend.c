@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cpu_ref: the reference backend. Buffers are host memory; kernels are in cpu_kernels.c. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The reference kernels: plain, deterministic loops with double accumulators.
  * They are the oracle the device backends are checked against. */
 #include <math.h>

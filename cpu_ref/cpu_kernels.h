@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cpu_ref kernels: one forward and one reverse per generator that has its own. */
 #ifndef CTML_CPU_KERNELS_H
 #define CTML_CPU_KERNELS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reference optimizer kernels: gradient norms, the step kernel and the
  * updates, in the float arithmetic backend_impl.h specifies. */
 #include <math.h>

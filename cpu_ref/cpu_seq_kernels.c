@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reference kernels of the sequence generators: plain loops, double
  * accumulators. Objects are row-major; a [.., T, X] object is a batch of
  * T x X matrices, the batch being every leading axis. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cuda: the CUDA backend. Host side on the CUDA runtime API and cuBLAS; the
  * kernels are in cuda_kernels.cu. One stream per context carries every launch,
  * copy, fill and cuBLAS call, in order; nothing between a plan's launches waits
@@ -7,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include "backend_impl.h"
+#include "cublas_loader.h" /* cuBLAS calls go through the run-time loaded library */
 #include "cuda_kernels.h"
 
 /* cuda_kernels.h mirrors the slots of the optimizer's device record. */
@@ -174,6 +175,7 @@ static ct_status ct__cuda_open(void **ctx, char *device, size_t device_len) {
   }
   if (count < 1)
     return ct__fail(CT_ERR_BACKEND_ABSENT, "no usable CUDA device: the CUDA runtime sees none");
+  CT__TRY(ct__cublas_load()); /* after the device check: loading cuBLAS costs ~200 MB */
   const char *how;
   int dev = ct__cuda_wanted(&how);
   if (dev < 0)

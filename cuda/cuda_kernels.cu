@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The cuda backend's kernels. Indices are 64-bit; loops stride over the grid so
  * any size works with a bounded grid; every reduction runs in a fixed order,
  * so a result is the same on every run. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* CUDA kernels of the cuda backend, behind plain C launch functions. Every
  * function queues its work on the given stream, launches nothing when there is
  * nothing to do, and returns cudaGetLastError() (cudaSuccess when nothing was

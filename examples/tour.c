@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The README's tour: a next-token pipeline composed from generators, trained on a backend. */
 #include <stdio.h>
 #include "ctml/ctml.h"

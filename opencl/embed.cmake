@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Embeds OpenCL C sources into a C file as string literals, one per source line
 # (so no literal approaches a compiler's length limit):
 #   const char *const ct__ocl_source[];  const size_t ct__ocl_source_count;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* opencl: the OpenCL backend. One context, one in-order command queue and one
  * program (the .cl files in kernels/, embedded at build time, built through the
  * binary cache in ocl_cache.c). Kernels are queued without waiting; transfers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Building the kernel program, through an on-disk cache of program binaries.
  *
  * The cache directory is $CTML_OPENCL_CACHE, else $XDG_CACHE_HOME/ctml/opencl,

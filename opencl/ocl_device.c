@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OpenCL platform and device discovery, selection and listing. */
 #include <ctype.h>
 #include <stdio.h>
@@ -91,6 +92,7 @@ static void ct__ocl_judge(ct__ocl_dev *d) {
 ct_status ct__ocl_enumerate(ct__ocl_dev **devs, int *n) {
   *devs = NULL;
   *n = 0;
+  CT__TRY(ct__ocl_api_load());
   cl_uint np = 0;
   cl_int err = clGetPlatformIDs(0, NULL, &np);
   if (err == CL_PLATFORM_NOT_FOUND_KHR || (err == CL_SUCCESS && np == 0))

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* OpenCL error codes by name, and the backend's uniform error message. */
 #include "ocl_internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals of the OpenCL backend: the device context, the kernel list and
  * helpers shared by its files. Buffers are cl_mem handles passed as void *. */
 #ifndef CTML_OCL_INTERNAL_H
@@ -12,6 +13,7 @@
 #include <CL/cl.h>
 #endif
 #include "backend_impl.h"
+#include "ocl_loader.h" /* OpenCL calls go through the run-time loaded ICD loader */
 
 /* Every kernel of the program: X(ENUM, "name in the .cl source"). */
 #define CT__OCL_KERNELS(X)                          \

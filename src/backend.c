@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The backend registry: every backend ctml knows, in "auto" preference order. */
 #include <stdio.h>
 #include <string.h>
@@ -50,6 +51,18 @@ static ct__registry_entry *ct__open(int i) {
 }
 
 int ct_backend_count(void) { return CT__NBACKENDS; }
+
+ct_status ct_backend_index(const char *name, int *index) {
+  CT__NEED(index, "ct_backend_index");
+  *index = -1;
+  CT__NEED(name, "ct_backend_index");
+  for (int i = 0; i < CT__NBACKENDS; i++)
+    if (!strcmp(name, ct__registry[i].name)) {
+      *index = i;
+      return CT_OK;
+    }
+  return ct__fail(CT_ERR_INVALID_ARG, "unknown backend '%s' (known: cuda, opencl, cpu)", name);
+}
 
 ct_status ct_backend_info_get(int i, ct_backend_info *out) {
   if (!out) return ct__fail(CT_ERR_INVALID_ARG, "ct_backend_info_get: out is NULL");

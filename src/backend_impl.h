@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The backend interface: one table of function pointers per backend. Kernels
  * take buffer handles (a host pointer on cpu_ref, a device pointer or cl_mem
  * elsewhere); shapes come from the node's objects. */

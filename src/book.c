@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The book's walkthrough, built from the public API only. */
 #include <string.h>
 #include "internal.h"

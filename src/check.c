@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Node-by-node comparison of one plan on two backends. */
 #include <math.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Host-side data morphisms. */
 #include "internal.h"
 

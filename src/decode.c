@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The decoder (decode.h): a window of tokens per row, kept on the host, and either
  * the cached plans (one-token step, prefills sharing its parameters and caches) or one
  * full-window plan. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Attention and the GPT as composites of generators, built through the public
  * morphism API only. The builders below keep one sticky status: once a step
  * fails, every later step frees its arguments and yields NULL, so a whole

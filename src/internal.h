@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals shared by the core and the backends. */
 #ifndef CTML_INTERNAL_H
 #define CTML_INTERNAL_H

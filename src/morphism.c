@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Open graphs: generators, identity, composition and tensor product. */
 #include <stdio.h>
 #include <stdlib.h>

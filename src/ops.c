@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Backend-independent facts about each generator in CT_GENERATORS. */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Compiling a morphism into a plan, and running it forward and in reverse. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>

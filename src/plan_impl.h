@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The compiled plan, shared by plan.c and train.c. */
 #ifndef CTML_PLAN_IMPL_H
 #define CTML_PLAN_IMPL_H

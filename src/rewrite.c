@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rewrite rules and the pass that applies them (see rewrite.h). */
 #include "rewrite.h"
 #include "backend_impl.h"

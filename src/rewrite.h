@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rewrite rules: each is an equation lhs = rhs between two morphisms with the
  * same boundary (domain, codomain, parameters). ct__rewrite replaces every
  * match of a rule's lhs in a graph by its rhs, before a plan is made. The law

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Safetensors files: F32 tensors and string metadata. The writer emits a
  * compact JSON header padded with spaces so that the data section starts at a
  * multiple of 8, and replaces the target atomically. The reader checks the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Byte-level text data: reading a corpus, the byte vocabulary, encoding and
  * decoding, and seeded batches of windows. */
 #define _POSIX_C_SOURCE 200809L

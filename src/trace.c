@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The trace monoid: empty trace and concatenation. */
 #include <stdlib.h>
 #include <string.h>

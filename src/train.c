@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The training endomorphism: forward ; loss ; reverse ; optimizer update. */
 #include <math.h>
 #include <stdio.h>

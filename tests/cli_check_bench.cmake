@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # ctest cases for ctml check and ctml bench (uses CLI from tests/CMakeLists.txt).
 
 # A GPT small enough for a test: one layer, width 32, 2 x 16 tokens.

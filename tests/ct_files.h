@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Scratch files for the suites that read and write files. */
 #ifndef CTML_TEST_FILES_H
 #define CTML_TEST_FILES_H

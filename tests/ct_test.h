@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for the cmocka suites. */
 #ifndef CTML_TEST_H
 #define CTML_TEST_H

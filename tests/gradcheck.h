@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Gradient checks against finite differences in double, on the CPU reference:
  * the driver and the double-precision forwards that test_gradcheck.c,
  * test_seq.c and test_gpt.c share.

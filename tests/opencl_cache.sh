@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The OpenCL program cache: a first run writes entries; truncated, bit-flipped
 # and garbage entries are rebuilt (never trusted) and rewritten; results do not
 # change. Usage: opencl_cache.sh CTML_BINARY SCRATCH_DIR

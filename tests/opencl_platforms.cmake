@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The OpenCL suite on two implementations: PoCL (the system's ICD) and Intel's
 # CPU runtime, which tools/install-deps.sh installs under .deps/ with an ICD
 # vendors directory naming both (read by the ICD loader through

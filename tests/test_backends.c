@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Coverage of the generator list: every built backend fills every
  * generator x direction cell with a kernel, a derivation, or a declared
  * "unsupported". The table is printed so coverage is visible. */

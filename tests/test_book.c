@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The book's walkthrough against an independent double-precision re-derivation
  * (the same arithmetic as tools/book_reference.py). */
 #include "ct_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ct_check: the naturality square run node by node. A backend agrees with
  * itself exactly; a backend with one deliberately wrong kernel is caught, and
  * the report names that kernel as the first divergence. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ctml tool as a user runs it: training, resume bit for bit, Ctrl-C,
  * sampling, and every bad input giving one line of error and a non-zero exit
  * without touching a saved checkpoint. Runs the built binary in a scratch

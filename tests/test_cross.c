@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cross-backend checks: the naturality square "upload ; f_device == f_cpu ;
  * upload" for every generator, forward and reverse, at several shapes (odd
  * sizes, sizes that are not multiples of 32, and sizes that span many

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Decoding with a cache as laws, on every present backend (cpu, opencl, cuda — the
  * simulator in the cudasim build):
  *  - kv_attention over empty caches at positions 0..T-1 equals causal_attention, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bad input gives a status and a message that names the culprit, never a
  * crash, and leaves the caller's data as it was (DESIGN.md, "Errors"). One
  * test per class of bad input; each asserts the exact status and what the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The GPT and its attention composites (gpt.h), on the CPU reference.
  *
  *   - causality: logits at positions <= t are bit-for-bit independent of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Gradient checks against finite differences in double, on the CPU reference.
  *
  * For every generator in generators.h, for tied weights and for composites:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Laws, checked numerically on the CPU reference: commuting diagrams,
  * functoriality of the reverse pass, the structural generators' reverses,
  * buffer reuse that changes nothing, and training as an iterated endomorphism. */

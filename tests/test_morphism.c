@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Morphisms as open graphs: the category laws, checked on the graphs themselves. */
 #include "ct_test.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Objects: validated constructors, equality over dtype, role and shape. */
 #include "ct_test.h"
 

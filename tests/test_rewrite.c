@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Rewrite rules as laws. For every rule of the table (src/rewrite.c) and each
  * of its examples: the pass turns the rule's lhs into exactly its rhs; both
  * sides have the same boundary and parameters; and on every present backend

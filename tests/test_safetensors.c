@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Safetensors files: round trips, the header bytes, alignment, and files that
  * are truncated, extended, corrupted or malformed; atomic writes. */
 #include "ct_test.h"

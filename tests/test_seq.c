@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sequence generators and the optimizer, on the CPU reference.
  *
  * Gradients: the driver of gradcheck.h (outputs against an independent

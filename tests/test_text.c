@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Byte-level text data: reading files and fortune directories, the byte
  * vocabulary, splitmix64 and batch windows. */
 #include "ct_test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The execution trace is a monoid: empty trace is the unit, concatenation associates. */
 #include "ct_test.h"
 

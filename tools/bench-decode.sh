@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Generation with and without the key/value cache on cpu and OpenCL (ctml bench --decode),
 # beside PyTorch's cached and uncached loops on the same CPU (tools/torch_decode_bench.py,
 # 2 threads), in one run on one machine: the tiny and small presets, random weights, batch 1,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The GPT training step with and without the rewrite rules on cpu and OpenCL,
 # beside PyTorch on the CPU (eager, fused attention), in one run on one
 # machine: the configs of docs/benchmarks.md. Needs a built tree (BUILD_DIR,

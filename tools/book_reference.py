@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Independent reference for `ctml demo --json`: the book's walkthrough in plain
 Python (double precision, parameters rounded to float32 as the book's initialiser
 makes them). Prints the same JSON keys; compare with a tolerance of ~1e-5."""

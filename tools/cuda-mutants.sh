@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Mutation check of cuda/ on cudasim: plants realistic bugs in cuda/, one at a
 # time, in a copy of the tree, and reports which ones the simulator suite
 # (test_cross_sim cuda, in the schedules of tests/cudasim/CMakeLists.txt)
@@ -25,7 +26,7 @@ while getopts kl opt; do
   case $opt in
     k) keep=1 ;;
     l) list=1 ;;
-    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+    *) sed -n '3,17p' "$0" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))

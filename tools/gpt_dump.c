@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml_gpt_dump OUTDIR [--backend NAME]
  *
  * Dumps one small GPT, one batch, its loss, every parameter gradient and the

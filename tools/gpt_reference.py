@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Independent PyTorch reference for ctml's GPT and its AdamW step.
 
 Usage:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Everything the CUDA and OpenCL issues ask to verify on a GPU machine, in one
 # command, with every log written under $OUT (or ./gpu-verify-out):
 #   build for sm_90, ctml devices, the whole ctest suite, the cross-backend suite

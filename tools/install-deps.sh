@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs what ctml needs to build and test on Debian/Ubuntu: a C compiler,
 # CMake, pkg-config, cmocka, and OpenCL (headers, the ICD loader and PoCL, an
 # OpenCL implementation on the CPU), and Debian's 'fortunes' (the default text

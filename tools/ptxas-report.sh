@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # What nvcc's ptxas says of every CUDA kernel for one architecture (default
 # sm_90): registers, barriers, shared memory, stack frame and spills, one line
 # per kernel. Fails when any kernel spills registers to local memory, or when

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Cross-checks ctml's safetensors files against the reference Python package.
 
   safetensors_interop.py show PATH    load PATH with safetensors.numpy.load_file and

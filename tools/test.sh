@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Configures, builds everything and runs the whole test suite (ctest over the cmocka suites).
 # BUILD_DIR picks the build folder (default: build); CTML_CMAKE_ARGS adds
 # configure options (e.g. "-DCTML_CUDA=ON -DCTML_OPENCL=ON"). Extra arguments go to ctest,

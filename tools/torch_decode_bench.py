@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The peer of `ctml bench --decode`: generation with a key/value cache in PyTorch.
 
 The GPT of include/ctml/gpt.h (as tools/torch_gpt_bench.py), random weights, batch 1,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The peer of `ctml bench`: the same GPT training step in PyTorch, timed the same way.
 
 Same architecture as include/ctml/gpt.h (pre-LayerNorm blocks, tanh GELU, learned

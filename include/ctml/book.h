@@ -1,9 +1,11 @@
+/* SPDX-License-Identifier: MIT */
 /* The book's walkthrough: vocabulary "<pad> I love Rust .", the sequence
  * I love Rust . I love Rust ., embedding -> linear -> softmax with d_model 4,
  * the book's initialiser, and 80 full-batch gradient-descent steps (lr 1.0). */
 #ifndef CTML_BOOK_H
 #define CTML_BOOK_H
 
+#include "ctml/export.h"
 #include <stdbool.h>
 #include "ctml/backend.h"
 #include "ctml/trace.h"
@@ -27,11 +29,11 @@ typedef struct ct_book_result {
                          ("rule at nodes ..."); empty when none did */
 } ct_book_result;
 
-extern const char *const ct_book_vocab[CT_BOOK_VOCAB];
+CT_API extern const char *const ct_book_vocab[CT_BOOK_VOCAB];
 
 /* Runs the walkthrough on a backend. trace may be NULL; otherwise it is
  * initialised and receives the training step's kernel events. */
-ct_status ct_book_run(const ct_backend *backend, ct_book_result *out, ct_trace *trace);
+CT_API ct_status ct_book_run(const ct_backend *backend, ct_book_result *out, ct_trace *trace);
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Checking one backend against another: the naturality square of moving data
  * between backends. The same morphism is compiled on both (with every
  * intermediate kept), run on the same inputs and output cotangents, and every
@@ -8,6 +9,7 @@
 #ifndef CTML_CHECK_H
 #define CTML_CHECK_H
 
+#include "ctml/export.h"
 #include <stdio.h>
 #include "ctml/plan.h"
 
@@ -39,11 +41,11 @@ typedef struct ct_check_report {
  * (kv_attention) is compared forward only, and then its parameters too, after the
  * forward (the caches it writes). Returns CT_OK when both sides ran, whether or not
  * they agree: read report->first_divergent. */
-ct_status ct_check(const ct_morphism *m, const ct_backend *a, const ct_backend *b,
+CT_API ct_status ct_check(const ct_morphism *m, const ct_backend *a, const ct_backend *b,
                    const void *const *inputs, uint64_t seed, ct_check_report *report);
-ct_status ct_check_report_print(FILE *f, const ct_check_report *r, const char *name_a,
+CT_API ct_status ct_check_report_print(FILE *f, const ct_check_report *r, const char *name_a,
                                 const char *name_b);
-void ct_check_report_free(ct_check_report *r);
+CT_API void ct_check_report_free(ct_check_report *r);
 
 #ifdef __cplusplus
 }

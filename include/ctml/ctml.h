@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml: typed morphisms that compose, trained on interchangeable backends. */
 #ifndef CTML_H
 #define CTML_H
 
+#include "ctml/version.h"
 #include "ctml/status.h"
 #include "ctml/object.h"
 #include "ctml/param.h"
@@ -18,7 +20,5 @@
 #include "ctml/safetensors.h"
 #include "ctml/text.h"
 #include "ctml/decode.h"
-
-#define CTML_VERSION "0.1.0"
 
 #endif

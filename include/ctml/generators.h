@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The list of generators, written once. Every backend fills one forward and one
  * reverse kernel per entry (or declares the cell unsupported); the planner,
  * the tracer and the coverage test iterate this same list.
@@ -5,6 +6,8 @@
  * X(ENUM, name) */
 #ifndef CTML_GENERATORS_H
 #define CTML_GENERATORS_H
+
+#include "ctml/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,8 +55,8 @@ typedef enum ct_opt_kind {
   CT_OPT_COUNT
 } ct_opt_kind;
 
-const char *ct_op_name(ct_op op);
-const char *ct_opt_name(ct_opt_kind k);
+CT_API const char *ct_op_name(ct_op op);
+CT_API const char *ct_opt_name(ct_opt_kind k);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: MIT */
 /* Objects: the types morphisms go between. An object is a dtype, a role and a
  * shape; two objects are equal only when all three match. */
 #ifndef CTML_OBJECT_H
 #define CTML_OBJECT_H
 
+#include "ctml/export.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,26 +47,26 @@ typedef struct ct_object {
 /* Validated constructor: rank in 0..4, every dim >= 1, dtype fits role
  * (TOKENS is i32, every other role f32), LOSS has rank 0, the sequence roles
  * have the ranks above. */
-ct_status ct_object_make(ct_object *out, ct_dtype dtype, ct_role role, int rank,
+CT_API ct_status ct_object_make(ct_object *out, ct_dtype dtype, ct_role role, int rank,
                          const int64_t *dims);
 
 /* Shorthands for the common objects. */
-ct_status ct_object_tokens(ct_object *out, int64_t n);              /* TOKENS i32[n] */
-ct_status ct_object_matrix(ct_object *out, ct_role role, int64_t rows,
+CT_API ct_status ct_object_tokens(ct_object *out, int64_t n);              /* TOKENS i32[n] */
+CT_API ct_status ct_object_matrix(ct_object *out, ct_role role, int64_t rows,
                            int64_t cols);                           /* role f32[rows,cols] */
-ct_status ct_object_loss(ct_object *out);                           /* LOSS f32[] */
-ct_status ct_object_token_seq(ct_object *out, int64_t batch, int64_t time); /* TOKENS i32[B,T] */
-ct_status ct_object_seq(ct_object *out, int64_t batch, int64_t time,
+CT_API ct_status ct_object_loss(ct_object *out);                           /* LOSS f32[] */
+CT_API ct_status ct_object_token_seq(ct_object *out, int64_t batch, int64_t time); /* TOKENS i32[B,T] */
+CT_API ct_status ct_object_seq(ct_object *out, int64_t batch, int64_t time,
                         int64_t channels);                          /* SEQ f32[B,T,C] */
 
-bool ct_object_equal(const ct_object *a, const ct_object *b);
-int64_t ct_object_numel(const ct_object *o);
-size_t ct_object_bytes(const ct_object *o);
-const char *ct_role_name(ct_role r);
-const char *ct_dtype_name(ct_dtype d);
+CT_API bool ct_object_equal(const ct_object *a, const ct_object *b);
+CT_API int64_t ct_object_numel(const ct_object *o);
+CT_API size_t ct_object_bytes(const ct_object *o);
+CT_API const char *ct_role_name(ct_role r);
+CT_API const char *ct_dtype_name(ct_dtype d);
 
 /* Writes e.g. "HIDDEN f32[7,4]" into buf (always terminated) and returns buf. */
-const char *ct_object_str(const ct_object *o, char *buf, size_t n);
+CT_API const char *ct_object_str(const ct_object *o, char *buf, size_t n);
 
 #ifdef __cplusplus
 }

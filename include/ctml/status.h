@@ -1,7 +1,10 @@
+/* SPDX-License-Identifier: MIT */
 /* Status codes and error messages. Every fallible ctml call returns a ct_status;
  * on failure, ct_last_error() holds a message that names what was wrong. */
 #ifndef CTML_STATUS_H
 #define CTML_STATUS_H
+
+#include "ctml/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,10 +26,10 @@ typedef enum ct_status {
 } ct_status;
 
 /* Short name of a status, e.g. "CT_ERR_SHAPE". */
-const char *ct_status_name(ct_status s);
+CT_API const char *ct_status_name(ct_status s);
 
 /* Message of the last failing call on this thread ("" if none failed yet). */
-const char *ct_last_error(void);
+CT_API const char *ct_last_error(void);
 
 #ifdef __cplusplus
 }

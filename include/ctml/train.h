@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Training as an endomorphism Params -> Params: forward ; loss ; reverse ;
  * optimizer update, compiled once for a backend and iterated there. The
  * optimizer is a lens on (state, params): it reads the gradient and puts
@@ -5,6 +6,7 @@
 #ifndef CTML_TRAIN_H
 #define CTML_TRAIN_H
 
+#include "ctml/export.h"
 #include "ctml/plan.h"
 
 #ifdef __cplusplus
@@ -33,66 +35,66 @@ typedef struct ct_optimizer {
 } ct_optimizer;
 
 /* Plain gradient descent: p <- p - lr * g (no decay, clipping or schedule). */
-ct_status ct_optimizer_sgd(ct_optimizer *out, float lr);
+CT_API ct_status ct_optimizer_sgd(ct_optimizer *out, float lr);
 /* AdamW with PyTorch's defaults for the rest: beta1 0.9, beta2 0.999, eps 1e-8,
  * weight decay 0.01, no clipping, constant rate. Fields may be changed after. */
-ct_status ct_optimizer_adamw(ct_optimizer *out, float lr);
+CT_API ct_status ct_optimizer_adamw(ct_optimizer *out, float lr);
 /* Checks every field; the message names the first bad one. */
-ct_status ct_optimizer_validate(const ct_optimizer *opt);
+CT_API ct_status ct_optimizer_validate(const ct_optimizer *opt);
 /* The scheduled learning rate of step t (t >= 1), as the device computes it. */
-float ct_optimizer_lr_at(const ct_optimizer *opt, long t);
+CT_API float ct_optimizer_lr_at(const ct_optimizer *opt, long t);
 
 typedef struct ct_trainer ct_trainer;
 
 /* loss must be a morphism whose codomain is one LOSS object. Parameters are
  * uploaded once; host parameters change only through ct_trainer_store_params. */
-ct_status ct_trainer_new(ct_trainer **out, const ct_morphism *loss, const ct_backend *backend,
+CT_API ct_status ct_trainer_new(ct_trainer **out, const ct_morphism *loss, const ct_backend *backend,
                          const ct_optimizer *opt);
 /* The same with plan flags: 0, or CT_PLAN_NO_REWRITE to train the morphism as
  * built (no fusions; ct_plan_rewrite_count(ct_trainer_plan(t)) is then 0). */
-ct_status ct_trainer_new_flags(ct_trainer **out, const ct_morphism *loss,
+CT_API ct_status ct_trainer_new_flags(ct_trainer **out, const ct_morphism *loss,
                                const ct_backend *backend, const ct_optimizer *opt, int flags);
-void ct_trainer_free(ct_trainer *t);
+CT_API void ct_trainer_free(ct_trainer *t);
 
 /* The batch: input i of the loss morphism's domain. Stays until replaced. */
-ct_status ct_trainer_set_input(ct_trainer *t, int i, const void *host, int64_t n);
+CT_API ct_status ct_trainer_set_input(ct_trainer *t, int i, const void *host, int64_t n);
 /* Runs n_steps training steps on the current batch. The loss after the last
  * step's forward is checked: a NaN/Inf loss stops with CT_ERR_NONFINITE. */
-ct_status ct_trainer_step(ct_trainer *t, int n_steps);
+CT_API ct_status ct_trainer_step(ct_trainer *t, int n_steps);
 /* On backends that offer it (cuda), records one whole step (forward, reverse,
  * update) once as a device graph and replays it for every later step; on
  * others CT_ERR_UNSUPPORTED. Turning it off drops the graph. Not combinable
  * with plan tracing. */
-ct_status ct_trainer_set_graph(ct_trainer *t, bool on);
+CT_API ct_status ct_trainer_set_graph(ct_trainer *t, bool on);
 /* Replaces the optimizer's numbers (same kind); takes effect at the next step,
  * on the device, without recompiling or re-recording anything. */
-ct_status ct_trainer_set_optimizer(ct_trainer *t, const ct_optimizer *opt);
+CT_API ct_status ct_trainer_set_optimizer(ct_trainer *t, const ct_optimizer *opt);
 /* The learning rate and the global gradient norm (before clipping) of the last
  * step, as computed on the device. */
-ct_status ct_trainer_last_lr(ct_trainer *t, float *lr);
-ct_status ct_trainer_last_grad_norm(ct_trainer *t, float *norm);
+CT_API ct_status ct_trainer_last_lr(ct_trainer *t, float *lr);
+CT_API ct_status ct_trainer_last_grad_norm(ct_trainer *t, float *norm);
 /* The loss of the last ct_trainer_step's last step, from its forward (before
  * that step's update). */
-ct_status ct_trainer_last_loss(ct_trainer *t, float *loss);
+CT_API ct_status ct_trainer_last_loss(ct_trainer *t, float *loss);
 /* Loss of the current parameters on the current batch (a forward run). */
-ct_status ct_trainer_eval(ct_trainer *t, float *loss);
+CT_API ct_status ct_trainer_eval(ct_trainer *t, float *loss);
 /* Copies the trained parameters back to the host parameter objects. */
-ct_status ct_trainer_store_params(ct_trainer *t);
+CT_API ct_status ct_trainer_store_params(ct_trainer *t);
 /* Steps taken so far. */
-long ct_trainer_steps(const ct_trainer *t);
+CT_API long ct_trainer_steps(const ct_trainer *t);
 /* Sets the step count on the device and the host, as when resuming from a
  * checkpoint taken after that many steps: the next step is steps + 1 (its
  * schedule and bias corrections follow). 0 <= steps < 2^24. */
-ct_status ct_trainer_set_steps(ct_trainer *t, long steps);
+CT_API ct_status ct_trainer_set_steps(ct_trainer *t, long steps);
 /* The optimizer state kept for param: *n floats (AdamW: numel first moments,
  * then numel second moments; SGD: 0). get copies it out, set copies it in;
  * n must equal the size. Together with the parameters and the step count it
  * is everything a resumed run needs to continue bit for bit. */
-ct_status ct_trainer_state_size(const ct_trainer *t, const ct_param *param, int64_t *n);
-ct_status ct_trainer_get_state(ct_trainer *t, const ct_param *param, float *host, int64_t n);
-ct_status ct_trainer_set_state(ct_trainer *t, const ct_param *param, const float *host,
+CT_API ct_status ct_trainer_state_size(const ct_trainer *t, const ct_param *param, int64_t *n);
+CT_API ct_status ct_trainer_get_state(ct_trainer *t, const ct_param *param, float *host, int64_t n);
+CT_API ct_status ct_trainer_set_state(ct_trainer *t, const ct_param *param, const float *host,
                                int64_t n);
-ct_plan *ct_trainer_plan(ct_trainer *t);
+CT_API ct_plan *ct_trainer_plan(ct_trainer *t);
 
 #ifdef __cplusplus
 }

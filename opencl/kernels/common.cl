@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared definitions of the ctml OpenCL kernels (OpenCL C 1.2). The kernel
  * files are concatenated in the order opencl/CMakeLists.txt lists them, this
  * one first, and built as one program. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Element-wise kernels: one work-item per element; the global size is rounded
  * up to whole work-groups, so every kernel checks its bound. */
 

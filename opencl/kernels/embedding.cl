@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Embedding lookup and its reverse. */
 
 /* y[i, :] = table[ids[i], :], one work-item per element of y. A bad id is never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Matrix products C[M,N] = op(A) . op(B) (+ bias[N]) (+ beta * C) in three
  * layouts, the three products of linear:
  *   nn: A is M x K, B is K x N            y  = x . W (+ b)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Optimizer kernels: squared gradient norms, the step kernel and the updates.
  * Every number comes from the optimizer's device record h (slots as in
  * src/backend_impl.h); the arithmetic follows cpu_ref/cpu_optim.c in float. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Row-wise kernels over a rows x cols matrix: one work-group per row (its size
  * a power of two; 1 on CPU devices), reductions in a fixed tree order, so
  * results do not depend on timing. Work-items stride over the columns of their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sequence generators: learned positions, layer norm, GELU, head split and
  * merge, causal attention. Objects are row-major; a [.., T, X] object is a
  * batch of T x X matrices, the batch being every leading axis. Reductions run

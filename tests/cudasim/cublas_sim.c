@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cudasim's cuBLAS stand-ins: the cuBLAS entry points cuda/cuda_backend.c uses,
  * written from cuBLAS's documented column-major semantics. Each compute call
  * validates its arguments as documented, then queues the work on the handle's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cudasim: the CUDA runtime API on the CPU, for tests. One simulated device;
  * every stream's work goes through one FIFO that runs at synchronisation
  * points; a kernel runs block by block, each CUDA thread a fiber that runs to

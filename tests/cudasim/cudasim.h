@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cudasim: a CPU execution layer for the CUDA runtime, used by the tests to run
  * cuda/ (kernels compiled as C++, the backend unchanged) without a GPU. This is
  * the C interface shared by the runtime (cudasim.cpp), the cuBLAS stand-ins

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cudasim's CUDA C language layer: force-included (g++ -include) before a .cu
  * file compiled as C++, after the real CUDA headers. Kernels become plain
  * functions run once per CUDA thread, each thread a fiber; __shared__ variables

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cudasim's cuBLAS stand-ins against naive loops written here from cuBLAS's
  * definitions, over every case the stand-ins accept, and every documented
  * invalid argument. Column-major throughout:

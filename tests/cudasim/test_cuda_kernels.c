@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cuda/'s launch functions called directly on cudasim, at what the cross suite
  * does not reach through the library: causal_attention at every register tier
  * and at head widths up to 1030 (the fallback that keeps the accumulators in

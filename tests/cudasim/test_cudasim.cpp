@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cudasim's own laws: barriers order threads, a barrier not reached by every
  * thread is an error naming the kernel, shared memory starts as NaN in every
  * block, warp collectives follow CUDA's lane rules, memory and copies are

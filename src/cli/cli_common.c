@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared pieces of the ctml commands: errors, option parsing, configs, backends. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -299,9 +300,9 @@ bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out,
       return false;
     }
     ct_backend_info info;
-    for (int i = 0; i < ct_backend_count(); i++)
-      if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, name))
-        snprintf(why, why_len, "asked for with --backend %s; device: %s", name, info.device);
+    int i = -1;
+    if (ct_backend_index(name, &i) == CT_OK && ct_backend_info_get(i, &info) == CT_OK)
+      snprintf(why, why_len, "asked for with --backend %s; device: %s", name, info.device);
     return true;
   }
   /* auto: CUDA, then OpenCL on a GPU, then OpenCL on a CPU device, then the CPU reference */
@@ -312,38 +313,38 @@ bool cli_pick_backend(const char *cmd, const char *name, const ct_backend **out,
     bool need_gpu;
   } order[3] = {{"cuda", true}, {"opencl", true}, {"opencl", false}};
   for (int o = 0; o < 3; o++) {
-    for (int i = 0; i < ct_backend_count(); i++) {
-      ct_backend_info info;
-      if (ct_backend_info_get(i, &info) != CT_OK || strcmp(info.name, order[o].name)) continue;
-      ct_device_info dev;
-      const char *reason = NULL;
-      char rbuf[256];
-      bool gpu = info.present && cli_selected_device(i, &dev) && dev.gpu;
-      if (!info.present) { /* the reason up to its first parenthesis: the rest is in 'ctml devices' */
-        if (o == 2) continue; /* said once, at the GPU pass */
-        snprintf(rbuf, sizeof rbuf, "%.200s", info.reason);
-        char *paren = strstr(rbuf, " (");
-        if (paren && paren - rbuf >= 20) *paren = '\0';
-        reason = rbuf;
-      } else if (order[o].need_gpu && !gpu) {
-        if (o == 1) continue; /* OpenCL on a CPU device: the next pass takes it */
-        snprintf(rbuf, sizeof rbuf, "its device is not a GPU (%.150s)", info.device);
-        reason = rbuf;
-      } else if (ct_backend_get(info.name, out) == CT_OK) {
-        snprintf(why, why_len, "auto: %s is present %s %s%s%s", info.name,
-                 gpu ? "with a GPU," : "on a CPU device (no GPU backend; faster than the CPU "
-                                       "reference),", info.device, skipped[0] ? "; " : "", skipped);
-        return true;
-      } else {
-        snprintf(rbuf, sizeof rbuf, "%.200s", ct_last_error());
-        reason = rbuf;
-      }
-      for (char *c = rbuf; *c; c++)
-        if (*c == '\n') *c = ' ';
-      if (used < sizeof skipped)
-        used += (size_t)snprintf(skipped + used, sizeof skipped - used, "%s%s not used: %s",
-                                 used ? "; " : "", info.name, reason);
+    int i = -1;
+    if (ct_backend_index(order[o].name, &i) != CT_OK) continue;
+    ct_backend_info info;
+    if (ct_backend_info_get(i, &info) != CT_OK) continue;
+    ct_device_info dev;
+    const char *reason = NULL;
+    char rbuf[256];
+    bool gpu = info.present && cli_selected_device(i, &dev) && dev.gpu;
+    if (!info.present) { /* the reason up to its first parenthesis: the rest is in 'ctml devices' */
+      if (o == 2) continue; /* said once, at the GPU pass */
+      snprintf(rbuf, sizeof rbuf, "%.200s", info.reason);
+      char *paren = strstr(rbuf, " (");
+      if (paren && paren - rbuf >= 20) *paren = '\0';
+      reason = rbuf;
+    } else if (order[o].need_gpu && !gpu) {
+      if (o == 1) continue; /* OpenCL on a CPU device: the next pass takes it */
+      snprintf(rbuf, sizeof rbuf, "its device is not a GPU (%.150s)", info.device);
+      reason = rbuf;
+    } else if (ct_backend_get(info.name, out) == CT_OK) {
+      snprintf(why, why_len, "auto: %s is present %s %s%s%s", info.name,
+               gpu ? "with a GPU," : "on a CPU device (no GPU backend; faster than the CPU "
+                                     "reference),", info.device, skipped[0] ? "; " : "", skipped);
+      return true;
+    } else {
+      snprintf(rbuf, sizeof rbuf, "%.200s", ct_last_error());
+      reason = rbuf;
     }
+    for (char *c = rbuf; *c; c++)
+      if (*c == '\n') *c = ' ';
+    if (used < sizeof skipped)
+      used += (size_t)snprintf(skipped + used, sizeof skipped - used, "%s%s not used: %s",
+                               used ? "; " : "", info.name, reason);
   }
   if (ct_backend_get("cpu", out) != CT_OK) {
     cli_lib_error(cmd, "backend cpu");

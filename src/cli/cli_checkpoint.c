@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Training checkpoints: a safetensors file with the GPT parameters, the AdamW
  * moments and, in its metadata, everything else a resumed run needs. */
 #include <errno.h>
@@ -47,7 +48,7 @@ static void cli__meta_fill(cli__meta *m, const cli_checkpoint *ck) {
   const cli_config *c = &ck->cfg;
   m->n = 0;
   cli__put(m, "format", "%s", CLI__FORMAT);
-  cli__put(m, "ctml.version", "%s", CTML_VERSION);
+  cli__put(m, "ctml.version", "%s", ct_version());
   cli__put(m, "config.name", "%s", c->name);
   cli__put(m, "config.vocab", "%lld", (long long)c->model.vocab);
   cli__put(m, "config.block", "%lld", (long long)c->model.block);

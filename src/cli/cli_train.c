@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml train: a character-level GPT on a text, with validation, progress,
  * checkpoints, resume, a loss log and a loss-curve plot. */
 #define _POSIX_C_SOURCE 200809L

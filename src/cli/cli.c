@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The ctml command-line tool. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +154,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-    printf("ctml %s\n", CTML_VERSION);
+    printf("ctml %s\n", ct_version());
     return 0;
   }
   fprintf(stderr, "ctml: unknown command '%s'\n", cmd);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml sample: text from a trained checkpoint, on any backend. */
 #include <math.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The loss-curve SVG of a training run, and the FNV-1a fingerprint of its data. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

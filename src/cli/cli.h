@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals of the ctml command-line tool, shared by its commands. */
 #ifndef CTML_CLI_H
 #define CTML_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml bench: times the GPT training step (forward, reverse, AdamW update) on
  * every present backend, or one, and reports tokens/s and, on GPUs, the
  * model-FLOPs utilisation. */
@@ -274,10 +275,12 @@ static int cli__bench_decode(const cli_config *cfg, const char *backend, bool al
   printf("%-7s  %-9s  %12s  %14s  %12s  %s\n", "backend", "path", "prefill ms", "decode ms/tok",
          "tokens/s", "window restarts");
   int code = CLI_OK;
+  int want = -1;
+  if (!all) (void)ct_backend_index(backend, &want);
   for (int i = 0; i < ct_backend_count(); i++) {
     ct_backend_info info;
+    if (!all && i != want) continue;
     if (ct_backend_info_get(i, &info) != CT_OK) continue;
-    if (!all && strcmp(info.name, backend)) continue;
     const ct_backend *be = NULL;
     if (!info.present || ct_backend_get(info.name, &be) != CT_OK) {
       if (all)
@@ -386,14 +389,12 @@ int cli_bench(int argc, char **argv) {
    * cli_config_check's warmup < steps holds */
   if (!cli_config_check(&cfg, CLI__CMD)) return CLI_USAGE;
   bool all = !strcmp(backend, "all");
-  bool known = all;
-  for (int i = 0; i < ct_backend_count(); i++) {
-    ct_backend_info info;
-    if (ct_backend_info_get(i, &info) != CT_OK || strcmp(info.name, backend)) continue;
-    known = true;
-    if (!info.present) /* a named backend must be there */
-      return cli_error(CLI__CMD, CLI_FAIL, "backend %s is absent: %s", info.name, info.reason);
-  }
+  int index = -1;
+  bool known = all || ct_backend_index(backend, &index) == CT_OK;
+  ct_backend_info named;
+  if (index >= 0 && ct_backend_info_get(index, &named) == CT_OK && !named.present)
+    /* a named backend must be there */
+    return cli_error(CLI__CMD, CLI_FAIL, "backend %s is absent: %s", named.name, named.reason);
   if (!known)
     return cli_error(CLI__CMD, CLI_USAGE, "--backend: unknown backend '%s' (all, cpu, cuda, "
                      "opencl)", backend);
@@ -441,10 +442,12 @@ int cli_bench(int argc, char **argv) {
          "tokens/s", "GFLOP/s", "MFU");
   fflush(stdout);
   int code = CLI_OK;
+  int want = -1;
+  if (!all) (void)ct_backend_index(backend, &want);
   for (int i = 0; i < ct_backend_count(); i++) {
     ct_backend_info info;
+    if (!all && i != want) continue;
     if (ct_backend_info_get(i, &info) != CT_OK) continue;
-    if (!all && strcmp(info.name, backend)) continue;
     const ct_backend *be = NULL;
     if (!info.present || ct_backend_get(info.name, &be) != CT_OK) {
       char reason[200];

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ctml check: one GPT training step on a device backend against cpu_ref.
  * First the loss morphism node by node (ct_check: every forward result, every
  * input cotangent, every parameter gradient), then the AdamW update: both
@@ -136,12 +137,8 @@ static bool cli__pick(const char *name, const ct_backend **out, int *code, char 
                       size_t note_len) {
   *code = CLI_FAIL;
   if (strcmp(name, "auto") != 0) {
-    bool known = false;
-    for (int i = 0; i < ct_backend_count(); i++) {
-      ct_backend_info info;
-      if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, name)) known = true;
-    }
-    if (!known) {
+    int index = -1;
+    if (ct_backend_index(name, &index) != CT_OK) {
       *code = CLI_USAGE;
       cli_error(CLI__CMD, CLI_USAGE, "--backend: unknown backend '%s' (auto, cuda, opencl, cpu)",
                 name);
@@ -155,16 +152,17 @@ static bool cli__pick(const char *name, const ct_backend **out, int *code, char 
   }
   char why[2][240] = {"not built", "not built"};
   static const char *const order[2] = {"cuda", "opencl"};
-  for (int o = 0; o < 2; o++)
-    for (int i = 0; i < ct_backend_count(); i++) {
-      ct_backend_info info;
-      if (ct_backend_info_get(i, &info) != CT_OK || strcmp(info.name, order[o])) continue;
-      if (info.present && ct_backend_get(info.name, out) == CT_OK) {
-        if (o == 1) snprintf(note, note_len, "auto: cuda not present (%.150s)", why[0]);
-        return true;
-      }
-      snprintf(why[o], sizeof why[o], "%.200s", info.present ? ct_last_error() : info.reason);
+  for (int o = 0; o < 2; o++) {
+    int i = -1;
+    ct_backend_info info;
+    if (ct_backend_index(order[o], &i) != CT_OK || ct_backend_info_get(i, &info) != CT_OK)
+      continue;
+    if (info.present && ct_backend_get(info.name, out) == CT_OK) {
+      if (o == 1) snprintf(note, note_len, "auto: cuda not present (%.150s)", why[0]);
+      return true;
     }
+    snprintf(why[o], sizeof why[o], "%.200s", info.present ? ct_last_error() : info.reason);
+  }
   cli_error(CLI__CMD, CLI_FAIL, "no device backend is present (cuda: %s; opencl: %s)", why[0],
             why[1]);
   return false;
@@ -173,11 +171,10 @@ static bool cli__pick(const char *name, const ct_backend **out, int *code, char 
 /* The backend's device, as ct_backend_info describes it. */
 static const char *cli__device(const char *name, char *buf, size_t len) {
   snprintf(buf, len, "?");
-  for (int i = 0; i < ct_backend_count(); i++) {
-    ct_backend_info info;
-    if (ct_backend_info_get(i, &info) == CT_OK && !strcmp(info.name, name))
-      snprintf(buf, len, "%s", info.device);
-  }
+  int i = -1;
+  ct_backend_info info;
+  if (ct_backend_index(name, &i) == CT_OK && ct_backend_info_get(i, &info) == CT_OK)
+    snprintf(buf, len, "%s", info.device);
   return buf;
 }
 

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dynload.h"
+
+ct_status ct__dl_load(const char *what, const char *const *names, int n_names,
+                      const ct__dl_symbol *symbols, int n_symbols) {
+  CT__NEED(what, "ct__dl_load");
+  CT__NEED(names, "ct__dl_load");
+  char tried[900] = "";
+  size_t used = 0;
+  void *lib = NULL;
+  const char *name = NULL;
+  for (int i = 0; i < n_names && !lib; i++) {
+    if (!names[i]) continue;
+    name = names[i];
+    lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!lib && used < sizeof tried) {
+      const char *e = dlerror();
+      used += (size_t)snprintf(tried + used, sizeof tried - used, "%s%s", used ? "; " : "",
+                               e ? e : name);
+    }
+  }
+  if (!lib) return ct__fail(CT_ERR_BACKEND_ABSENT, "cannot load %s: %s", what,
+                            tried[0] ? tried : "no library name to try");
+  void **found = calloc(n_symbols > 0 ? (size_t)n_symbols : 1, sizeof *found);
+  if (!found) {
+    dlclose(lib);
+    return ct__fail(CT_ERR_NOMEM, "cannot load %s: out of host memory", what);
+  }
+  for (int i = 0; i < n_symbols; i++) {
+    (void)dlerror();
+    found[i] = dlsym(lib, symbols[i].name);
+    if (!found[i]) {
+      const char *e = dlerror();
+      ct_status s = ct__fail(CT_ERR_BACKEND_ABSENT, "cannot load %s: %s has no symbol %s (%s)",
+                             what, name, symbols[i].name, e ? e : "NULL address");
+      free(found);
+      dlclose(lib);
+      return s;
+    }
+  }
+  for (int i = 0; i < n_symbols; i++) *symbols[i].slot = found[i];
+  free(found);
+  return CT_OK;
+}

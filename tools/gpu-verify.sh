@@ -71,6 +71,7 @@ step bench_decode_small bench_decode_small.log "$build/ctml" bench --decode --co
 step torch_small torch_small.log python3 tools/torch_gpt_bench.py --runs 20
 step torch_small_fused torch_small_fused.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention
 step torch_small_tf32 torch_small_tf32.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --tf32
+step torch_small_compile torch_small_compile.log python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --compile
 step train_small_cuda train_small_cuda.log "$build/ctml" train --config small --backend cuda \
   --data tests/data/gpl-3.txt --steps 300 --eval-every 100 --out "$out/run-small"
 step sample_small_cuda sample_small_cuda.txt "$build/ctml" sample --checkpoint "$out/run-small" \

@@ -67,6 +67,7 @@ def main():
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--fused-attention", action="store_true",
                     help="scaled_dot_product_attention (flash) instead of the explicit T x T scores")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (default mode)")
     a = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = a.tf32
     torch.backends.cudnn.allow_tf32 = a.tf32
@@ -74,12 +75,13 @@ def main():
     dev = torch.device(a.device)
     model = GPT(a.vocab, a.block, a.layers, a.heads, a.width).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    fwd = torch.compile(model) if a.compile else model
     idx = torch.randint(0, a.vocab, (a.batch, a.block), device=dev)
     tgt = torch.randint(0, a.vocab, (a.batch, a.block), device=dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = model(idx, tgt, a.fused_attention)
+        loss = fwd(idx, tgt, a.fused_attention)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -96,7 +98,8 @@ def main():
     tokens = a.batch * a.block
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}: "
           f"median {med * 1e3:.3f} ms/step (min {min(times) * 1e3:.3f}), {tokens / med:.0f} tokens/s, "
-          f"tf32 {'on' if a.tf32 else 'off'}, attention {'fused' if a.fused_attention else 'explicit'}")
+          f"tf32 {'on' if a.tf32 else 'off'}, attention {'fused' if a.fused_attention else 'explicit'}"
+          f"{', torch.compile' if a.compile else ''}")
 
 
 if __name__ == "__main__":

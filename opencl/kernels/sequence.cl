@@ -323,30 +323,20 @@ CT_ATTN_UNROLL_KB
   for (int j = 0; j < CT_ATTN_KB; j++) rows[j] = x + min(r0 + j, last) * stride;
 }
 
-/* Forward of query rows t0 + lane: online softmax over blocks of CT_ATTN_KB keys
- * (running max m and sum l per lane; acc rescaled once per block), y = acc / l,
- * L = m + ln l. Keys past a lane's row score -inf. Within a block each d is read
- * once for all its keys: the scores (and acc[d]) take KB products per load. */
-CT_ATTN_INLINE void ct_attn_fwd_rows(CT_ATTN_ARGS, const int DM) {
-  long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
-  if (blk * CT_RB_W >= T || bh >= B * H) return;
-  long b = bh / H, h = bh - b * H, t0 = blk * CT_RB_W;
-  long bi = b * T * Ci + h * Di, kend = min(T, t0 + CT_RB_W); /* keys [0, kend) */
-  k += inoff + bi;
-  v += 2 * inoff + bi;
-  ct_ivec last = min((int)t0 + CT_ATTN_LANES, (ct_ivec)(int)(kend - 1)); /* each lane's last key */
-  long oi[CT_RB_W];
-  ct_attn_lanes(bi, t0, T, Ci, oi);
-  ct_vec qs[CT_ATTN_DCAP], acc[CT_ATTN_DCAP];
-  CT_ATTN_FOR_D(d) {
-    qs[d] = ct_attn_gather(q, oi, d);
-    acc[d] = 0.0f;
-  }
+/* The online softmax of the lanes' queries qs (d < DM) over key rows 0..end of k and v
+ * (row stride stride), in blocks of CT_ATTN_KB: a lane's keys past last score -inf, and
+ * no lane's last is below first. acc gets the weighted values, *m_out the running max
+ * and *l_out the sum of the weights (y = acc / l, L = m + ln l). Within a block each d
+ * is read once for all its keys: the scores (and acc[d]) take KB products per load. */
+CT_ATTN_INLINE void ct_attn_online(const ct_vec *qs, ct_vec *acc, global const float *k,
+                                   global const float *v, long end, long stride, long first,
+                                   ct_ivec last, float scale, const int DM, ct_vec *m_out,
+                                   ct_vec *l_out) {
   ct_vec m = -INFINITY, l = 0.0f;
-  for (long s0 = 0; s0 < kend; s0 += CT_ATTN_KB) {
+  for (long s0 = 0; s0 <= end; s0 += CT_ATTN_KB) {
     global const float *kr[CT_ATTN_KB], *vr[CT_ATTN_KB];
-    ct_attn_block(k, s0, kend - 1, Ci, kr);
-    ct_attn_block(v, s0, kend - 1, Ci, vr);
+    ct_attn_block(k, s0, end, stride, kr);
+    ct_attn_block(v, s0, end, stride, vr);
     ct_vec p[CT_ATTN_KB];
 CT_ATTN_UNROLL_KB
     for (int j = 0; j < CT_ATTN_KB; j++) p[j] = 0.0f;
@@ -357,7 +347,7 @@ CT_ATTN_UNROLL_KB
     }
 CT_ATTN_UNROLL_KB
     for (int j = 0; j < CT_ATTN_KB; j++) p[j] *= scale;
-    if (s0 + CT_ATTN_KB - 1 > t0) /* the block passes the first lane's row */
+    if (s0 + CT_ATTN_KB - 1 > first) /* the block passes the first lane's last key */
 CT_ATTN_UNROLL_KB
       for (int j = 0; j < CT_ATTN_KB; j++)
         p[j] = select(p[j], (ct_vec)(-INFINITY), (ct_ivec)(int)(s0 + j) > last);
@@ -379,6 +369,29 @@ CT_ATTN_UNROLL_KB
       acc[d] = a;
     }
   }
+  *m_out = m;
+  *l_out = l;
+}
+
+/* Forward of query rows t0 + lane: the online softmax over keys up to each lane's row,
+ * y = acc / l, L = m + ln l. */
+CT_ATTN_INLINE void ct_attn_fwd_rows(CT_ATTN_ARGS, const int DM) {
+  long blk = (long)get_global_id(0), bh = (long)get_global_id(1);
+  if (blk * CT_RB_W >= T || bh >= B * H) return;
+  long b = bh / H, h = bh - b * H, t0 = blk * CT_RB_W;
+  long bi = b * T * Ci + h * Di, kend = min(T, t0 + CT_RB_W); /* keys [0, kend) */
+  k += inoff + bi;
+  v += 2 * inoff + bi;
+  ct_ivec last = min((int)t0 + CT_ATTN_LANES, (ct_ivec)(int)(kend - 1)); /* each lane's last key */
+  long oi[CT_RB_W];
+  ct_attn_lanes(bi, t0, T, Ci, oi);
+  ct_vec qs[CT_ATTN_DCAP], acc[CT_ATTN_DCAP];
+  CT_ATTN_FOR_D(d) {
+    qs[d] = ct_attn_gather(q, oi, d);
+    acc[d] = 0.0f;
+  }
+  ct_vec m, l;
+  ct_attn_online(qs, acc, k, v, kend - 1, Ci, t0, last, scale, DM, &m, &l);
   long oo[CT_RB_W], os[CT_RB_W];
   ct_attn_lanes(b * T * C + h * D, t0, T, C, oo);
   ct_attn_lanes(bh * T, t0, T, 1, os);
@@ -849,43 +862,8 @@ CT_ATTN_INLINE void ct_kv_rows(CT_KV_ARGS, const int DM) {
     qs[d] = ct_attn_gather(q, oo, d);
     acc[d] = 0.0f;
   }
-  ct_vec m = -INFINITY, l = 0.0f;
-  for (long s0 = 0; s0 <= pmax; s0 += CT_ATTN_KB) {
-    global const float *kr[CT_ATTN_KB], *vr[CT_ATTN_KB];
-    ct_attn_block(kh, s0, pmax, D, kr);
-    ct_attn_block(vh, s0, pmax, D, vr);
-    ct_vec p[CT_ATTN_KB];
-CT_ATTN_UNROLL_KB
-    for (int j = 0; j < CT_ATTN_KB; j++) p[j] = 0.0f;
-    CT_ATTN_FOR_D(d) {
-      ct_vec qd = qs[d];
-CT_ATTN_UNROLL_KB
-      for (int j = 0; j < CT_ATTN_KB; j++) p[j] = fma(qd, (ct_vec)kr[j][d], p[j]);
-    }
-CT_ATTN_UNROLL_KB
-    for (int j = 0; j < CT_ATTN_KB; j++) p[j] *= scale;
-    if (s0 + CT_ATTN_KB - 1 > pmin) /* the block passes the first lane's position */
-CT_ATTN_UNROLL_KB
-      for (int j = 0; j < CT_ATTN_KB; j++)
-        p[j] = select(p[j], (ct_vec)(-INFINITY), (ct_ivec)(int)(s0 + j) > last);
-    ct_vec mx = m;
-CT_ATTN_UNROLL_KB
-    for (int j = 0; j < CT_ATTN_KB; j++) mx = fmax(mx, p[j]);
-    ct_vec alpha = exp(m - mx); /* 0 on the first block (m = -inf) */
-    l *= alpha;
-CT_ATTN_UNROLL_KB
-    for (int j = 0; j < CT_ATTN_KB; j++) {
-      p[j] = exp(p[j] - mx); /* the weights */
-      l += p[j];
-    }
-    m = mx;
-    CT_ATTN_FOR_D(d) {
-      ct_vec a = acc[d] * alpha;
-CT_ATTN_UNROLL_KB
-      for (int j = 0; j < CT_ATTN_KB; j++) a = fma(p[j], (ct_vec)vr[j][d], a);
-      acc[d] = a;
-    }
-  }
+  ct_vec m, l;
+  ct_attn_online(qs, acc, kh, vh, pmax, D, pmin, last, scale, DM, &m, &l);
   CT_ATTN_FOR_D(d) ct_attn_scatter(y, oo, d, acc[d] / l, t0, T);
 }
 

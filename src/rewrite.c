@@ -376,7 +376,7 @@ static bool ct__match_causal_attention_1(const ct_morphism *m, const ct__users *
   return ct__match_attention(m, u, i, false, mt);
 }
 
-/* (q, k, v) -> the unfused core; split and merge when heads > 1 or split. */
+/* (q, k, v) -> the unfused core, with split and merge when split. */
 static ct_status ct__attention_lhs(ct_morphism **out, const ct__rule_args *a, bool split) {
   const ct_object *x = &a->obj[0];
   ct_morphism *sp[3] = {NULL, NULL, NULL}, *sc = NULL, *sm = NULL, *ap = NULL, *mg = NULL,

@@ -224,6 +224,24 @@ static bool cli__time_backend(const cli_config *cfg, const ct_backend *be, const
   return s == CT_OK;
 }
 
+/* Whether backend i is one to time (all of them, or index want) and present: then *be and
+ * *info are set. An absent one is a skipped row under all, else an error in *code. */
+static bool cli__bench_backend(int i, bool all, int want, ct_backend_info *info,
+                               const ct_backend **be, int *code) {
+  if (!all && i != want) return false;
+  if (ct_backend_info_get(i, info) != CT_OK) return false;
+  if (info->present && ct_backend_get(info->name, be) == CT_OK) return true;
+  char reason[200];
+  snprintf(reason, sizeof reason, "%.199s", info->present ? ct_last_error() : info->reason);
+  for (char *c = reason; *c; c++)
+    if (*c == '\n') *c = ' ';
+  if (all)
+    printf("%-7s  absent: %s (skipped)\n", info->name, reason);
+  else
+    *code = cli_error(CLI__CMD, CLI_FAIL, "backend %s is absent: %s", info->name, reason);
+  return false;
+}
+
 /* Prefill and decode times of one generation on be: the prompt, then o->tokens greedy
  * tokens. false after printing an error. */
 static bool cli__time_decode(ct_decoder *d, int V, const int32_t *prompt, const cli__opts *o,
@@ -279,16 +297,8 @@ static int cli__bench_decode(const cli_config *cfg, const char *backend, bool al
   if (!all) (void)ct_backend_index(backend, &want);
   for (int i = 0; i < ct_backend_count(); i++) {
     ct_backend_info info;
-    if (!all && i != want) continue;
-    if (ct_backend_info_get(i, &info) != CT_OK) continue;
     const ct_backend *be = NULL;
-    if (!info.present || ct_backend_get(info.name, &be) != CT_OK) {
-      if (all)
-        printf("%-7s  absent (skipped)\n", info.name);
-      else
-        code = cli_error(CLI__CMD, CLI_FAIL, "backend %s is absent", info.name);
-      continue;
-    }
+    if (!cli__bench_backend(i, all, want, &info, &be, &code)) continue;
     double per_token[2] = {0, 0};
     for (int path = 0; path < 2; path++) {
       ct_decoder *d = NULL;
@@ -446,20 +456,8 @@ int cli_bench(int argc, char **argv) {
   if (!all) (void)ct_backend_index(backend, &want);
   for (int i = 0; i < ct_backend_count(); i++) {
     ct_backend_info info;
-    if (!all && i != want) continue;
-    if (ct_backend_info_get(i, &info) != CT_OK) continue;
     const ct_backend *be = NULL;
-    if (!info.present || ct_backend_get(info.name, &be) != CT_OK) {
-      char reason[200];
-      snprintf(reason, sizeof reason, "%.199s", info.present ? ct_last_error() : info.reason);
-      for (char *c = reason; *c; c++)
-        if (*c == '\n') *c = ' ';
-      if (all)
-        printf("%-7s  absent: %s (skipped)\n", info.name, reason);
-      else
-        code = cli_error(CLI__CMD, CLI_FAIL, "backend %s is absent: %s", info.name, reason);
-      continue;
-    }
+    if (!cli__bench_backend(i, all, want, &info, &be, &code)) continue;
     bool is_cuda = !strcmp(info.name, "cuda");
     if (is_cuda && o.tf32 && ct_backend_set_option("cuda", "tf32", "on") != CT_OK) {
       code = cli_lib_error(CLI__CMD, "--tf32");

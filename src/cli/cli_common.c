@@ -27,51 +27,45 @@ int cli_lib_error(const char *cmd, const char *what) {
   return cli_error(cmd, CLI_FAIL, "%s: %s", what, ct_last_error());
 }
 
+/* The presets: model (vocab set from the data), batch, schedule, evaluation, saving. */
+static const struct {
+  const char *name;
+  ct_gpt_config model;
+  int64_t batch;
+  long steps;
+  float lr, min_lr;
+  long warmup, eval_every, eval_batches, save_every;
+} cli__presets[] = {
+    /* three minutes on the OpenCL fallback of 2 CPU cores; learns words */
+    {"tiny", {0, 64, 4, 4, 128}, 16, 3000, 3e-3f, 3e-4f, 100, 500, 8, 1000},
+    /* three minutes on the CPU reference (one core) */
+    {"micro", {0, 64, 2, 4, 64}, 16, 1500, 3e-3f, 3e-4f, 100, 250, 8, 500},
+    /* a GPU-sized model */
+    {"small", {0, 256, 6, 6, 384}, 64, 5000, 1e-3f, 1e-4f, 200, 250, 20, 1000},
+};
+
 bool cli_config_preset(cli_config *c, const char *name) {
   memset(c, 0, sizeof *c);
-  if (!strcmp(name, "tiny")) {
-    /* three minutes on the OpenCL fallback of 2 CPU cores; learns words */
-    c->model = (ct_gpt_config){0, 64, 4, 4, 128};
-    c->batch = 16;
-    c->steps = 3000;
-    c->lr = 3e-3f;
-    c->min_lr = 3e-4f;
-    c->warmup = 100;
-    c->eval_every = 500;
-    c->eval_batches = 8;
-    c->save_every = 1000;
-  } else if (!strcmp(name, "micro")) {
-    /* three minutes on the CPU reference (one core) */
-    c->model = (ct_gpt_config){0, 64, 2, 4, 64};
-    c->batch = 16;
-    c->steps = 1500;
-    c->lr = 3e-3f;
-    c->min_lr = 3e-4f;
-    c->warmup = 100;
-    c->eval_every = 250;
-    c->eval_batches = 8;
-    c->save_every = 500;
-  } else if (!strcmp(name, "small")) {
-    /* a GPU-sized model */
-    c->model = (ct_gpt_config){0, 256, 6, 6, 384};
-    c->batch = 64;
-    c->steps = 5000;
-    c->lr = 1e-3f;
-    c->min_lr = 1e-4f;
-    c->warmup = 200;
-    c->eval_every = 250;
-    c->eval_batches = 20;
-    c->save_every = 1000;
-  } else {
-    return false;
+  for (size_t k = 0; k < sizeof cli__presets / sizeof cli__presets[0]; k++) {
+    if (strcmp(name, cli__presets[k].name)) continue;
+    c->model = cli__presets[k].model;
+    c->batch = cli__presets[k].batch;
+    c->steps = cli__presets[k].steps;
+    c->lr = cli__presets[k].lr;
+    c->min_lr = cli__presets[k].min_lr;
+    c->warmup = cli__presets[k].warmup;
+    c->eval_every = cli__presets[k].eval_every;
+    c->eval_batches = cli__presets[k].eval_batches;
+    c->save_every = cli__presets[k].save_every;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->weight_decay = 0.1f;
+    c->clip = 1.0f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.99f;
+    c->seed = 1337;
+    return true;
   }
-  snprintf(c->name, sizeof c->name, "%s", name);
-  c->weight_decay = 0.1f;
-  c->clip = 1.0f;
-  c->beta1 = 0.9f;
-  c->beta2 = 0.99f;
-  c->seed = 1337;
-  return true;
+  return false;
 }
 
 bool cli_config_named(cli_config *c, const char *cmd, const char *name) {

@@ -121,13 +121,16 @@ static ct_status ct__prefill_plan(ct_decoder *d, int64_t n, ct_plan **out) {
       *out = d->prefill[k];
       return CT_OK;
     }
-  int k = d->prefill[0] ? (d->prefill[1] ? 0 : 1) : 0;
-  if (d->prefill[1] && d->prefill[0]) { /* evict the older: slot 0, keep the newer in 1 */
+  int k = 0;
+  while (k < CT__PREFILLS && d->prefill[k]) k++;
+  if (k == CT__PREFILLS) { /* all kept: drop the oldest (slot 0), the rest move down */
     ct_plan_free(d->prefill[0]);
-    d->prefill[0] = d->prefill[1];
-    d->prefill_len[0] = d->prefill_len[1];
-    d->prefill[1] = NULL;
-    k = 1;
+    for (k = 1; k < CT__PREFILLS; k++) {
+      d->prefill[k - 1] = d->prefill[k];
+      d->prefill_len[k - 1] = d->prefill_len[k];
+    }
+    k = CT__PREFILLS - 1;
+    d->prefill[k] = NULL;
   }
   CT__TRY(ct__decode_plan(d, n, &d->prefill[k]));
   d->prefill_len[k] = n;

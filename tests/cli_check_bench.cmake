@@ -71,14 +71,15 @@ if(CTML_WITH_OPENCL)
   set_tests_properties(cli_check_rewrite_opencl PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION
     "rewrite: [^\n]*: agree.*check passed: opencl")
 endif()
-# auto takes OpenCL on a CPU device before the CPU reference (the first line says why).
+# auto takes OpenCL on a CPU device before the CPU reference (the first line says why); on a
+# machine with a GPU, auto takes CUDA or OpenCL on that GPU first.
 if(CTML_WITH_OPENCL)
   add_test(NAME cli_auto_prefers_opencl_cpu COMMAND bash -c
     "d=$(mktemp -d) && cd $d && \"$0\" train --data \"$1\" --steps 2 --eval-every 2 --layers 1 \
      --heads 2 --width 16 --block 16 --batch 2 --out t; rc=$?; rm -rf $d; exit $rc"
     ${CLI} ${CMAKE_CURRENT_SOURCE_DIR}/data/gpl-3.txt)
   set_tests_properties(cli_auto_prefers_opencl_cpu PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION
-    "^ctml train: backend opencl \\(auto: opencl is present on a CPU device")
+    "^ctml train: backend (opencl \\(auto: opencl is present on a CPU device|cuda \\(auto: cuda is present with a GPU|opencl \\(auto: opencl is present with a GPU)")
 endif()
 add_test(NAME cli_bench_decode COMMAND ${CLI} bench --decode --backend cpu --runs 1 --tokens 20
                                         --prompt 5 ${CTML_CB_TINY})

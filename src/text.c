@@ -4,10 +4,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "internal.h"
 
 /* A growing byte buffer. */
@@ -35,9 +37,15 @@ static ct_status buf_reserve(const char *fn, const char *path, text_buf *b, size
 
 /* Appends the whole file at path to b. A directory, or a file that cannot be
  * opened or read, is CT_ERR_IO naming the path; fn names the caller. */
-static ct_status append_file(const char *fn, const char *path, text_buf *b) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return ct__fail(CT_ERR_IO, "%s: cannot open '%s': %s", fn, path, strerror(errno));
+static ct_status append_file(const char *fn, const char *path, text_buf *b, int64_t max_bytes) {
+  /* O_NONBLOCK: opening a FIFO does not wait for a writer (regular files ignore it) */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | (max_bytes >= 0 ? O_NONBLOCK : 0));
+  FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+  if (!f) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return ct__fail(CT_ERR_IO, "%s: cannot open '%s': %s", fn, path, strerror(e));
+  }
   struct stat st;
   if (fstat(fileno(f), &st) != 0) {
     int e = errno;
@@ -48,10 +56,35 @@ static ct_status append_file(const char *fn, const char *path, text_buf *b) {
     fclose(f);
     return ct__fail(CT_ERR_IO, "%s: '%s' is a directory, not a file", fn, path);
   }
-  /* The size is a hint only (pipes and /proc report 0): read until end of file. */
+  if (max_bytes >= 0 && !S_ISREG(st.st_mode)) {
+    fclose(f);
+    return ct__fail(CT_ERR_INVALID_ARG, "%s: '%s' is not a regular file (a device, pipe or socket)",
+                    fn, path);
+  }
+  if (max_bytes >= 0 && st.st_size > max_bytes) {
+    fclose(f);
+    return ct__fail(CT_ERR_RANGE, "%s: '%s' has %lld bytes, more than the limit of %lld", fn, path,
+                    (long long)st.st_size, (long long)max_bytes);
+  }
   ct_status s = CT_OK;
-  if (S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2)
-    s = buf_reserve(fn, path, b, b->len + (size_t)st.st_size);
+  if (S_ISREG(st.st_mode) && (st.st_size > 0 || max_bytes >= 0)) {
+    /* A regular file is read up to the size it had when opened, never past it
+     * (one reporting size 0, as /proc's do, is read to its end unless bounded). */
+    if ((uintmax_t)st.st_size >= SIZE_MAX / 2) {
+      fclose(f);
+      return ct__fail(CT_ERR_NOMEM, "%s: '%s' is too large to hold in memory", fn, path);
+    }
+    size_t want = (size_t)st.st_size;
+    s = buf_reserve(fn, path, b, b->len + want);
+    size_t got = s == CT_OK && want ? fread(b->p + b->len, 1, want, f) : 0;
+    if (s == CT_OK && got < want && ferror(f))
+      s = ct__fail(CT_ERR_IO, "%s: cannot read '%s' after %zu bytes: %s", fn, path, got,
+                   strerror(errno));
+    b->len += got;
+    fclose(f);
+    return s;
+  }
+  /* Pipes and /proc report no size: read until end of file. */
   while (s == CT_OK) {
     if (b->len + 1 >= b->cap) {
       /* Full: probe for end of file before growing. */
@@ -86,7 +119,7 @@ ct_status ct_text_read_file(const char *path, uint8_t **data, int64_t *n) {
   *data = NULL;
   *n = 0;
   text_buf b = {0};
-  ct_status s = append_file("ct_text_read_file", path, &b);
+  ct_status s = append_file("ct_text_read_file", path, &b, -1);
   if (s == CT_OK && b.len == 0)
     s = ct__fail(CT_ERR_INVALID_ARG, "ct_text_read_file: '%s' is empty", path);
   if (s != CT_OK) {
@@ -94,6 +127,30 @@ ct_status ct_text_read_file(const char *path, uint8_t **data, int64_t *n) {
     return s;
   }
   b.p[b.len] = 0; /* a NUL after the text, outside the n bytes */
+  *data = b.p;
+  *n = (int64_t)b.len;
+  return CT_OK;
+}
+
+ct_status ct_text_read_regular_file(const char *path, int64_t max_bytes, uint8_t **data,
+                                   int64_t *n) {
+  CT__NEED(path, "ct_text_read_regular_file");
+  CT__NEED(data, "ct_text_read_regular_file");
+  CT__NEED(n, "ct_text_read_regular_file");
+  *data = NULL;
+  *n = 0;
+  if (max_bytes < 0)
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_text_read_regular_file: max_bytes %lld is negative",
+                    (long long)max_bytes);
+  text_buf b = {0};
+  ct_status s = append_file("ct_text_read_regular_file", path, &b, max_bytes);
+  if (s == CT_OK && b.len == 0)
+    s = ct__fail(CT_ERR_INVALID_ARG, "ct_text_read_regular_file: '%s' is empty", path);
+  if (s != CT_OK) {
+    free(b.p);
+    return s;
+  }
+  b.p[b.len] = 0;
   *data = b.p;
   *n = (int64_t)b.len;
   return CT_OK;
@@ -185,7 +242,7 @@ ct_status ct_text_read_fortunes(const char *dir, uint8_t **data, int64_t *n, int
   text_buf b = {0};
   if (s == CT_OK) {
     qsort(paths, count, sizeof *paths, cmp_names);
-    for (size_t i = 0; i < count && s == CT_OK; i++) s = append_file(fn, paths[i], &b);
+    for (size_t i = 0; i < count && s == CT_OK; i++) s = append_file(fn, paths[i], &b, -1);
   }
   if (s == CT_OK && b.len == 0)
     s = ct__fail(CT_ERR_IO, "%s: the %zu fortune files in '%s' are all empty", fn, count, dir);

@@ -16,6 +16,12 @@ extern "C" {
 /* Reads a whole file into *data (free() it). A missing or unreadable file is
  * CT_ERR_IO, an empty one CT_ERR_INVALID_ARG; both messages name the path. */
 CT_API ct_status ct_text_read_file(const char *path, uint8_t **data, int64_t *n);
+/* The same for a regular file of at most max_bytes bytes (>= 0): anything else
+ * (a directory, device, pipe or socket) is CT_ERR_INVALID_ARG, a larger file
+ * CT_ERR_RANGE, both before reading; the file is read up to the size it had
+ * when opened, never past it. */
+CT_API ct_status ct_text_read_regular_file(const char *path, int64_t max_bytes, uint8_t **data,
+                                           int64_t *n);
 
 /* Reads the plain fortune files of a directory laid out like Debian's
  * /usr/share/games/fortunes: the regular files (symbolic links, "*.dat" and

@@ -95,7 +95,7 @@ typedef struct cli_checkpoint {
   uint64_t rng;
   uint64_t data_hash;   /* FNV-1a of the training text */
   int64_t data_bytes;
-  char data_path[512];  /* the training text ("": the default corpus) */
+  char *data_path;      /* the training text (NULL or "": the default corpus); owned */
   ct_safetensors *file; /* tensors; freed by cli_checkpoint_free */
 } cli_checkpoint;
 
@@ -130,6 +130,72 @@ uint64_t cli_fnv1a(const uint8_t *data, int64_t n);
 bool cli_write_loss_svg(const char *path, const char *title, const long *steps,
                         const float *train, int n, const long *val_steps, const float *val,
                         int n_val);
+
+/* ---- Hostile inputs and faults: files, paths, budgets, the loss log ---- */
+
+/* Newly allocated a + b + c (b, c may be NULL); NULL when out of memory. */
+char *cli_strcat_alloc(const char *a, const char *b, const char *c);
+/* Newly allocated "dir/name"; NULL when out of memory. */
+char *cli_path_join(const char *dir, const char *name);
+/* fsync of the directory holding path: 0 or an errno value. */
+int cli_sync_dir_of(const char *path);
+/* A file replaced atomically: written to "<path>.tmp", then cli_atomic_commit
+ * flushes it (fsync), renames it over path and syncs the directory; path is
+ * either its old or its new content whatever happens. Both return false with
+ * errno set; on failure the temporary file is removed. */
+typedef struct cli_atomic {
+  FILE *f;
+  char *tmp, *path;
+} cli_atomic;
+bool cli_atomic_open(cli_atomic *a, const char *path);
+bool cli_atomic_commit(cli_atomic *a);
+void cli_atomic_abort(cli_atomic *a);
+/* The n bytes of data as the file path, atomically. */
+bool cli_write_atomic(const char *path, const void *data, size_t n);
+/* path as a symbolic link to target, atomically. */
+bool cli_symlink_atomic(const char *target, const char *path);
+/* True for well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). */
+bool cli_utf8_valid(const char *s);
+/* "--max-memory 8G": a positive byte count with an optional K/M/G/T suffix
+ * (powers of 1024); prints naming flag and returns false when bad. */
+bool cli_parse_bytes(const char *cmd, const char *flag, const char *s, int64_t *out);
+/* MemAvailable of /proc/meminfo in bytes; -1 when unknown. */
+int64_t cli_mem_available(void);
+/* Bytes a training run of c needs, estimated from the config alone (vocab:
+ * the text's, or <= 0 for c's), before anything is allocated: a lower bound. */
+typedef struct cli_budget {
+  double host, device;
+} cli_budget;
+cli_budget cli_budget_estimate(const cli_config *c, int64_t vocab, int64_t data_bytes);
+/* Refuses (prints the estimate and the limit, returns false) a run whose host
+ * bytes (with the device's when it runs on the host) exceed max_memory (<= 0:
+ * none) or MemAvailable, or whose device bytes exceed max_memory. */
+bool cli_budget_check(const char *cmd, const cli_budget *b, bool device_is_host, int64_t max_memory);
+/* The largest --data train reads unless --max-data raises it: 1 GiB. */
+#define CLI_MAX_DATA_DEFAULT (1ll << 30)
+/* The largest loss.csv a resumed run reads: 256 MiB. */
+#define CLI_LOSSLOG_MAX (256ll << 20)
+
+/* The loss log: one row per step, validation where it was measured. */
+typedef struct cli_losslog {
+  long *steps, *val_steps;
+  float *train, *val;
+  int n, n_val, cap, cap_val;
+} cli_losslog;
+bool cli_losslog_push(cli_losslog *l, long step, float train);
+bool cli_losslog_push_val(cli_losslog *l, long step, float val);
+void cli_losslog_free(cli_losslog *l);
+/* The rows of a loss.csv text (n bytes, not NUL-terminated) with steps 1..last
+ * into l, and their text, one row a line, into *kept (malloc'd, *kept_len
+ * bytes, NUL-terminated; free it even on failure). Malformed rows, rows of
+ * non-printable bytes or over 255 bytes, and a last row without its newline
+ * are dropped. False when out of memory. */
+bool cli_losslog_parse(const char *text, size_t n, long last, cli_losslog *l, char **kept,
+                       size_t *kept_len);
+/* The same for the file path (a missing one has no rows); false when it cannot
+ * be read, is not a regular file or exceeds CLI_LOSSLOG_MAX, or out of memory. */
+bool cli_losslog_read(const char *path, long last, cli_losslog *l, char **kept,
+                      size_t *kept_len);
 
 /* Commands. */
 int cli_train(int argc, char **argv);

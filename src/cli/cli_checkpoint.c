@@ -11,13 +11,48 @@
 
 #define CLI__FORMAT "ctml-gpt-checkpoint-1"
 
-/* The checkpoint file of a path that is a run directory or a file. */
-static void cli__checkpoint_path(const char *path, char *out, size_t len) {
+/* The checkpoint file of a path that is a run directory or a file (malloc'd; NULL: no memory). */
+static char *cli__checkpoint_path(const char *path) {
   struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-    snprintf(out, len, "%s/%s", path, CLI_CHECKPOINT_FILE);
-  else
-    snprintf(out, len, "%s", path);
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return cli_path_join(path, CLI_CHECKPOINT_FILE);
+  return cli_strcat_alloc(path, NULL, NULL);
+}
+
+/* data.path holds the training text's path when it is UTF-8 (safetensors
+ * metadata is UTF-8); any other path is stored as data.path.hex, its bytes in
+ * hex, beside a data.path with '?' for the bytes that are not UTF-8. */
+static char *cli__hex(const char *s) {
+  size_t n = strlen(s);
+  char *h = malloc(2 * n + 1);
+  if (!h) return NULL;
+  for (size_t i = 0; i < n; i++) snprintf(h + 2 * i, 3, "%02x", (unsigned char)s[i]);
+  h[2 * n] = '\0';
+  return h;
+}
+
+static char *cli__unhex(const char *h) {
+  size_t n = strlen(h);
+  if (n % 2) return NULL;
+  char *s = malloc(n / 2 + 1);
+  if (!s) return NULL;
+  for (size_t i = 0; i < n / 2; i++) {
+    unsigned b;
+    if (sscanf(h + 2 * i, "%2x", &b) != 1 || b == 0) {
+      free(s);
+      return NULL;
+    }
+    s[i] = (char)b;
+  }
+  s[n / 2] = '\0';
+  return s;
+}
+
+/* s with every byte that is not ASCII replaced by '?' (malloc'd). */
+static char *cli__ascii(const char *s) {
+  char *a = cli_strcat_alloc(s, NULL, NULL);
+  for (char *p = a; p && *p; p++)
+    if ((unsigned char)*p >= 0x80) *p = '?';
+  return a;
 }
 
 /* ---- metadata ------------------------------------------------------------------ */
@@ -77,7 +112,6 @@ static void cli__meta_fill(cli__meta *m, const cli_checkpoint *ck) {
   cli__put(m, "rng", "%" PRIu64, ck->rng);
   cli__put(m, "data.fnv1a", "%016" PRIx64, ck->data_hash);
   cli__put(m, "data.bytes", "%lld", (long long)ck->data_bytes);
-  cli__put(m, "data.path", "%s", ck->data_path);
 }
 
 /* A required metadata value; prints naming the key when absent. */
@@ -119,10 +153,14 @@ static bool cli__get_float(const char *cmd, const char *file, const ct_safetenso
 
 bool cli_checkpoint_load(const char *cmd, const char *path, cli_checkpoint *ck) {
   memset(ck, 0, sizeof *ck);
-  char file[1024];
-  cli__checkpoint_path(path, file, sizeof file);
+  char *file = cli__checkpoint_path(path);
+  if (!file) {
+    cli_error(cmd, CLI_FAIL, "out of host memory");
+    return false;
+  }
   if (ct_safetensors_read(&ck->file, file) != CT_OK) {
     cli_error(cmd, CLI_FAIL, "cannot load checkpoint: %s", ct_last_error());
+    free(file);
     return false;
   }
   const ct_safetensors *f = ck->file;
@@ -164,8 +202,13 @@ bool cli_checkpoint_load(const char *cmd, const char *path, cli_checkpoint *ck) 
       !cli__get_float(cmd, file, f, "train.beta1", &c->beta1) ||
       !cli__get_float(cmd, file, f, "train.beta2", &c->beta2))
     goto fail;
-  const char *dpath = ct_safetensors_meta(f, "data.path");
-  snprintf(ck->data_path, sizeof ck->data_path, "%s", dpath ? dpath : "");
+  const char *dpath = ct_safetensors_meta(f, "data.path"),
+             *dhex = ct_safetensors_meta(f, "data.path.hex");
+  ck->data_path = dhex ? cli__unhex(dhex) : cli_strcat_alloc(dpath ? dpath : "", NULL, NULL);
+  if (!ck->data_path) {
+    cli_error(cmd, CLI_FAIL, "%s: metadata 'data.path.hex' is not the hex of a path", file);
+    goto fail;
+  }
   const char *hex = cli__get(cmd, file, f, "vocab");
   if (!hex) goto fail;
   size_t len = strlen(hex);
@@ -201,8 +244,10 @@ bool cli_checkpoint_load(const char *cmd, const char *path, cli_checkpoint *ck) 
   bool ok = cli_checkpoint_params(cmd, ck, g);
   ct_gpt_free(g);
   if (!ok) goto fail;
+  free(file);
   return true;
 fail:
+  free(file);
   cli_checkpoint_free(ck);
   return false;
 }
@@ -211,6 +256,8 @@ void cli_checkpoint_free(cli_checkpoint *ck) {
   if (!ck) return;
   ct_safetensors_free(ck->file);
   ck->file = NULL;
+  free(ck->data_path);
+  ck->data_path = NULL;
 }
 
 /* Tensor name of a parameter's moment ("optim.m.<name>"). */
@@ -338,10 +385,23 @@ bool cli_checkpoint_save(const char *cmd, const char *dir, const cli_checkpoint 
       ts[nt++] = base;
     }
   }
+  char *file = NULL, *dpath = NULL, *dhex = NULL;
   if (ok) {
     cli__meta_fill(meta, ck);
-    char file[1024];
-    snprintf(file, sizeof file, "%s/%s", dir, CLI_CHECKPOINT_FILE);
+    const char *dp = ck->data_path ? ck->data_path : "";
+    bool utf8 = cli_utf8_valid(dp);
+    file = cli_path_join(dir, CLI_CHECKPOINT_FILE);
+    dpath = utf8 ? cli_strcat_alloc(dp, NULL, NULL) : cli__ascii(dp);
+    dhex = utf8 ? NULL : cli__hex(dp);
+    if (!file || !dpath || (!utf8 && !dhex)) {
+      cli_error(cmd, CLI_FAIL, "checkpoint: out of host memory");
+      ok = false;
+    } else {
+      meta->kv[meta->n++] = (ct_st_meta){"data.path", dpath};
+      if (dhex) meta->kv[meta->n++] = (ct_st_meta){"data.path.hex", dhex};
+    }
+  }
+  if (ok) {
     if (ct_safetensors_write(file, ts, nt, meta->kv, meta->n) != CT_OK) {
       cli_error(cmd, CLI_FAIL, "checkpoint not saved (the previous one, if any, is intact): %s",
                 ct_last_error());
@@ -353,5 +413,8 @@ bool cli_checkpoint_save(const char *cmd, const char *dir, const cli_checkpoint 
   free(ts);
   free(names);
   free(meta);
+  free(file);
+  free(dpath);
+  free(dhex);
   return ok;
 }

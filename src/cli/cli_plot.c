@@ -283,30 +283,10 @@ bool cli_write_loss_svg(const char *path, const char *title, const long *steps,
     errno = EINVAL;
     return false;
   }
-  /* Written to "<path>.tmp", flushed to disk, then renamed over path. */
-  size_t len = strlen(path);
-  char *tmp = malloc(len + 5);
-  if (!tmp) {
-    errno = ENOMEM;
-    return false;
-  }
-  memcpy(tmp, path, len);
-  memcpy(tmp + len, ".tmp", 5);
-  FILE *f = fopen(tmp, "w");
-  if (!f) {
-    int e = errno;
-    free(tmp);
-    errno = e;
-    return false;
-  }
+  /* Written to "<path>.tmp", flushed to disk, renamed over path, directory synced. */
+  cli_atomic a;
+  if (!cli_atomic_open(&a, path)) return false;
   errno = 0;
-  write_svg(f, title, steps, train, n, val_steps, val, n_val);
-  int e = 0;
-  if (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0) e = errno ? errno : EIO;
-  if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
-  if (!e && rename(tmp, path) != 0) e = errno;
-  if (e) remove(tmp);
-  free(tmp);
-  errno = e;
-  return e == 0;
+  write_svg(a.f, title, steps, train, n, val_steps, val, n_val);
+  return cli_atomic_commit(&a);
 }

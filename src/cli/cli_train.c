@@ -30,7 +30,7 @@ static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml train [--config tiny|micro|small] [--data FILE] [--out DIR] [--resume DIR]\n"
           "                  [--backend auto|cpu|cuda|opencl] [--log-every N] [--no-rewrite]\n"
-          "                  [config flags]\n"
+          "                  [--max-memory BYTES] [--max-data BYTES] [config flags]\n"
           "  --config NAME   preset: tiny (default: 4 layers, width 128; three minutes on the\n"
           "                  OpenCL fallback of 2 CPU cores), micro (2 layers, width 64; three\n"
           "                  minutes on the CPU reference) or small (6 layers, 6 heads, width\n"
@@ -44,23 +44,30 @@ static void cli__usage(FILE *f) {
           "                  --steps may be raised)\n"
           "  --log-every N   a progress line every N steps when not on a terminal (default 10)\n"
           "  --stop-after N  stop after step N with a checkpoint, as Ctrl-C does (exit 0)\n"
+          "  --max-memory B  refuse a run estimated to need more than B bytes of host or device\n"
+          "                  memory (suffixes K, M, G; default: the host's available memory)\n"
+          "  --max-data B    the largest --data file read (default 1G); it must be a regular file\n"
           "  --no-rewrite    train the model as built, without the rewrite rules (fusions)\n");
   cli_config_usage(f);
 }
 
 /* mkdir -p */
 static bool cli__mkdirs(const char *path) {
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *c = buf + 1;; c++) {
+  char *buf = strdup(path);
+  if (!buf) return false;
+  for (char *c = buf + 1; *buf; c++) {
     if (*c == '/' || *c == '\0') {
       char keep = *c;
       *c = '\0';
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return false;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+        free(buf);
+        return false;
+      }
       *c = keep;
       if (!keep) break;
     }
   }
+  free(buf);
   struct stat st;
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
@@ -68,95 +75,12 @@ static bool cli__mkdirs(const char *path) {
 /* runs/latest -> the run directory under runs/, replaced atomically. */
 static bool cli__link_latest(const char *dir) {
   const char *leaf = strrchr(dir, '/');
-  leaf = leaf ? leaf + 1 : dir;
-  (void)unlink("runs/.latest.tmp");
-  if (symlink(leaf, "runs/.latest.tmp") != 0) return false;
-  if (rename("runs/.latest.tmp", "runs/latest") != 0) {
-    (void)unlink("runs/.latest.tmp");
-    return false;
-  }
-  return true;
+  return cli_symlink_atomic(leaf ? leaf + 1 : dir, "runs/latest");
 }
 
 static bool cli__exists(const char *path) {
   struct stat st;
   return stat(path, &st) == 0;
-}
-
-/* The loss log: one row per step, validation where it was measured. */
-typedef struct cli__log {
-  long *steps, *val_steps;
-  float *train, *val;
-  int n, n_val, cap, cap_val;
-} cli__log;
-
-static bool cli__log_push(cli__log *l, long step, float train) {
-  if (l->n == l->cap) {
-    int cap = l->cap ? 2 * l->cap : 1024;
-    long *s = realloc(l->steps, (size_t)cap * sizeof *s);
-    if (!s) return false;
-    l->steps = s;
-    float *t = realloc(l->train, (size_t)cap * sizeof *t);
-    if (!t) return false;
-    l->train = t;
-    l->cap = cap;
-  }
-  l->steps[l->n] = step;
-  l->train[l->n++] = train;
-  return true;
-}
-
-static bool cli__log_push_val(cli__log *l, long step, float val) {
-  if (l->n_val == l->cap_val) {
-    int cap = l->cap_val ? 2 * l->cap_val : 64;
-    long *s = realloc(l->val_steps, (size_t)cap * sizeof *s);
-    if (!s) return false;
-    l->val_steps = s;
-    float *v = realloc(l->val, (size_t)cap * sizeof *v);
-    if (!v) return false;
-    l->val = v;
-    l->cap_val = cap;
-  }
-  l->val_steps[l->n_val] = step;
-  l->val[l->n_val++] = val;
-  return true;
-}
-
-static void cli__log_free(cli__log *l) {
-  free(l->steps);
-  free(l->train);
-  free(l->val_steps);
-  free(l->val);
-}
-
-/* Reads the rows of an existing loss.csv up to step last (resume) into l and
- * their text into *kept, so the rewritten log continues exactly there. */
-static bool cli__log_resume(const char *csv, long last, cli__log *l, char **kept) {
-  size_t len = 0, cap = 4096;
-  *kept = malloc(cap);
-  if (!*kept) return false;
-  (*kept)[0] = '\0';
-  FILE *f = fopen(csv, "r");
-  if (!f) return true;
-  char line[256];
-  while (fgets(line, sizeof line, f)) {
-    long step;
-    float train, val;
-    char vbuf[64] = "";
-    if (sscanf(line, "%ld,%f,%63[^,]", &step, &train, vbuf) < 2 || step > last) continue;
-    if (!cli__log_push(l, step, train)) break;
-    if (vbuf[0] && sscanf(vbuf, "%f", &val) == 1) cli__log_push_val(l, step, val);
-    size_t k = strlen(line);
-    if (len + k + 1 > cap) {
-      char *g = realloc(*kept, cap = 2 * (len + k + 1));
-      if (!g) break;
-      *kept = g;
-    }
-    memcpy(*kept + len, line, k + 1);
-    len += k;
-  }
-  fclose(f);
-  return true;
 }
 
 /* Mean loss over fixed validation windows (evenly spaced, no randomness). */
@@ -210,11 +134,11 @@ static double cli__unigram(const int32_t *ids, int64_t n_train, int64_t n, int V
 typedef struct cli__run {
   cli_config cfg;
   cli_checkpoint ck;      /* metadata of the checkpoint to write */
-  char out_dir[512];
+  char *out_dir;           /* owned */
   const ct_backend *be;
   ct_gpt *g;
   ct_trainer *t;
-  cli__log log;
+  cli_losslog log;
 } cli__run;
 
 static bool cli__save(cli__run *r, long step, uint64_t rng) {
@@ -229,14 +153,18 @@ static bool cli__save(cli__run *r, long step, uint64_t rng) {
 }
 
 static void cli__plot(cli__run *r) {
-  char path[600], title[160];
-  snprintf(path, sizeof path, "%s/loss.svg", r->out_dir);
+  char title[160], *path = cli_path_join(r->out_dir, "loss.svg");
+  if (!path) {
+    cli_error(CLI__CMD, CLI_FAIL, "warning: loss.svg not written: out of host memory");
+    return;
+  }
   snprintf(title, sizeof title, "ctml train --config %s: %lld layers, %lld heads, width %lld, "
            "block %lld", r->cfg.name, (long long)r->cfg.model.layers, (long long)r->cfg.model.heads,
            (long long)r->cfg.model.width, (long long)r->cfg.model.block);
   if (!cli_write_loss_svg(path, title, r->log.steps, r->log.train, r->log.n, r->log.val_steps,
                           r->log.val, r->log.n_val))
     cli_error(CLI__CMD, CLI_FAIL, "warning: %s not written: %s", path, strerror(errno));
+  free(path);
 }
 
 /* A config flag as the user gave it. */
@@ -277,6 +205,7 @@ int cli_train(int argc, char **argv) {
   const char *preset = NULL, *data_path = NULL, *out_dir = NULL, *resume = NULL,
              *backend = "auto";
   long log_every = 10, stop_after = 0;
+  int64_t max_memory = 0, max_data = CLI_MAX_DATA_DEFAULT;
   cli__run run;
   int plan_flags = 0; /* CT_PLAN_NO_REWRITE with --no-rewrite */
   memset(&run, 0, sizeof run);
@@ -310,6 +239,14 @@ int cli_train(int argc, char **argv) {
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--stop-after", &v)) != 0) {
       if (r < 0 || !cli_parse_long(CLI__CMD, "--stop-after", v, 1, 1L << 30, &stop_after))
         return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--max-memory", &v)) != 0) {
+      if (r < 0 || !cli_parse_bytes(CLI__CMD, "--max-memory", v, &max_memory)) return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--max-data", &v)) != 0) {
+      if (r < 0 || !cli_parse_bytes(CLI__CMD, "--max-data", v, &max_data)) return CLI_USAGE;
       continue;
     }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--log-every", &v)) != 0) {
@@ -354,7 +291,7 @@ int cli_train(int argc, char **argv) {
                        resume);
     }
     out_dir = resume;
-    if (!data_path && from.data_path[0]) data_path = from.data_path;
+    if (!data_path && from.data_path && from.data_path[0]) data_path = from.data_path;
   } else {
     *cfg = flags;
     /* a short run without its own --warmup warms up over its first tenth */
@@ -365,54 +302,94 @@ int cli_train(int argc, char **argv) {
     return CLI_USAGE;
   }
 
-  /* the run directory: never overwrite a checkpoint of another run */
-  if (out_dir) {
-    snprintf(run.out_dir, sizeof run.out_dir, "%s", out_dir);
-  } else { /* the first of runs/<config>, runs/<config>-2, ... without a checkpoint */
-    for (int k = 1; k < 10000; k++) {
-      char probe[700];
-      if (k == 1)
-        snprintf(run.out_dir, sizeof run.out_dir, "runs/%s", cfg->name);
-      else
-        snprintf(run.out_dir, sizeof run.out_dir, "runs/%s-%d", cfg->name, k);
-      snprintf(probe, sizeof probe, "%s/%s", run.out_dir, CLI_CHECKPOINT_FILE);
-      if (!cli__exists(probe)) break;
+  /* the memory the run needs, from the config alone, before anything is allocated */
+  struct stat data_st;
+  int64_t data_size = data_path && stat(data_path, &data_st) == 0 ? (int64_t)data_st.st_size : 0;
+  cli_budget budget = cli_budget_estimate(cfg, resume ? from.cfg.model.vocab : 256, data_size);
+  {
+    const ct_backend *probe = NULL;
+    char pwhy[1400];
+    bool host = !strcmp(backend, "cpu");
+    if (!host) {
+      if (!cli_pick_backend(CLI__CMD, backend, &probe, pwhy, sizeof pwhy)) {
+        cli_checkpoint_free(&from);
+        return CLI_FAIL;
+      }
+      /* a device backend on a CPU device holds its buffers in host memory */
+      ct_device_info dev;
+      int bi = -1;
+      if (ct_backend_index(ct_backend_name(probe), &bi) != CT_OK) bi = -1;
+      host = !strcmp(ct_backend_name(probe), "cpu") ||
+             (bi >= 0 && cli_selected_device(bi, &dev) && !dev.gpu);
+    }
+    if (!cli_budget_check(CLI__CMD, &budget, host, max_memory)) {
+      cli_checkpoint_free(&from);
+      return CLI_FAIL;
     }
   }
-  char ck_file[700];
-  snprintf(ck_file, sizeof ck_file, "%s/%s", run.out_dir, CLI_CHECKPOINT_FILE);
-  if (!resume && cli__exists(ck_file))
-    return cli_error(CLI__CMD, CLI_USAGE, "'%s' already holds a checkpoint; continue it with "
-                     "--resume %s or choose another --out", run.out_dir, run.out_dir);
 
-  /* the text */
+  /* the run directory: never overwrite a checkpoint of another run */
+  if (out_dir) {
+    run.out_dir = strdup(out_dir);
+  } else { /* the first of runs/<config>, runs/<config>-2, ... without a checkpoint */
+    for (int k = 1; k < 10000; k++) {
+      char leaf[64];
+      if (k == 1) snprintf(leaf, sizeof leaf, "runs/%s", cfg->name);
+      else snprintf(leaf, sizeof leaf, "runs/%s-%d", cfg->name, k);
+      free(run.out_dir);
+      run.out_dir = strdup(leaf);
+      char *probe = run.out_dir ? cli_path_join(run.out_dir, CLI_CHECKPOINT_FILE) : NULL;
+      bool taken = probe && cli__exists(probe);
+      free(probe);
+      if (!taken) break;
+    }
+  }
+  char *ck_file = run.out_dir ? cli_path_join(run.out_dir, CLI_CHECKPOINT_FILE) : NULL,
+       *csv_path = run.out_dir ? cli_path_join(run.out_dir, "loss.csv") : NULL,
+       *data_desc = NULL;
   uint8_t *text = NULL;
+  int32_t *ids = NULL, *in = NULL, *tg = NULL;
+  ct_morphism *loss = NULL;
+  FILE *csv = NULL;
+  int code = CLI_FAIL;
+  if (!ck_file || !csv_path) {
+    cli_error(CLI__CMD, CLI_FAIL, "out of host memory");
+    goto done;
+  }
+  if (!resume && cli__exists(ck_file)) {
+    code = cli_error(CLI__CMD, CLI_USAGE, "'%s' already holds a checkpoint; continue it with "
+                     "--resume %s or choose another --out", run.out_dir, run.out_dir);
+    goto done;
+  }
+
+  /* the text: a regular file of at most --max-data bytes, read up to its size at open */
   int64_t n = 0;
   int files = 0;
-  char data_desc[700];
   if (data_path) {
-    if (ct_text_read_file(data_path, &text, &n) != CT_OK) {
-      cli_checkpoint_free(&from);
-      return cli_error(CLI__CMD, CLI_FAIL, "--data: %s", ct_last_error());
+    ct_status rs = ct_text_read_regular_file(data_path, max_data, &text, &n);
+    if (rs != CT_OK) {
+      cli_error(CLI__CMD, CLI_FAIL, "--data: %s%s", ct_last_error(),
+                rs == CT_ERR_RANGE ? " (--max-data raises the limit)" : "");
+      goto done;
     }
-    snprintf(data_desc, sizeof data_desc, "%s", data_path);
+    data_desc = strdup(data_path);
   } else {
     const char *dir = getenv("CTML_FORTUNES_DIR");
     if (!dir || !*dir) dir = CLI__DEFAULT_CORPUS;
     if (ct_text_read_fortunes(dir, &text, &n, &files) != CT_OK) {
-      cli_checkpoint_free(&from);
-      return cli_error(CLI__CMD, CLI_FAIL, "no --data given and the default corpus is missing "
-                       "(install Debian's 'fortunes' package: bash tools/install-deps.sh): %s",
-                       ct_last_error());
+      cli_error(CLI__CMD, CLI_FAIL, "no --data given and the default corpus is missing "
+                "(install Debian's 'fortunes' package: bash tools/install-deps.sh): %s",
+                ct_last_error());
+      goto done;
     }
-    snprintf(data_desc, sizeof data_desc, "default corpus %s (%d files)", dir, files);
+    char files_desc[64];
+    snprintf(files_desc, sizeof files_desc, " (%d files)", files);
+    data_desc = cli_strcat_alloc("default corpus ", dir, files_desc);
   }
-  int code = CLI_FAIL;
-  int32_t *ids = malloc((size_t)n * sizeof *ids);
-  int32_t *in = malloc((size_t)(cfg->batch * cfg->model.block) * sizeof *in);
-  int32_t *tg = malloc((size_t)(cfg->batch * cfg->model.block) * sizeof *tg);
-  ct_morphism *loss = NULL;
-  if (!ids || !in || !tg) {
+  ids = malloc((size_t)n * sizeof *ids);
+  in = malloc((size_t)(cfg->batch * cfg->model.block) * sizeof *in);
+  tg = malloc((size_t)(cfg->batch * cfg->model.block) * sizeof *tg);
+  if (!ids || !in || !tg || !data_desc) {
     cli_error(CLI__CMD, CLI_FAIL, "out of host memory for %lld tokens", (long long)n);
     goto done;
   }
@@ -421,7 +398,8 @@ int cli_train(int argc, char **argv) {
     if (hash != from.data_hash || n != from.data_bytes) {
       cli_error(CLI__CMD, CLI_USAGE, "the data (%s, %lld bytes) is not the text the checkpoint was "
                 "trained on (%lld bytes%s%s)", data_desc, (long long)n,
-                (long long)from.data_bytes, from.data_path[0] ? ", " : "", from.data_path);
+                (long long)from.data_bytes, from.data_path && from.data_path[0] ? ", " : "",
+                from.data_path ? from.data_path : "");
       code = CLI_USAGE;
       goto done;
     }
@@ -437,7 +415,11 @@ int cli_train(int argc, char **argv) {
   cfg->model.vocab = run.ck.vocab.size;
   run.ck.data_hash = hash;
   run.ck.data_bytes = n;
-  snprintf(run.ck.data_path, sizeof run.ck.data_path, "%s", data_path ? data_path : "");
+  run.ck.data_path = strdup(data_path ? data_path : "");
+  if (!run.ck.data_path) {
+    cli_error(CLI__CMD, CLI_FAIL, "out of host memory");
+    goto done;
+  }
   const int64_t B = cfg->batch, T = cfg->model.block, n_train = n * 9 / 10, n_val = n - n_train;
   if (n_train < T + 1 || n_val < T + 1) {
     cli_error(CLI__CMD, CLI_FAIL, "--data: %s has %lld bytes; a 90/10 split needs at least %lld "
@@ -473,22 +455,28 @@ int cli_train(int argc, char **argv) {
   uint64_t rng = resume ? from.rng : cfg->seed ^ 0x5eedba7c4e5ull;
   long step = resume ? from.step : 0;
 
-  char csv_path[600];
-  snprintf(csv_path, sizeof csv_path, "%s/loss.csv", run.out_dir);
-  char *kept = NULL;
-  if (resume && !cli__log_resume(csv_path, step, &run.log, &kept)) {
-    cli_error(CLI__CMD, CLI_FAIL, "out of host memory reading %s", csv_path);
-    goto done;
-  }
-  FILE *csv = fopen(csv_path, "w");
-  if (!csv) {
+  /* loss.csv: its header and the rows kept on resume are written atomically
+   * (tmp, fsync, rename); each step then appends its row. */
+  {
+    static const char header[] = "step,train_loss,val_loss,lr,tokens_per_s\n";
+    char *kept = NULL, *all = NULL;
+    size_t kept_len = 0;
+    if (resume && !cli_losslog_read(csv_path, step, &run.log, &kept, &kept_len)) {
+      free(kept);
+      cli_error(CLI__CMD, CLI_FAIL, "cannot continue the loss log %s: unreadable, not a regular "
+                "file or over %lld MiB (move it away to start a new log)", csv_path,
+                CLI_LOSSLOG_MAX >> 20);
+      goto done;
+    }
+    all = cli_strcat_alloc(header, kept ? kept : "", NULL);
     free(kept);
-    cli_error(CLI__CMD, CLI_FAIL, "cannot write %s: %s", csv_path, strerror(errno));
-    goto done;
+    bool ok = all && cli_write_atomic(csv_path, all, strlen(all));
+    free(all);
+    if (!ok || !(csv = fopen(csv_path, "a"))) {
+      cli_error(CLI__CMD, CLI_FAIL, "cannot write %s: %s", csv_path, strerror(errno));
+      goto done;
+    }
   }
-  fprintf(csv, "step,train_loss,val_loss,lr,tokens_per_s\n%s", kept ? kept : "");
-  free(kept);
-  fflush(csv);
 
   double unigram = cli__unigram(ids, n_train, n, run.ck.vocab.size);
   printf("ctml train: backend %s (%s)\n", ct_backend_name(run.be), why);
@@ -556,9 +544,9 @@ int cli_train(int argc, char **argv) {
       }
       last_val = val;
       last_val_step = step;
-      cli__log_push_val(&run.log, step, val);
+      cli_losslog_push_val(&run.log, step, val);
     }
-    cli__log_push(&run.log, step, train_loss);
+    cli_losslog_push(&run.log, step, train_loss);
     double tok_s = rate > 0.0 ? (double)(B * T) / rate : 0.0;
     fprintf(csv, "%ld,%.9g,", step, (double)train_loss);
     if (eval) fprintf(csv, "%.9g", (double)val);
@@ -593,6 +581,7 @@ int cli_train(int argc, char **argv) {
     }
   }
   fclose(csv);
+  csv = NULL;
   sigaction(SIGINT, &old_sa, NULL);
   signal(SIGTERM, SIG_DFL);
   if (code == CLI_OK && cli__interrupted) {
@@ -622,11 +611,17 @@ int cli_train(int argc, char **argv) {
            csv_path, run.out_dir);
   }
 done:
+  if (csv) fclose(csv);
   ct_trainer_free(run.t);
   ct_morphism_free(loss);
   ct_gpt_free(run.g);
-  cli__log_free(&run.log);
+  cli_losslog_free(&run.log);
   cli_checkpoint_free(&from);
+  free(run.ck.data_path);
+  free(run.out_dir);
+  free(ck_file);
+  free(csv_path);
+  free(data_desc);
   free(text);
   free(ids);
   free(in);

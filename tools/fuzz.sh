@@ -30,6 +30,7 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export TMPDIR=$PWD/$build/tmp
 mkdir -p "$TMPDIR" "$build/findings"
+rm -f "$build"/fuzz_*.status "$build"/fuzz_*.log
 run_one() {
   local t=$1 scratch=$build/corpus/$1
   rm -rf "$scratch"

@@ -53,9 +53,9 @@ static void cli__usage(FILE *f) {
 
 /* mkdir -p */
 static bool cli__mkdirs(const char *path) {
-  char *buf = strdup(path);
+  char *buf = *path ? strdup(path) : NULL;
   if (!buf) return false;
-  for (char *c = buf + 1; *buf; c++) {
+  for (char *c = buf + 1;; c++) {
     if (*c == '/' || *c == '\0') {
       char keep = *c;
       *c = '\0';

@@ -9,7 +9,8 @@
 #   unbounded_data      /dev/zero, a FIFO, a directory and a file over --max-data
 #                       are refused at once
 #   huge_model          --layers 64 --width 8192 is refused in under a second
-#   cpu_sample_no_device 'sample --backend cpu' loads no OpenCL or CUDA library
+#   cpu_never_opens_devices 'sample', 'bench' and 'demo' with --backend cpu load no
+#                       OpenCL or CUDA library ('train': cli_cpu_loads_no_device_library)
 # Usage: inputs.sh CTML DATA CASE
 set -euo pipefail
 ctml=$1 data=$2 case=$3
@@ -101,12 +102,16 @@ huge_model)
   echo "$case: refused in $dt ms: $(cat err.txt)"
   echo "$case: $(cat err2.txt)"
   ;;
-cpu_sample_no_device)
+cpu_never_opens_devices)
   "$ctml" train --data "$data" --steps 2 --out run "${small[@]}" >/dev/null
-  LD_DEBUG=files "$ctml" sample --checkpoint run --backend cpu --tokens 4 >out.txt 2>&1 ||
-    fail "sample failed: $(tail -3 out.txt)"
-  if grep -E "file=lib(OpenCL|cublas|cuda)[.]" out.txt; then fail "a device library was loaded"; fi
-  echo "$case: sample --backend cpu loaded no device library"
+  for cmd in "sample --checkpoint run --backend cpu --tokens 4" \
+             "bench --backend cpu --config micro --warmup 0 --runs 1" \
+             "bench --decode --backend cpu --config micro --tokens 4" "demo --backend cpu"; do
+    read -r -a args <<<"$cmd"
+    LD_DEBUG=files "$ctml" "${args[@]}" >out.txt 2>&1 || fail "$cmd failed: $(tail -3 out.txt)"
+    if grep -E "file=lib(OpenCL|cublas|cuda)[.]" out.txt; then fail "$cmd loaded a device library"; fi
+  done
+  echo "$case: sample, bench and demo with --backend cpu loaded no device library"
   ;;
 *)
   fail "unknown case"

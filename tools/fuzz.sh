@@ -18,10 +18,11 @@ command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (bash tools/install-d
 targets=(safetensors checkpoint text losslog args)
 t0=$(date +%s)
 flags="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
+mkdir -p "$build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$flags" \
   -DCTML_FUZZ=ON -DCTML_TESTS=OFF -DCTML_TOOLS=OFF -DCTML_BENCHMARKS=OFF -DCTML_INSTALL=OFF \
-  -DCTML_CUDA=OFF -DCTML_OPENCL=OFF >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log" >&2; exit 1; }
+  -DCTML_CUDA=OFF -DCTML_OPENCL=OFF >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log" >&2; exit 1; }
 cmake --build "$build" -j"$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}") >"$build/build.log" 2>&1 ||
   { tail -50 "$build/build.log" >&2; exit 1; }
 echo "fuzz: built ${#targets[@]} targets in $(( $(date +%s) - t0 )) s; ${secs} s each, $jobs at a time"
@@ -29,6 +30,7 @@ echo "fuzz: built ${#targets[@]} targets in $(( $(date +%s) - t0 )) s; ${secs} s
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export TMPDIR=$PWD/$build/tmp
+rm -rf "$build/findings"
 mkdir -p "$TMPDIR" "$build/findings"
 rm -f "$build"/fuzz_*.status "$build"/fuzz_*.log
 run_one() {

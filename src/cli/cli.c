@@ -22,6 +22,12 @@ static void usage(FILE *f) {
           "                 one training step on a device backend against cpu_ref, node by node\n"
           "  bench [--config NAME] [--backend NAME]\n"
           "                 times the training step on every present backend\n"
+          "  eval --data FILE [--checkpoint DIR] [--json]\n"
+          "                 loss, bits per byte and perplexity of a checkpoint over a whole text\n"
+          "  export (--hf DIR | --weights FILE) [--checkpoint DIR]\n"
+          "                 a Hugging Face GPT-2 directory, or a weights-only ctml file\n"
+          "  import SRC --out FILE\n"
+          "                 a GPT-2 layout model (F32 or BF16) as a weights-only ctml file\n"
           "  devices        every backend and device found, whether it is usable, and why not\n"
           "  help           this text\n"
           "  version        the version\n"
@@ -149,6 +155,9 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "sample")) return cli_sample(argc - 2, argv + 2);
   if (!strcmp(cmd, "check")) return cli_check(argc - 2, argv + 2);
   if (!strcmp(cmd, "bench")) return cli_bench(argc - 2, argv + 2);
+  if (!strcmp(cmd, "eval")) return cli_eval(argc - 2, argv + 2);
+  if (!strcmp(cmd, "export")) return cli_export(argc - 2, argv + 2);
+  if (!strcmp(cmd, "import")) return cli_import(argc - 2, argv + 2);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);
     return 0;

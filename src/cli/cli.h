@@ -86,10 +86,20 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *s, float lo,
 /* Checkpoints: one safetensors file holding the GPT parameters under their
  * names, the AdamW moments as "optim.m.<name>" and "optim.v.<name>", and in
  * the metadata the config, vocabulary (hex), step, batch RNG state and a
- * fingerprint of the training data. */
+ * fingerprint of the training data. Weights-only files (format
+ * "ctml-gpt-weights-1") hold the config, vocabulary and parameters; GPT-2
+ * layout files (Hugging Face, see docs/interop.md) are read too. */
 #define CLI_CHECKPOINT_FILE "checkpoint.safetensors"
+enum { CLI_CK_RUN, CLI_CK_WEIGHTS, CLI_CK_HF };
+/* A tensor converted on load (GPT-2 layout), under its ctml name. */
+typedef struct cli_ck_tensor {
+  char name[64];
+  int rank;
+  int64_t dims[2];
+  float *data;
+} cli_ck_tensor;
 typedef struct cli_checkpoint {
-  cli_config cfg;
+  cli_config cfg;       /* a weights or GPT-2 file: the tiny preset's training settings */
   ct_vocab vocab;
   long step;
   uint64_t rng;
@@ -97,11 +107,23 @@ typedef struct cli_checkpoint {
   int64_t data_bytes;
   char data_path[512];  /* the training text ("": the default corpus) */
   ct_safetensors *file; /* tensors; freed by cli_checkpoint_free */
+  int kind;             /* CLI_CK_RUN (resumable), CLI_CK_WEIGHTS or CLI_CK_HF */
+  char path[1024];      /* the file read */
+  cli_ck_tensor *own;   /* CLI_CK_HF: the parameters in ctml's layout */
+  int n_own;
 } cli_checkpoint;
 
-/* path is a run directory (holding checkpoint.safetensors) or a file. */
+/* path is a run directory (holding checkpoint.safetensors), a directory of
+ * a GPT-2 export (model.safetensors and config.json) or a file of any of the
+ * three kinds. Every metadata number is checked against its flag's range and
+ * every tensor's shape against the config before anything is allocated. */
 bool cli_checkpoint_load(const char *cmd, const char *path, cli_checkpoint *ck);
 void cli_checkpoint_free(cli_checkpoint *ck);
+/* The parameters in the order of gpt.h: name and shape from the config
+ * (rank 1 or 2); false past the last. */
+bool cli_param_spec(const ct_gpt_config *c, int i, char name[64], int *rank, int64_t dims[2]);
+/* Data of parameter name of a loaded checkpoint (its shape was checked), or NULL. */
+const float *cli_checkpoint_tensor(const cli_checkpoint *ck, const char *name);
 /* Copies the parameters into g (same config); prints and returns false on a mismatch. */
 bool cli_checkpoint_params(const char *cmd, const cli_checkpoint *ck, ct_gpt *g);
 /* Copies the AdamW moments into the trainer of g and sets its step count. */
@@ -112,6 +134,11 @@ bool cli_checkpoint_optimizer(const char *cmd, const cli_checkpoint *ck, const c
  * the trainer's moments. An existing checkpoint stays intact when it fails. */
 bool cli_checkpoint_save(const char *cmd, const char *dir, const cli_checkpoint *ck,
                          const ct_gpt *g, ct_trainer *t);
+/* The vocabulary from its bytes in hex (metadata key of file); prints when bad. */
+bool cli_vocab_hex(const char *cmd, const char *file, const char *key, const char *hex,
+                   ct_vocab *v);
+/* Writes a weights-only file (config, vocabulary, parameters) of a loaded checkpoint. */
+bool cli_checkpoint_save_weights(const char *cmd, const char *file, const cli_checkpoint *ck);
 
 /* Monotonic seconds. */
 double cli_now(void);
@@ -130,6 +157,29 @@ uint64_t cli_fnv1a(const uint8_t *data, int64_t n);
 bool cli_write_loss_svg(const char *path, const char *title, const long *steps,
                         const float *train, int n, const long *val_steps, const float *val,
                         int n_val);
+
+/* Interop, fine-tuning, evaluation (cli_interop.c, cli_eval.c). */
+/* The config from checkpoint metadata: the model keys (config.*) always, the
+ * training keys (train.*) when train; each value checked against its flag's
+ * range. Prints naming file, key and range; false when bad or missing. */
+bool cli_config_from_meta(cli_config *c, const char *cmd, const char *file,
+                          const ct_safetensors *f, bool train);
+/* Sets the model field of metadata key (config.width, ...) from another
+ * source (label: "config.json 'n_embd'"), checked against the same range. */
+bool cli_config_model_value(cli_config *c, const char *cmd, const char *src, const char *key,
+                            const char *label, long long v);
+/* True for --layers --heads --width --block. */
+bool cli_config_is_model_flag(const char *flag);
+/* Reads a GPT-2 layout safetensors file (F32 or BF16) with config.json and
+ * ctml_vocab.json beside it into ck (kind CLI_CK_HF); ck->file is loaded. */
+bool cli_hf_load(const char *cmd, const char *file, cli_checkpoint *ck);
+/* The training text encoded with the vocabulary of a checkpoint; a byte
+ * outside it is an error naming the byte and its offset. */
+bool cli_encode_with(const char *cmd, const char *what, const ct_vocab *v, const uint8_t *text,
+                     int64_t n, int32_t *ids);
+int cli_export(int argc, char **argv);
+int cli_import(int argc, char **argv);
+int cli_eval(int argc, char **argv);
 
 /* Commands. */
 int cli_train(int argc, char **argv);

@@ -42,6 +42,9 @@ static void cli__usage(FILE *f) {
           "                  linked as runs/latest)\n"
           "  --resume DIR    continue the run in DIR from its checkpoint (same config and data;\n"
           "                  --steps may be raised)\n"
+          "  --init-from P   fine-tune: start from the weights of a checkpoint, weights-only\n"
+          "                  file or GPT-2 export (its architecture and vocabulary) with a fresh\n"
+          "                  optimizer; the schedule comes from the preset and flags\n"
           "  --log-every N   a progress line every N steps when not on a terminal (default 10)\n"
           "  --stop-after N  stop after step N with a checkpoint, as Ctrl-C does (exit 0)\n"
           "  --no-rewrite    train the model as built, without the rewrite rules (fusions)\n");
@@ -273,9 +276,33 @@ static bool cli__resume_config(cli_config *c, const cli__given *g, int n) {
   return true;
 }
 
+/* --init-from: the checkpoint's architecture and vocabulary with the
+ * training settings of the preset and flags; a flag that would change the
+ * architecture is refused. */
+static bool cli__init_from_config(cli_config *c, const cli_checkpoint *from, const cli__given *g,
+                                  int n) {
+  for (int k = 0; k < n; k++) {
+    if (!cli_config_is_model_flag(g[k].flag)) continue;
+    cli_config probe = *c;
+    probe.model = from->cfg.model;
+    cli_config_flag(&probe, CLI__CMD, g[k].flag, g[k].value);
+    if (memcmp(&probe.model, &from->cfg.model, sizeof probe.model)) {
+      const ct_gpt_config *m = &from->cfg.model;
+      cli_error(CLI__CMD, CLI_USAGE, "%s %s: the architecture comes from the checkpoint (width "
+                "%lld, %lld layers, %lld heads, block %lld) with --init-from; drop the flag",
+                g[k].flag, g[k].value, (long long)m->width, (long long)m->layers,
+                (long long)m->heads, (long long)m->block);
+      return false;
+    }
+  }
+  c->model = from->cfg.model;
+  snprintf(c->name, sizeof c->name, "%s", from->cfg.name);
+  return true;
+}
+
 int cli_train(int argc, char **argv) {
   const char *preset = NULL, *data_path = NULL, *out_dir = NULL, *resume = NULL,
-             *backend = "auto";
+             *backend = "auto", *init_from = NULL;
   long log_every = 10, stop_after = 0;
   cli__run run;
   int plan_flags = 0; /* CT_PLAN_NO_REWRITE with --no-rewrite */
@@ -303,6 +330,7 @@ int cli_train(int argc, char **argv) {
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--data", &data_path)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--out", &out_dir)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--resume", &resume)) ||
+        (r = cli_opt(CLI__CMD, argc, argv, &i, "--init-from", &init_from)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--backend", &backend))) {
       if (r < 0) return CLI_USAGE;
       continue;
@@ -331,8 +359,17 @@ int cli_train(int argc, char **argv) {
   /* the checkpoint to resume, and the config it fixes */
   cli_checkpoint from;
   memset(&from, 0, sizeof from);
+  if (resume && init_from)
+    return cli_error(CLI__CMD, CLI_USAGE, "--init-from and --resume exclude each other (--resume "
+                     "continues a run, --init-from starts a new one from its weights)");
   if (resume) {
     if (!cli_checkpoint_load(CLI__CMD, resume, &from)) return CLI_FAIL;
+    if (from.kind != CLI_CK_RUN) {
+      cli_checkpoint_free(&from);
+      return cli_error(CLI__CMD, CLI_USAGE, "'%s' is a %s file: it has no optimizer state or step "
+                       "to resume; fine-tune from it with --init-from", resume,
+                       from.kind == CLI_CK_HF ? "GPT-2 layout" : "weights-only");
+    }
     if (preset && strcmp(preset, from.cfg.name)) {
       cli_checkpoint_free(&from);
       return cli_error(CLI__CMD, CLI_USAGE, "config mismatch: the checkpoint in '%s' is a '%s' "
@@ -357,6 +394,13 @@ int cli_train(int argc, char **argv) {
     if (!data_path && from.data_path[0]) data_path = from.data_path;
   } else {
     *cfg = flags;
+    if (init_from) {
+      if (!cli_checkpoint_load(CLI__CMD, init_from, &from)) return CLI_FAIL;
+      if (!cli__init_from_config(cfg, &from, given, n_given)) {
+        cli_checkpoint_free(&from);
+        return CLI_USAGE;
+      }
+    }
     /* a short run without its own --warmup warms up over its first tenth */
     if (!cli__was_given(given, n_given, "--warmup") && cfg->warmup >= cfg->steps) cfg->warmup = cfg->steps / 10;
   }
@@ -426,6 +470,9 @@ int cli_train(int argc, char **argv) {
       goto done;
     }
     run.ck.vocab = from.vocab;
+  } else if (init_from) {
+    run.ck.vocab = from.vocab;
+    if (!cli_encode_with(CLI__CMD, "--data", &from.vocab, text, n, ids)) goto done;
   } else if (ct_vocab_build(&run.ck.vocab, text, n) != CT_OK) {
     cli_lib_error(CLI__CMD, "--data");
     goto done;
@@ -462,7 +509,7 @@ int cli_train(int argc, char **argv) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }
-  if (resume && !cli_checkpoint_params(CLI__CMD, &from, run.g)) goto done;
+  if ((resume || init_from) && !cli_checkpoint_params(CLI__CMD, &from, run.g)) goto done;
   ct_optimizer opt = cli_config_optimizer(cfg);
   if (ct_gpt_loss(&loss, run.g, B, T) != CT_OK ||
       ct_trainer_new_flags(&run.t, loss, run.be, &opt, plan_flags) != CT_OK) {
@@ -502,6 +549,8 @@ int cli_train(int argc, char **argv) {
   printf("plan: %s%s\n", plan_flags ? "as built (--no-rewrite)" : "",
          plan_flags ? "" : cli_rewrite_summary(ct_trainer_plan(run.t), rewrites, sizeof rewrites));
   if (resume) printf("resuming %s at step %ld\n", run.out_dir, step);
+  if (init_from)
+    printf("init from %s (%s): its weights, a fresh optimizer\n", init_from, from.path);
   printf("run directory: %s (checkpoint every %ld steps, unigram baseline %.4f)\n", run.out_dir,
          cfg->save_every, unigram);
   fflush(stdout);

@@ -107,7 +107,7 @@ int cli_eval(int argc, char **argv) {
     cli_error(CLI__CMD, CLI_FAIL, "out of host memory");
     goto done;
   }
-  if (ct_gpt_new(&g, &ck.cfg.model, 0) != CT_OK) {
+  if (ct_gpt_new_zeroed(&g, &ck.cfg.model) != CT_OK) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }

@@ -152,7 +152,7 @@ int cli_sample(int argc, char **argv) {
   } else {
     ids[n++] = vocab->id_of['\n'] >= 0 ? vocab->id_of['\n'] : 0;
   }
-  if (ct_gpt_new(&g, &ck.cfg.model, 0) != CT_OK) {
+  if (ct_gpt_new_zeroed(&g, &ck.cfg.model) != CT_OK) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }

@@ -505,7 +505,10 @@ int cli_train(int argc, char **argv) {
     cli_error(CLI__CMD, CLI_FAIL, "warning: runs/latest not updated: %s", strerror(errno));
 
   /* model, loss and trainer */
-  if (ct_gpt_new(&run.g, &cfg->model, cfg->seed) != CT_OK) {
+  /* from a checkpoint: zeroed parameters, then its values */
+  ct_status made = resume || init_from ? ct_gpt_new_zeroed(&run.g, &cfg->model)
+                                       : ct_gpt_new(&run.g, &cfg->model, cfg->seed);
+  if (made != CT_OK) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }

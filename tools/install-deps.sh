@@ -3,7 +3,8 @@
 # Installs what ctml needs to build and test on Debian/Ubuntu: a C compiler,
 # CMake, pkg-config, cmocka, and OpenCL (headers, the ICD loader and PoCL, an
 # OpenCL implementation on the CPU), Debian's 'fortunes' (the default text
-# corpus of 'ctml train') and python3-numpy (tests/hf_export_check.py). Packages already present are left alone.
+# corpus of 'ctml train') and python3-numpy (tests/hf_export_check.py).
+# Packages already present are left alone.
 # With CTML_INTEL_OPENCL=1 (CI sets it), also Intel's CPU OpenCL runtime, the
 # second implementation the OpenCL tests run on (about 230 MB from PyPI), into
 # .deps/intel-opencl, and .deps/ocl-vendors, an ICD vendors directory naming it

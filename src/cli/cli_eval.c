@@ -100,7 +100,9 @@ int cli_eval(int argc, char **argv) {
   const int64_t V = ck.cfg.model.vocab, preds = n - 1;
   const int64_t T = ck.cfg.model.block < preds ? ck.cfg.model.block : preds;
   const int64_t full = preds / T, tail = preds - full * T, windows = full + (tail > 0);
-  const int64_t B = batch < windows ? batch : windows;
+  /* at most 2^24 logits per pass (64 MiB) */
+  int64_t B = batch < windows ? batch : windows;
+  if (B * T * V > (1 << 24)) B = (1 << 24) / (T * V) > 0 ? (1 << 24) / (T * V) : 1;
   in = malloc((size_t)(B * T) * sizeof *in);
   logits = malloc((size_t)(B * T * V) * sizeof *logits);
   if (!in || !logits) {

@@ -206,9 +206,9 @@ static void cli__shape_str(char *out, size_t n, int rank, const int64_t *dims) {
  * before anything is built from the config. */
 static bool cli__check_tensors(const char *cmd, const cli_checkpoint *ck, bool moments) {
   char name[64], full[96], want[64], got[64];
-  int rank, np = 0;
+  int rank;
   int64_t dims[2];
-  for (int i = 0; cli_param_spec(&ck->cfg.model, i, name, &rank, dims); i++, np++) {
+  for (int i = 0; cli_param_spec(&ck->cfg.model, i, name, &rank, dims); i++) {
     for (int w = 0; w < (moments ? 3 : 1); w++) {
       snprintf(full, sizeof full, w == 0 ? "%s" : w == 1 ? "optim.m.%s" : "optim.v.%s", name);
       int r = 0;
@@ -246,7 +246,6 @@ static bool cli__check_tensors(const char *cmd, const cli_checkpoint *ck, bool m
       return false;
     }
   }
-  (void)np;
   return true;
 }
 

@@ -304,11 +304,10 @@ bool cli_hf_load(const char *cmd, const char *file, cli_checkpoint *ck) {
     int r = 0;
     int64_t d[CT_MAX_RANK] = {0};
     const float *src = NULL;
-    bool tied = false;
     if (!cli__hf_get(ck->file, &m, hf, sizeof hf, &r, d, &src) && m.how == CLI__TRANSPOSE) {
       /* a tied head (tie_word_embeddings): lm_head is wte */
       cli__hf_map w = {"wte.weight", true, CLI__TRANSPOSE, 0};
-      tied = cli__hf_get(ck->file, &w, hf, sizeof hf, &r, d, &src);
+      (void)cli__hf_get(ck->file, &w, hf, sizeof hf, &r, d, &src);
     }
     if (!src) {
       cli_error(cmd, CLI_FAIL, "%s: tensor 'transformer.%s' (ctml's '%s') is missing", file, m.hf,
@@ -350,7 +349,6 @@ bool cli_hf_load(const char *cmd, const char *file, cli_checkpoint *ck) {
       for (int64_t v = 0; v < V; v++)
         for (int64_t ch = 0; ch < C; ch++) t->data[ch * V + v] = src[v * C + ch];
     }
-    (void)tied;
   }
   /* every tensor of the file has a place (the attention masks are buffers, not weights) */
   for (int i = 0; i < ct_safetensors_count(ck->file); i++) {
@@ -367,8 +365,8 @@ bool cli_hf_load(const char *cmd, const char *file, cli_checkpoint *ck) {
       known = !strcmp(base, m.hf);
     }
     if (!known) {
-      cli_error(cmd, CLI_FAIL, "%s: tensor '%s' has no counterpart in ctml's GPT (%lld layers, "
-                "no dropout, untied or tied head only)", file, t, (long long)c->layers);
+      cli_error(cmd, CLI_FAIL, "%s: tensor '%s' is not part of a GPT-2 of n_layer %lld that ctml "
+                "can read (see docs/interop.md)", file, t, (long long)c->layers);
       return false;
     }
   }

@@ -496,8 +496,7 @@ static bool cli__export_hf(const char *cmd, const char *dir, const cli_checkpoin
   free(names);
   if (!ok) return false;
 
-  /* config.json: GPT2Config; the newline (else id 0) marks text boundaries */
-  int nl = ck->vocab.id_of['\n'] >= 0 ? ck->vocab.id_of['\n'] : 0;
+  /* config.json: GPT2Config; bytes have no special tokens (bos, eos: null) */
   char json[2048];
   snprintf(json, sizeof json,
            "{\n"
@@ -519,13 +518,13 @@ static bool cli__export_hf(const char *cmd, const char *dir, const cli_checkpoin
            "  \"scale_attn_by_inverse_layer_idx\": false,\n"
            "  \"reorder_and_upcast_attn\": false,\n"
            "  \"tie_word_embeddings\": false,\n"
-           "  \"bos_token_id\": %d,\n"
-           "  \"eos_token_id\": %d,\n"
+           "  \"bos_token_id\": null,\n"
+           "  \"eos_token_id\": null,\n"
            "  \"torch_dtype\": \"float32\",\n"
            "  \"ctml_version\": \"%s\"\n"
            "}\n",
            (long long)V, (long long)c->block, (long long)c->block, (long long)C,
-           (long long)c->layers, (long long)c->heads, nl, nl, ct_version());
+           (long long)c->layers, (long long)c->heads, ct_version());
   snprintf(path, sizeof path, "%s/config.json", dir);
   if (!cli__write_text(cmd, path, json)) return false;
   /* ctml_vocab.json: token id i is byte bytes[i] */

@@ -45,6 +45,28 @@ def set_meta(src, dst, key, value):
     open(dst, "wb").write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
 
 
+def strip_to_weights(src, dst):
+    """src without the optimizer moments and with only the config and
+    vocabulary as metadata (no 'format'): a weights file as written by hand."""
+    raw = open(src, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    meta = {k: v for k, v in header["__metadata__"].items()
+            if k.startswith("config.") and k != "config.name" or k == "vocab"}
+    out, blobs, at = {"__metadata__": meta}, [], 0
+    for name, e in header.items():
+        if name == "__metadata__" or name.startswith("optim."):
+            continue
+        b, end = e["data_offsets"]
+        out[name] = dict(e, data_offsets=[at, at + end - b])
+        blobs.append(data[b:end])
+        at += end - b
+    text = json.dumps(out).encode()
+    text += b" " * (-len(text) % 8)
+    open(dst, "wb").write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
 def main():
     ctml, data = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="ctml-craft-")
@@ -68,9 +90,20 @@ def main():
                 print(f"{key}={value} {cmd[0]}: exit {r.returncode} in {dt:.3f} s: {r.stderr.strip()}")
                 if not ok:
                     bad.append(f"{key}={value} ({cmd[0]}): wanted exit 1 in < 1 s with '{want}'")
+        # a weights file written by hand (no 'format', no training keys) is accepted
+        hand = os.path.join(work, "hand.safetensors")
+        strip_to_weights(good, hand)
+        for cmd in (["sample", "--checkpoint", hand, "--backend", "cpu", "--tokens", "5"],
+                    ["train", "--init-from", hand, "--data", data, "--backend", "cpu", "--steps", "2",
+                     "--batch", "2", "--out", os.path.join(work, "ft")]):
+            r = subprocess.run([ctml] + cmd, capture_output=True, text=True)
+            print(f"hand-written weights file, {cmd[0]}: exit {r.returncode} {r.stderr.strip()[-200:]}")
+            if r.returncode != 0:
+                bad.append(f"hand-written weights file refused by {cmd[0]}: {r.stderr.strip()}")
         if bad:
             sys.exit("FAIL:\n" + "\n".join(bad))
-        print(f"all crafted checkpoints refused ({len(CASES)} cases, sample and train --resume)")
+        print(f"all crafted checkpoints refused ({len(CASES)} cases, sample and train --resume); "
+              "a hand-written weights file accepted")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -164,6 +164,8 @@ bool cli_write_loss_svg(const char *path, const char *title, const long *steps,
  * range. Prints naming file, key and range; false when bad or missing. */
 bool cli_config_from_meta(cli_config *c, const char *cmd, const char *file,
                           const ct_safetensors *f, bool train);
+/* Metadata key and value of config field i (the order of the table); false past the last. */
+bool cli_config_meta_item(const cli_config *c, int i, const char **key, char *value, size_t n);
 /* Sets the model field of metadata key (config.width, ...) from another
  * source (label: "config.json 'n_embd'"), checked against the same range. */
 bool cli_config_model_value(cli_config *c, const char *cmd, const char *src, const char *key,

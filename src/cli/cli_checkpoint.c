@@ -58,24 +58,13 @@ static void cli__meta_fill(cli__meta *m, const cli_checkpoint *ck) {
   cli__put(m, "format", "%s", CLI__FORMAT);
   cli__put(m, "ctml.version", "%s", ct_version());
   cli__put(m, "config.name", "%s", c->name);
-  cli__put(m, "config.vocab", "%lld", (long long)c->model.vocab);
-  cli__put(m, "config.block", "%lld", (long long)c->model.block);
-  cli__put(m, "config.layers", "%lld", (long long)c->model.layers);
-  cli__put(m, "config.heads", "%lld", (long long)c->model.heads);
-  cli__put(m, "config.width", "%lld", (long long)c->model.width);
-  cli__put(m, "train.batch", "%lld", (long long)c->batch);
-  cli__put(m, "train.steps", "%ld", c->steps);
-  cli__put(m, "train.lr", "%.9g", (double)c->lr);
-  cli__put(m, "train.min_lr", "%.9g", (double)c->min_lr);
-  cli__put(m, "train.weight_decay", "%.9g", (double)c->weight_decay);
-  cli__put(m, "train.clip", "%.9g", (double)c->clip);
-  cli__put(m, "train.beta1", "%.9g", (double)c->beta1);
-  cli__put(m, "train.beta2", "%.9g", (double)c->beta2);
-  cli__put(m, "train.warmup", "%ld", c->warmup);
-  cli__put(m, "train.eval_every", "%ld", c->eval_every);
-  cli__put(m, "train.eval_batches", "%ld", c->eval_batches);
-  cli__put(m, "train.save_every", "%ld", c->save_every);
-  cli__put(m, "train.seed", "%" PRIu64, c->seed);
+  const char *key;
+  for (int i = 0; m->n < CLI__META_MAX && cli_config_meta_item(c, i, &key, m->val[m->n],
+                                                               sizeof m->val[m->n]); i++) {
+    m->kv[m->n].key = key;
+    m->kv[m->n].value = m->val[m->n];
+    m->n++;
+  }
   cli__put(m, "optimizer", "adamw");
   char hex[513];
   for (int i = 0; i < ck->vocab.size; i++) snprintf(hex + 2 * i, 3, "%02x", ck->vocab.byte_of[i]);
@@ -277,8 +266,10 @@ bool cli_checkpoint_load(const char *cmd, const char *path, cli_checkpoint *ck) 
   const ct_safetensors *f = ck->file;
   const char *fmt = ct_safetensors_meta(f, "format");
   cli_config *c = &ck->cfg;
-  if (fmt && (!strcmp(fmt, CLI__FORMAT) || !strcmp(fmt, CLI__WEIGHTS_FORMAT))) {
-    bool run = !strcmp(fmt, CLI__FORMAT);
+  /* a weights file may omit 'format' (written by hand from PyTorch) */
+  bool run = fmt && !strcmp(fmt, CLI__FORMAT);
+  bool weights = fmt ? !strcmp(fmt, CLI__WEIGHTS_FORMAT) : !!ct_safetensors_meta(f, "config.width");
+  if (run || weights) {
     ck->kind = run ? CLI_CK_RUN : CLI_CK_WEIGHTS;
     if (!run) cli_config_preset(c, "tiny");
     const char *name = run ? cli__get(cmd, file, f, "config.name")
@@ -490,11 +481,14 @@ bool cli_checkpoint_save_weights(const char *cmd, const char *file, const cli_ch
     cli__put(meta, "format", "%s", CLI__WEIGHTS_FORMAT);
     cli__put(meta, "ctml.version", "%s", ct_version());
     cli__put(meta, "config.name", "%s", ck->cfg.name);
-    cli__put(meta, "config.vocab", "%lld", (long long)c->vocab);
-    cli__put(meta, "config.block", "%lld", (long long)c->block);
-    cli__put(meta, "config.layers", "%lld", (long long)c->layers);
-    cli__put(meta, "config.heads", "%lld", (long long)c->heads);
-    cli__put(meta, "config.width", "%lld", (long long)c->width);
+    const char *key;
+    for (int i = 0; cli_config_meta_item(&ck->cfg, i, &key, meta->val[meta->n],
+                                         sizeof meta->val[meta->n]); i++)
+      if (!strncmp(key, "config.", 7)) {
+        meta->kv[meta->n].key = key;
+        meta->kv[meta->n].value = meta->val[meta->n];
+        meta->n++;
+      }
     char hex[513];
     for (int i = 0; i < ck->vocab.size; i++) snprintf(hex + 2 * i, 3, "%02x", ck->vocab.byte_of[i]);
     hex[2 * ck->vocab.size] = '\0';

@@ -298,6 +298,20 @@ bool cli_config_from_meta(cli_config *c, const char *cmd, const char *file,
   return true;
 }
 
+bool cli_config_meta_item(const cli_config *c, int i, const char **key, char *value, size_t n) {
+  if (i < 0 || (size_t)i >= CLI__N_FIELDS) return false;
+  const cli__field *f = &cli__fields[i];
+  const char *at = (const char *)c + f->offset;
+  *key = f->key;
+  switch (f->kind) {
+  case CLI__LONG: snprintf(value, n, "%ld", *(const long *)at); break;
+  case CLI__INT64: snprintf(value, n, "%lld", (long long)*(const int64_t *)at); break;
+  case CLI__FLOAT: snprintf(value, n, "%.9g", (double)*(const float *)at); break;
+  default: snprintf(value, n, "%llu", (unsigned long long)*(const uint64_t *)at); break;
+  }
+  return true;
+}
+
 bool cli_config_model_value(cli_config *c, const char *cmd, const char *src, const char *key,
                             const char *label, long long v) {
   for (size_t k = 0; k < CLI__N_FIELDS; k++) {

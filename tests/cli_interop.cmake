@@ -70,17 +70,24 @@ set_tests_properties(cli_finetune_errors PROPERTIES PASS_REGULAR_EXPRESSION
   "--data: byte 0x01 at offset 7 is not in the checkpoint's vocabulary of [0-9]+ bytes.*--width 32: the architecture comes from the checkpoint \\(width 16,.*is a weights-only file.*--init-from and --resume")
 
 # eval: every byte after the first is scored once, on a text shorter than a
-# block too; bits per byte = loss / ln 2; bad usage exits 2.
+# block too; bits per byte = loss / ln 2; --batch does not change the loss on
+# cpu; bad usage exits 2.
 add_test(NAME cli_eval COMMAND bash -c
   "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; cd $d
    $0 ${CTML_IO_RUN} --out r >/dev/null
    $0 eval --checkpoint r --data ${CTML_IO_DATA} --backend cpu
    printf 'the' > short.txt
    $0 eval --checkpoint r --data short.txt --backend cpu --json
-   $0 eval --checkpoint r --data ${CTML_IO_DATA} --backend cpu --batch 3 --json | python3 -c 'import json,math,sys; j=json.load(sys.stdin); assert abs(j[\"bits_per_byte\"]-j[\"loss\"]/math.log(2))<1e-6 and abs(j[\"perplexity\"]-math.exp(j[\"loss\"]))<1e-4*j[\"perplexity\"]; print(\"eval-json-ok\")'
+   num() { grep -o \"\\\"$1\\\": [0-9.e+-]*\" | cut -d' ' -f2; }
+   j=$($0 eval --checkpoint r --data ${CTML_IO_DATA} --backend cpu --batch 1 --json)
+   k=$($0 eval --checkpoint r --data ${CTML_IO_DATA} --backend cpu --batch 64 --json)
+   l=$(num loss <<<\"$j\"); b=$(num bits_per_byte <<<\"$j\"); p=$(num perplexity <<<\"$j\")
+   awk -v l=$l -v b=$b -v p=$p 'BEGIN { exit !(b - l / log(2) < 1e-6 && l / log(2) - b < 1e-6 && (p - exp(l)) ^ 2 < (1e-6 * p) ^ 2) }'
+   echo eval-json-ok
+   test \"$l\" = \"$(num loss <<<\"$k\")\" && echo batch-invariant
    ! $0 eval --checkpoint r 2>/dev/null; ! $0 eval --data x --bogus 2>/dev/null; echo usage-ok" ${CLI})
 set_tests_properties(cli_eval PROPERTIES PASS_REGULAR_EXPRESSION
-  "35148 bytes scored in 2197 windows of 16 \\(last window: 12 new\\).*loss [0-9.]+ nats/byte, [0-9.]+ bits/byte, perplexity [0-9.]+.*\"tokens_scored\": 2, \"windows\": 1, \"block\": 2.*eval-json-ok.*usage-ok")
+  "35148 bytes scored in 2197 windows of 16 \\(last window: 12 new\\).*loss [0-9.]+ nats/byte, [0-9.]+ bits/byte, perplexity [0-9.]+.*\"tokens_scored\": 2, \"windows\": 1, \"block\": 2.*eval-json-ok.*batch-invariant.*usage-ok")
 
 # A GPT-2 layout whose config.json disagrees with its tensors: the tensor,
 # its shape and the one needed are named.

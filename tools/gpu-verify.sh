@@ -13,7 +13,8 @@
 #      suite, demo, GPT reference); train + sample the small config;
 #      compute-sanitizer over the cuda cross suite.
 # A step that would start after VERIFY_BUDGET seconds (default 400) is recorded
-# as skipped; each step has its own time limit. On the device machine, from the
+# as skipped; each step has its own time limit. VERIFY_STEPS, an extended regular
+# expression, runs only the steps whose names match it (configure and build always run). On the device machine, from the
 # project root, after preparing .device once here (bash ../shared/device/prepare.sh):
 #   . .device/env.sh && bash tools/gpu-verify.sh
 # $OUT (or ./gpu-verify-out) receives summary.txt (one line per step),
@@ -31,6 +32,10 @@ export PYTHONUNBUFFERED=1
 failed=0
 step() { # step NAME LIMIT_S COMMAND...: runs, times and records one step
   local name=$1 limit=$2; shift 2
+  if [ -n "${VERIFY_STEPS:-}" ] && [ "$name" != configure ] && [ "$name" != build ] &&
+     ! [[ $name =~ ^($VERIFY_STEPS)$ ]]; then
+    return 0
+  fi
   if [ "$SECONDS" -ge "$budget" ]; then
     printf '%-28s skipped (budget %ss spent)\n' "$name" "$budget" | tee -a "$out/summary.txt"
     return 0
@@ -74,6 +79,9 @@ step bench_small_unfused 60 "$ctml" bench --config small --backend cuda --graph 
 step torch_small 90 python3 tools/torch_gpt_bench.py --runs 20
 step torch_small_fused 90 python3 tools/torch_gpt_bench.py --runs 20 --fused-attention
 step bench_decode_small 90 "$ctml" bench --decode --config small --backend cuda --tokens 200
+step bench_small_trace 90 "$ctml" bench --config small --backend cuda --runs 3 --trace
+step torch_decode_small 60 python3 tools/torch_decode_bench.py --device cuda
+step torch_decode_small_nocache 90 python3 tools/torch_decode_bench.py --device cuda --no-cache
 step bench_small_tf32 60 "$ctml" bench --config small --backend cuda --graph --tf32 --runs 20
 step torch_small_tf32 90 python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --tf32
 # 4. Everything else.

@@ -83,9 +83,9 @@ bool cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, l
 bool cli_parse_float(const char *cmd, const char *flag, const char *s, float lo, float hi,
                      float *out);
 
-/* A usage error (printed) unless name is a backend this build knows ("auto", "cpu",
- * "cuda", "opencl"; also "all" when allow_all), so every command refuses an unknown
- * name with exit 2 before doing any work. */
+/* A usage error (printed) unless name is a backend ctml knows ("cpu", "cuda",
+ * "opencl", built or not) or "auto" ("all" instead when allow_all: bench), so every
+ * command refuses an unknown name with exit 2 before doing any work. */
 bool cli_backend_known(const char *cmd, const char *name, bool allow_all);
 /* Whether argv element a is flag, as "--flag" or "--flag=VALUE". */
 bool cli_flag_is(const char *a, const char *flag);

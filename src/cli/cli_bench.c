@@ -525,9 +525,6 @@ int cli_bench(int argc, char **argv) {
   cli_config_rename(&cfg, base);
   if (!cli_backend_known(CLI__CMD, backend, true)) return CLI_USAGE;
   bool all = !strcmp(backend, "all");
-  if (!strcmp(backend, "auto"))
-    return cli_error(CLI__CMD, CLI_USAGE, "--backend auto: bench times every present backend "
-                     "(all, the default) or the one named");
   int index = -1;
   ct_backend_info named;
   if (!all) (void)ct_backend_index(backend, &index);

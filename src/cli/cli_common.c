@@ -137,8 +137,8 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *s, float lo,
     return false;
   }
   if (v != 0.0 && fabs(v) < FLT_MIN) { /* below float's normal range */
-    cli_error(cmd, CLI_USAGE, "%s: %s is out of range: [%g, %g], and a nonzero value at least "
-              "%g in size", flag, s, (double)lo, (double)hi, (double)FLT_MIN);
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [%g, %g]: a nonzero value below %g in "
+              "size does not fit a float", flag, s, (double)lo, (double)hi, (double)FLT_MIN);
     return false;
   }
   *out = (float)v;
@@ -169,11 +169,10 @@ bool cli_flag_is(const char *a, const char *flag) {
 
 bool cli_backend_known(const char *cmd, const char *name, bool allow_all) {
   int i;
-  if (!strcmp(name, "auto") || (allow_all && !strcmp(name, "all")) ||
-      ct_backend_index(name, &i) == CT_OK)
+  if (!strcmp(name, allow_all ? "all" : "auto") || ct_backend_index(name, &i) == CT_OK)
     return true;
-  cli_error(cmd, CLI_USAGE, "--backend: unknown backend '%s' (%scpu, cuda, opencl, auto)", name,
-            allow_all ? "all, " : "");
+  cli_error(cmd, CLI_USAGE, "--backend: unknown backend '%s' (%s, cpu, cuda, opencl)", name,
+            allow_all ? "all" : "auto");
   return false;
 }
 

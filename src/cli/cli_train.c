@@ -350,6 +350,9 @@ int cli_train(int argc, char **argv) {
     return CLI_USAGE;
   }
   if (!cli_backend_known(CLI__CMD, backend, false)) return CLI_USAGE;
+  if ((tf32 || graph) && strcmp(backend, "cuda") && strcmp(backend, "auto"))
+    return cli_error(CLI__CMD, CLI_USAGE, "%s applies to the cuda backend only (--backend %s)",
+                     tf32 ? "--tf32" : "--graph", backend);
 
   /* the checkpoint to resume, and the config it fixes */
   cli_checkpoint from;

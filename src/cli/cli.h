@@ -118,7 +118,8 @@ double cli_mfu(const ct_backend *be, bool tf32, double flops, double seconds, co
 /* JSON output (--json, --log-format jsonl): one object per line, ", " and ": "
  * separators. cli_json_write_string escapes '"', '\\', control bytes (\n \t \r or
  * \u00XX) and bytes outside well-formed UTF-8 (as \u00XX, their Latin-1 code
- * point); numbers print with 9 significant digits, NaN and Inf as null.
+ * point); a number a float holds exactly prints with the fewest digits that read
+ * back as it, another with 9 significant digits; NaN and Inf print as null.
  * The writer places commas and keys: key is ignored inside arrays; the
  * outermost close ends the line.
  *   cli_json j; cli_json_init(&j, stdout); cli_json_open(&j, NULL, '{');

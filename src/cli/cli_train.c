@@ -532,7 +532,8 @@ int cli_train(int argc, char **argv) {
   const int64_t numel = ct_gpt_numel(run.g);
   const double step_flops = cli_step_flops(&cfg->model, numel, B);
   const char *peak_label = NULL;
-  bool on_gpu = isfinite(cli_mfu(run.be, tf32, step_flops, 1.0, &peak_label));
+  /* MFU at one step per second (NaN off GPUs); a step of `rate` seconds has mfu_1s / rate */
+  const double mfu_1s = cli_mfu(run.be, tf32, step_flops, 1.0, &peak_label);
   cli_json jw, *j = jsonl ? &jw : NULL;
   if (j) {
     cli_json_init(j, stdout);
@@ -650,7 +651,7 @@ int cli_train(int argc, char **argv) {
     fprintf(csv, ",%.9g,%.1f\n", (double)lr, tok_s);
     fflush(csv);
     /* the progress line: smoothed time per step; MFU only on a GPU with a known peak */
-    double mfu = on_gpu ? cli_mfu(run.be, tf32, step_flops, rate, NULL) : NAN;
+    double mfu = rate > 0.0 ? mfu_1s / rate : NAN;
     char eta[32], vbuf[48] = "", mbuf[32] = "";
     cli__duration(eta, sizeof eta, rate * (double)(cfg->steps - step));
     if (isfinite(mfu)) snprintf(mbuf, sizeof mbuf, tty ? " | MFU %.1f%%" : " mfu %.1f%%", 100.0 * mfu);

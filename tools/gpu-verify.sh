@@ -95,6 +95,8 @@ step sanitizer_memcheck 240 compute-sanitizer --tool memcheck --report-api-error
   "$build/tests/test_cross" cuda
 step train_small_cuda 180 "$ctml" train --config small --backend cuda \
   --data tests/data/gpl-3.txt --steps 300 --eval-every 100 --out "$build/run-small"
+step train_small_cuda_graph_tf32 90 "$ctml" train --config small --backend cuda --graph --tf32 \
+  --data tests/data/gpl-3.txt --steps 100 --eval-every 50 --out "$build/run-small-graph"
 step sample_small_cuda 60 "$ctml" sample --checkpoint "$build/run-small" --backend cuda --prompt "The " --tokens 200
 step torch_small_compile 180 python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --compile
 for tool in racecheck synccheck initcheck; do

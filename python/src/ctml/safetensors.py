@@ -19,7 +19,7 @@ def save_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
                      metadata: Mapping[str, str] | None = None) -> None:
     """Writes tensors (converted to float32, rank 0..4) in the order given, with
     string metadata, atomically (ct_safetensors_write)."""
-    arrays = [(name, np.ascontiguousarray(a, np.float32)) for name, a in tensors.items()]
+    arrays = [(name, np.asarray(a, np.float32, order="C")) for name, a in tensors.items()]
     ts = (_lib.StTensor * max(1, len(arrays)))()
     for i, (name, a) in enumerate(arrays):
         if a.ndim > _lib.CT_MAX_RANK:

@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: MIT
+"""The book's walkthrough in Python against the library's and `ctml demo --json`."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+import ctml
+from conftest import find_cli, opencl_or_skip
+
+KEYS = ("loss_love", "loss_before", "loss_after")
+
+
+def _close(py: ctml.BookResult, ref: dict) -> None:
+    np.testing.assert_allclose(py.p_next_given_I, ref["p_next_given_I"], rtol=0, atol=1e-6)
+    for k in KEYS:
+        assert abs(getattr(py, k) - ref[k]) <= 1e-6, (k, getattr(py, k), ref[k])
+    assert py.composed_equals_direct is ref["composed_equals_direct"] is True
+
+
+def test_walkthrough_equals_the_library_run():
+    py, lib = ctml.walkthrough("cpu"), ctml.run_book("cpu")
+    _close(py, json.loads(lib.to_json()))
+    np.testing.assert_allclose(py.train_probs, lib.train_probs, rtol=0, atol=1e-6)
+    assert py.rewrites == lib.rewrites
+    assert py.loss_after < 0.05 < py.loss_before
+
+
+def test_walkthrough_equals_ctml_demo_json():
+    cli = find_cli()
+    if cli is None:
+        pytest.skip("no ctml tool found (set CTML_CLI, put ctml on PATH, or build it in build/)")
+    out = subprocess.run([cli, "demo", "--json"], check=True, capture_output=True, text=True)
+    ref = json.loads(out.stdout)
+    py = ctml.walkthrough("cpu")
+    _close(py, ref)
+    assert py.to_json() == out.stdout.strip()  # the same numbers to 9 digits, on the CPU
+
+
+def test_walkthrough_on_opencl_equals_cpu():
+    be = opencl_or_skip()
+    _close(ctml.walkthrough(be), json.loads(ctml.walkthrough("cpu").to_json()))

@@ -41,3 +41,14 @@ def test_walkthrough_equals_ctml_demo_json():
 def test_walkthrough_on_opencl_equals_cpu():
     be = opencl_or_skip()
     _close(ctml.walkthrough(be), json.loads(ctml.walkthrough("cpu").to_json()))
+
+
+def test_example_script_prints_the_demo_line():
+    import sys
+    from conftest import REPO
+    script = REPO / "python" / "examples" / "book.py"
+    if not script.is_file():
+        pytest.skip(f"{script} is not here (tests run outside the repository)")
+    out = subprocess.run([sys.executable, str(script), "--json"], check=True, capture_output=True,
+                         text=True)
+    assert out.stdout.strip() == ctml.run_book("cpu").to_json()

@@ -13,15 +13,17 @@ from ._errors import (BackendAbsentError, DeviceError, Error, FileError, Interna
                       InvalidArgumentError, NonFiniteError, OutOfMemoryError, RangeError,
                       ShapeError, StateError, UnsupportedError)
 from .book import BookResult, run_book, walkthrough
-from .core import (Backend, BackendInfo, DeviceInfo, DType, Morphism, Object, Param, Plan,
-                   PlanStats, Role, add, add_layernorm, attn_apply, attn_scores, backend,
-                   backends, causal_attention, causal_softmax, compose, copy, cross_entropy,
+from .core import (Backend, BackendInfo, CheckEntry, CheckReport, DeviceInfo, DType, Morphism,
+                   Object, Param, Plan, PlanStats, Role, TraceEvent, add, add_layernorm, attn_apply, attn_scores, backend,
+                   backends, causal_attention, causal_softmax, check, compose, copy,
+                   cross_entropy,
                    discard, embedding, gelu, head_merge, head_split, identity, kv_attention,
                    layernorm, linear, linear_gelu, pos_embedding, qkv, self_attention,
                    set_backend_option, single_head_attention, softmax, softmax_cross_entropy,
                    tensor, then, version)
 from .gpt import GPT, Decoder, DecodeStats, GPTConfig
 from .safetensors import SafetensorsFile, load_safetensors, save_safetensors
+from .text import BatchSampler, Vocab, window_pairs
 from .train import Optimizer, Trainer
 
 __version__ = "0.1.0"
@@ -30,7 +32,8 @@ __all__ = [
     "Error", "InvalidArgumentError", "ShapeError", "RangeError", "NonFiniteError",
     "OutOfMemoryError", "BackendAbsentError", "DeviceError", "UnsupportedError", "FileError",
     "StateError", "InternalError",
-    "DType", "Role", "Object", "Param", "Morphism", "Plan", "PlanStats",
+    "DType", "Role", "Object", "Param", "Morphism", "Plan", "PlanStats", "TraceEvent",
+    "CheckEntry", "CheckReport", "check", "Vocab", "BatchSampler", "window_pairs",
     "Backend", "BackendInfo", "DeviceInfo", "backend", "backends", "set_backend_option",
     "version", "identity", "compose", "then", "tensor", "embedding", "linear", "softmax",
     "cross_entropy", "softmax_cross_entropy", "copy", "add", "discard", "pos_embedding",

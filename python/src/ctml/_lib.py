@@ -95,6 +95,31 @@ class StMeta(C.Structure):
     _fields_ = [("key", C.c_char_p), ("value", C.c_char_p)]
 
 
+class TraceEvent(C.Structure):
+    _fields_ = [("op", C.c_char * 40), ("shape", C.c_char * 96), ("flops", C.c_double),
+                ("bytes", C.c_double), ("seconds", C.c_double)]
+
+
+class Trace(C.Structure):
+    _fields_ = [("events", C.POINTER(TraceEvent)), ("count", C.c_size_t),
+                ("capacity", C.c_size_t)]
+
+
+class CheckEntry(C.Structure):
+    _fields_ = [("label", C.c_char * 96), ("node", C.c_int), ("dir", C.c_int),
+                ("elements", i64), ("max_abs", C.c_double), ("max_ratio", C.c_double),
+                ("nonfinite", C.c_bool), ("passed", C.c_bool), ("detail", C.c_char * 256)]
+
+
+class CheckReport(C.Structure):
+    _fields_ = [("count", C.c_int), ("entries", C.POINTER(CheckEntry)),
+                ("first_divergent", C.c_int)]
+
+
+class Vocab(C.Structure):
+    _fields_ = [("size", C.c_int), ("byte_of", C.c_uint8 * 256), ("id_of", C.c_int16 * 256)]
+
+
 ObjP = C.POINTER(Object)
 vpp = C.POINTER(vp)
 
@@ -234,6 +259,21 @@ _decl("ct_safetensors_count", C.c_int, vp)
 _decl("ct_safetensors_name", C.c_char_p, vp, C.c_int)
 _decl("ct_safetensors_meta", C.c_char_p, vp, C.c_char_p)
 _decl("ct_safetensors_get", st, vp, C.c_char_p, C.POINTER(C.c_int), i64p, C.POINTER(f32p))
+_decl("ct_gpt_decode", st, vpp, vp, vpp, i64, i64)
+# trace.h, check.h
+_decl("ct_plan_set_tracing", st, vp, C.c_bool)
+_decl("ct_plan_take_trace", st, vp, C.POINTER(Trace))
+_decl("ct_trace_free", None, C.POINTER(Trace))
+_decl("ct_check", st, vp, vp, vp, C.POINTER(vp), C.c_uint64, C.POINTER(CheckReport))
+_decl("ct_check_report_free", None, C.POINTER(CheckReport))
+# text.h, data.h
+u8p = C.POINTER(C.c_uint8)
+_decl("ct_vocab_build", st, C.POINTER(Vocab), u8p, i64)
+_decl("ct_vocab_from_bytes", st, C.POINTER(Vocab), u8p, C.c_int)
+_decl("ct_vocab_encode", st, C.POINTER(Vocab), u8p, i64, i32p)
+_decl("ct_vocab_decode", st, C.POINTER(Vocab), i32p, i64, u8p)
+_decl("ct_batch_draw", st, C.POINTER(C.c_uint64), i32p, i64, i64, i64, i32p, i32p)
+_decl("ct_window_pairs", st, i32p, i64, C.c_int32, i32p, i32p, i64, i64p)
 # book.h
 _decl("ct_book_run", st, vp, C.POINTER(BookResult), vp)
 

@@ -14,7 +14,7 @@ from ._lib import call, lib, new
 
 __all__ = [
     "DType", "Role", "Object", "Param", "Morphism", "BackendInfo", "DeviceInfo", "Backend",
-    "Plan", "PlanStats", "backends", "backend", "set_backend_option", "version",
+    "Plan", "PlanStats", "TraceEvent", "CheckEntry", "CheckReport", "check", "backends", "backend", "set_backend_option", "version",
     "identity", "compose", "then", "tensor", "embedding", "linear", "softmax", "cross_entropy",
     "softmax_cross_entropy", "copy", "add", "discard", "pos_embedding", "layernorm",
     "add_layernorm", "gelu", "linear_gelu", "qkv", "head_split", "head_merge", "attn_scores",
@@ -574,6 +574,63 @@ class PlanStats:
     param_bytes: int
 
 
+@dataclass(frozen=True)
+class TraceEvent:
+    """One kernel launch (ct_trace_event)."""
+    op: str
+    shape: str
+    flops: float
+    bytes: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CheckEntry:
+    """One compared result of `check` (ct_check_entry)."""
+    label: str
+    node: int
+    reverse: bool
+    elements: int
+    max_abs: float
+    max_ratio: float
+    nonfinite: bool
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Every node's forward result, input cotangents and parameter gradient on two
+    backends, compared (ct_check)."""
+    entries: tuple[CheckEntry, ...]
+    first_divergent: int | None
+
+    @property
+    def passed(self) -> bool:
+        return self.first_divergent is None
+
+
+def check(morphism: Morphism, a: "Backend | str", b: "Backend | str" = "cpu", *inputs,
+          seed: int = 0) -> CheckReport:
+    """Runs morphism on backends a and b (the reference) on the same inputs (one per
+    dom object) and random output cotangents from seed, and compares every result."""
+    dom = morphism.dom
+    if len(inputs) != len(dom):
+        raise ValueError(f"ctml.check: {len(inputs)} inputs for a domain of {len(dom)} objects")
+    arrays = [_as_array(x, o, f"input {i}") for i, (x, o) in enumerate(zip(inputs, dom))]
+    ptrs = (_lib.vp * max(1, len(arrays)))(*[x.ctypes.data for x in arrays])
+    r = _lib.CheckReport()
+    call("ct_check", morphism._h, _backend(a)._h, _backend(b)._h, ptrs, seed, C.byref(r))
+    try:
+        entries = tuple(CheckEntry(e.label.decode(), e.node, e.dir == 1, e.elements, e.max_abs,
+                                   e.max_ratio, e.nonfinite, e.passed,
+                                   e.detail.decode(errors="replace"))
+                        for e in r.entries[: r.count])
+        return CheckReport(entries, r.first_divergent if r.first_divergent >= 0 else None)
+    finally:
+        lib.ct_check_report_free(C.byref(r))
+
+
 _MODES = {"forward": 0, "reverse": 1}
 
 
@@ -661,6 +718,20 @@ class Plan:
         """The rewrite rules that fired when compiled."""
         return [lib.ct_plan_rewrite(self._h, i).decode()
                 for i in range(lib.ct_plan_rewrite_count(self._h))]
+
+    def set_tracing(self, on: bool = True) -> None:
+        """When on, every kernel launch appends an event to the plan's trace."""
+        call("ct_plan_set_tracing", self._h, on)
+
+    def take_trace(self) -> list["TraceEvent"]:
+        """The events traced so far (the plan's trace is cleared)."""
+        t = _lib.Trace()
+        call("ct_plan_take_trace", self._h, C.byref(t))
+        try:
+            return [TraceEvent(e.op.decode(), e.shape.decode(), e.flops, e.bytes, e.seconds)
+                    for e in t.events[: t.count]]
+        finally:
+            lib.ct_trace_free(C.byref(t))
 
     def stats(self) -> PlanStats:
         s = _lib.PlanStats()

@@ -80,6 +80,16 @@ class GPT:
         """TOKENS i32[B,T] (x) TOKENS i32[B,T] -> LOSS (ct_gpt_loss)."""
         return Morphism(new("ct_gpt_loss", self._h, batch, time))
 
+    def decode_morphism(self, caches: Sequence[Param], batch: int, time: int) -> Morphism:
+        """tokens (x) positions -> logits over decoding caches (ct_gpt_decode): caches
+        [2l] and [2l+1] are layer l's keys and values, Param.cache(name, batch, heads,
+        block, width // heads). Forward only; Decoder runs it for you."""
+        if len(caches) != 2 * self.config.layers:
+            raise ValueError(f"ctml.GPT.decode_morphism: {len(caches)} caches for "
+                             f"{self.config.layers} layers (two each)")
+        arr = (_lib.vp * len(caches))(*[c._h for c in caches])
+        return Morphism(new("ct_gpt_decode", self._h, arr, batch, time))
+
     # Running them.
     def logits(self, tokens, backend: Backend | str = "cpu") -> np.ndarray:
         """The logits f32[B,T,V] of tokens i32[B,T] (a forward run)."""

@@ -129,3 +129,29 @@ def test_safetensors_tensors_and_errors(tmp_path):
     ctml.save_safetensors(plain, {"a": np.zeros(2)})
     with pytest.raises(ValueError, match="no config"):
         ctml.GPT.load(plain)
+
+
+def test_load_a_ctml_train_checkpoint(tmp_path):
+    import subprocess
+    from conftest import find_cli
+    cli = find_cli()
+    if cli is None:
+        pytest.skip("no ctml tool found (set CTML_CLI, put ctml on PATH, or build it in build/)")
+    data = tmp_path / "text.txt"
+    data.write_text("the quick brown fox jumps over the lazy dog\n" * 20)
+    out = tmp_path / "run"
+    subprocess.run([cli, "train", "--config", "micro", "--data", str(data), "--out", str(out),
+                    "--steps", "2", "--layers", "1", "--width", "16", "--heads", "2",
+                    "--block", "16", "--batch", "2", "--backend", "cpu"],
+                   check=True, capture_output=True, text=True)
+    path = out / "checkpoint.safetensors"
+    g = ctml.GPT.load(path)
+    assert (g.config.layers, g.config.width, g.config.heads, g.config.block) == (1, 16, 2, 16)
+    with ctml.SafetensorsFile(path) as f:
+        vocab = ctml.Vocab.from_bytes(bytes.fromhex(f.meta("vocab")))
+        np.testing.assert_array_equal(g.param("head.w").value, f["head.w"])
+    assert vocab.size == g.config.vocab
+    ids = vocab.encode("the lazy dog")
+    assert np.isfinite(g.forward_loss(ids[None, :-1], ids[None, 1:]))
+    text = vocab.decode(g.generate(ids, 8, temperature=0.8, seed=1))
+    assert len(text) == 8

@@ -35,13 +35,13 @@ def main() -> int:
     lin = ctml.linear(Object.matrix(Role.HIDDEN, 1, 4), W, b, out_role=Role.LOGITS)
     soft = ctml.softmax(Object.matrix(Role.LOGITS, 1, 5))
     predict = embed >> lin >> soft
-    I, love = np.array([1], np.int32), np.array([2], np.int32)
-    p = predict(I, backend=be)[0]
-    direct = soft(lin(embed(I, backend=be), backend=be), backend=be)[0]
+    tok_I, love = np.array([1], np.int32), np.array([2], np.int32)
+    p = predict(tok_I, backend=be)[0]
+    direct = soft(lin(embed(tok_I, backend=be), backend=be), backend=be)[0]
 
-    # -ln p(love | I): (predict (x) id) ; cross_entropy
+    # -ln p(love | tok_I): (predict (x) id) ; cross_entropy
     xent = ctml.cross_entropy(Object.matrix(Role.DIST, 1, 5), tok)
-    loss_love = float(((predict & ctml.identity(tok)) >> xent)(I, love, backend=be))
+    loss_love = float(((predict & ctml.identity(tok)) >> xent)(tok_I, love, backend=be))
 
     # 80 steps of gradient descent (lr 1.0) on the 7 (input, target) pairs.
     n = len(SEQUENCE) - 1

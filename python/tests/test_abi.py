@@ -34,7 +34,8 @@ STATUS = {"InvalidArgumentError": "CT_ERR_INVALID_ARG", "ShapeError": "CT_ERR_SH
           "RangeError": "CT_ERR_RANGE", "NonFiniteError": "CT_ERR_NONFINITE",
           "OutOfMemoryError": "CT_ERR_NOMEM", "BackendAbsentError": "CT_ERR_BACKEND_ABSENT",
           "DeviceError": "CT_ERR_DEVICE", "UnsupportedError": "CT_ERR_UNSUPPORTED",
-          "FileError": "CT_ERR_IO", "StateError": "CT_ERR_STATE", "InternalError": "CT_ERR_INTERNAL"}
+          "FileError": "CT_ERR_IO", "StateError": "CT_ERR_STATE",
+          "InternalError": "CT_ERR_INTERNAL"}
 HEADERS = ["object", "backend", "train", "gpt", "book", "decode", "plan", "safetensors",
            "trace", "check", "text"]
 

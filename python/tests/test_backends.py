@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Backends: listing, choosing by name, devices; the same results on OpenCL."""
 import numpy as np
-import pytest
 
 import ctml
 from ctml import Object, Role

@@ -14,13 +14,12 @@ from ._errors import (BackendAbsentError, DeviceError, Error, FileError, Interna
                       ShapeError, StateError, UnsupportedError)
 from .book import BookResult, run_book, walkthrough
 from .core import (Backend, BackendInfo, CheckEntry, CheckReport, DeviceInfo, DType, Morphism,
-                   Object, Param, Plan, PlanStats, Role, TraceEvent, add, add_layernorm, attn_apply, attn_scores, backend,
-                   backends, causal_attention, causal_softmax, check, compose, copy,
-                   cross_entropy,
-                   discard, embedding, gelu, head_merge, head_split, identity, kv_attention,
-                   layernorm, linear, linear_gelu, pos_embedding, qkv, self_attention,
-                   set_backend_option, single_head_attention, softmax, softmax_cross_entropy,
-                   tensor, then, version)
+                   Object, Param, Plan, PlanStats, Role, TraceEvent, add, add_layernorm,
+                   attn_apply, attn_scores, backend, backends, causal_attention, causal_softmax,
+                   check, compose, copy, cross_entropy, discard, embedding, gelu, head_merge,
+                   head_split, identity, kv_attention, layernorm, linear, linear_gelu,
+                   pos_embedding, qkv, self_attention, set_backend_option, single_head_attention,
+                   softmax, softmax_cross_entropy, tensor, then, version)
 from .gpt import GPT, Decoder, DecodeStats, GPTConfig
 from .safetensors import SafetensorsFile, load_safetensors, save_safetensors
 from .text import BatchSampler, Vocab, window_pairs

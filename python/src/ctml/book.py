@@ -62,14 +62,14 @@ def walkthrough(backend: Backend | str = "cpu") -> BookResult:
     softmax1 = softmax(Object.matrix(Role.LOGITS, 1, V))
     predict1 = embed1 >> linear1 >> softmax1
 
-    I, love = np.array([1], np.int32), np.array([2], np.int32)
-    p = predict1(I, backend=be)[0]
-    h = embed1(I, backend=be)
+    tok_I, love = np.array([1], np.int32), np.array([2], np.int32)
+    p = predict1(tok_I, backend=be)[0]
+    h = embed1(tok_I, backend=be)
     direct = softmax1(linear1(h, backend=be), backend=be)[0]
 
     # -ln p(love | I) = (predict (x) id) ; cross_entropy
     loss_love = (predict1 & identity(tok1)) >> cross_entropy(Object.matrix(Role.DIST, 1, V), tok1)
-    loss_love_value = float(loss_love(I, love, backend=be))
+    loss_love_value = float(loss_love(tok_I, love, backend=be))
 
     # Training: ((embedding ; linear) (x) id) ; softmax_cross_entropy on the 7 pairs.
     tok7 = Object.tokens(n)

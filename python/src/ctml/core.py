@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes as C
 import enum
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -14,7 +14,8 @@ from ._lib import call, lib, new
 
 __all__ = [
     "DType", "Role", "Object", "Param", "Morphism", "BackendInfo", "DeviceInfo", "Backend",
-    "Plan", "PlanStats", "TraceEvent", "CheckEntry", "CheckReport", "check", "backends", "backend", "set_backend_option", "version",
+    "Plan", "PlanStats", "TraceEvent", "CheckEntry", "CheckReport", "check", "backends",
+    "backend", "set_backend_option", "version",
     "identity", "compose", "then", "tensor", "embedding", "linear", "softmax", "cross_entropy",
     "softmax_cross_entropy", "copy", "add", "discard", "pos_embedding", "layernorm",
     "add_layernorm", "gelu", "linear_gelu", "qkv", "head_split", "head_merge", "attn_scores",
@@ -62,7 +63,8 @@ class Object:
     """
     role: Role
     shape: tuple[int, ...] = ()
-    dtype: DType | None = None  # defaults to the role's: I32 for TOKENS, else F32
+    # None: the role's, I32 for TOKENS, else F32 (always a DType once constructed)
+    dtype: DType = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         role = Role(self.role)
@@ -76,27 +78,27 @@ class Object:
 
     # Shorthands, as in object.h.
     @classmethod
-    def tokens(cls, n: int) -> "Object":
+    def tokens(cls, n: int) -> Object:
         """TOKENS i32[n]."""
         return cls(Role.TOKENS, (n,))
 
     @classmethod
-    def matrix(cls, role: Role, rows: int, cols: int) -> "Object":
+    def matrix(cls, role: Role, rows: int, cols: int) -> Object:
         """role f32[rows, cols]."""
         return cls(role, (rows, cols))
 
     @classmethod
-    def loss(cls) -> "Object":
+    def loss(cls) -> Object:
         """LOSS f32[]."""
         return cls(Role.LOSS, ())
 
     @classmethod
-    def token_seq(cls, batch: int, time: int) -> "Object":
+    def token_seq(cls, batch: int, time: int) -> Object:
         """TOKENS i32[B, T]."""
         return cls(Role.TOKENS, (batch, time))
 
     @classmethod
-    def seq(cls, batch: int, time: int, channels: int) -> "Object":
+    def seq(cls, batch: int, time: int, channels: int) -> Object:
         """SEQ f32[B, T, C]."""
         return cls(Role.SEQ, (batch, time, channels))
 
@@ -107,7 +109,7 @@ class Object:
         return o
 
     @classmethod
-    def _from_c(cls, o: _lib.Object) -> "Object":
+    def _from_c(cls, o: _lib.Object) -> Object:
         return cls(Role(o.role), tuple(o.dims[: o.rank]), DType(o.dtype))
 
     @property
@@ -123,7 +125,7 @@ class Object:
 
 def _as_array(values, obj: Object, what: str) -> np.ndarray:
     """values as a C-contiguous array of obj's dtype and element count."""
-    a = np.ascontiguousarray(values, dtype=obj.dtype.numpy)
+    a: np.ndarray = np.ascontiguousarray(values, dtype=obj.dtype.numpy)
     if a.size != obj.numel:
         raise ValueError(f"ctml: {what} has {a.size} elements, {obj} needs {obj.numel} "
                          f"(shape {obj.shape})")
@@ -144,11 +146,11 @@ class Param:
             dims = (C.c_int64 * max(1, len(shape)))(*shape)
             _handle = new("ct_param_new", name.encode(), len(shape), dims)
             _owner = None
-        self._h = _handle
+        self._h: int | None = _handle
         self._owner = _owner  # keeps the GPT that holds a borrowed parameter alive
 
     @classmethod
-    def cache(cls, name: str, batch: int, heads: int, length: int, width: int) -> "Param":
+    def cache(cls, name: str, batch: int, heads: int, length: int, width: int) -> Param:
         """A zero-filled decoding cache CACHE f32[batch, heads, length, width]."""
         return cls(name, (), _handle=new("ct_param_new_cache", name.encode(), batch, heads,
                                          length, width))
@@ -188,23 +190,23 @@ class Param:
         """A copy of the host values."""
         return self.value
 
-    def set(self, values) -> "Param":
+    def set(self, values) -> Param:
         """Copies values in (the element count must match; all finite)."""
         a = _as_array(values, self.object, f"the values for parameter '{self.name}'")
         call("ct_param_set", self._h, a.ctypes.data_as(_lib.f32p), a.size)
         return self
 
-    def init_book(self, seed: int) -> "Param":
+    def init_book(self, seed: int) -> Param:
         """The book's deterministic initialiser (ct_param_init_book)."""
         call("ct_param_init_book", self._h, seed)
         return self
 
-    def init_normal(self, std: float, seed: int) -> "Param":
+    def init_normal(self, std: float, seed: int) -> Param:
         """Normal(0, std) values from seed (ct_param_init_normal)."""
         call("ct_param_init_normal", self._h, std, seed)
         return self
 
-    def fill(self, value: float) -> "Param":
+    def fill(self, value: float) -> Param:
         call("ct_param_fill", self._h, value)
         return self
 
@@ -225,7 +227,7 @@ class Morphism:
     """
 
     def __init__(self, handle: int):
-        self._h = handle
+        self._h: int | None = handle
 
     def __del__(self) -> None:
         h, self._h = getattr(self, "_h", None), None
@@ -246,25 +248,25 @@ class Morphism:
     def node_count(self) -> int:
         return lib.ct_morphism_node_count(self._h)
 
-    def then(self, g: "Morphism") -> "Morphism":
+    def then(self, g: Morphism) -> Morphism:
         """self ; g: self's outputs feed g's inputs."""
         return Morphism(new("ct_then", self._h, g._h))
 
-    def compose(self, f: "Morphism") -> "Morphism":
+    def compose(self, f: Morphism) -> Morphism:
         """self . f: f's outputs feed self's inputs."""
         return Morphism(new("ct_compose", self._h, f._h))
 
-    def tensor(self, g: "Morphism") -> "Morphism":
+    def tensor(self, g: Morphism) -> Morphism:
         """self (x) g: side by side, dom and cod concatenated."""
         return Morphism(new("ct_tensor", self._h, g._h))
 
-    def __rshift__(self, g: "Morphism") -> "Morphism":
+    def __rshift__(self, g: Morphism) -> Morphism:
         return self.then(g)
 
-    def __lshift__(self, f: "Morphism") -> "Morphism":
+    def __lshift__(self, f: Morphism) -> Morphism:
         return self.compose(f)
 
-    def __and__(self, g: "Morphism") -> "Morphism":
+    def __and__(self, g: Morphism) -> Morphism:
         return self.tensor(g)
 
     def __eq__(self, other: object) -> bool:
@@ -284,12 +286,12 @@ class Morphism:
                 return buf.value.decode()
             n *= 4
 
-    def compile(self, backend: "Backend | str" = "cpu", mode: str = "forward", *,
-                keep: bool = False, rewrite: bool = True) -> "Plan":
+    def compile(self, backend: Backend | str = "cpu", mode: str = "forward", *,
+                keep: bool = False, rewrite: bool = True) -> Plan:
         """A plan of this morphism on a backend (see Plan)."""
         return Plan(self, backend, mode, keep=keep, rewrite=rewrite)
 
-    def run(self, *inputs, backend: "Backend | str" = "cpu"):
+    def run(self, *inputs, backend: Backend | str = "cpu"):
         """Compiles a forward plan and runs it once: the output array, or a tuple of
         them when the codomain has several objects."""
         out = self.compile(backend).forward(*inputs)
@@ -550,7 +552,7 @@ def backend(name: str = "cpu") -> Backend:
     return Backend(name)
 
 
-def _backend(b: "Backend | str") -> Backend:
+def _backend(b: Backend | str) -> Backend:
     return b if isinstance(b, Backend) else Backend(b)
 
 
@@ -610,7 +612,7 @@ class CheckReport:
         return self.first_divergent is None
 
 
-def check(morphism: Morphism, a: "Backend | str", b: "Backend | str" = "cpu", *inputs,
+def check(morphism: Morphism, a: Backend | str, b: Backend | str = "cpu", *inputs,
           seed: int = 0) -> CheckReport:
     """Runs morphism on backends a and b (the reference) on the same inputs (one per
     dom object) and random output cotangents from seed, and compares every result."""
@@ -638,7 +640,7 @@ class Plan:
     """A morphism compiled for a backend. Parameters are uploaded when compiled
     (and by load_params); mode "reverse" also runs the reverse derivative."""
 
-    def __init__(self, morphism: Morphism, backend: "Backend | str" = "cpu",
+    def __init__(self, morphism: Morphism, backend: Backend | str = "cpu",
                  mode: str = "forward", *, keep: bool = False, rewrite: bool = True):
         if mode not in _MODES:
             raise ValueError(f"ctml.Plan: mode must be 'forward' or 'reverse', not {mode!r}")
@@ -647,7 +649,7 @@ class Plan:
         self.morphism = morphism
         self.dom = morphism.dom
         self.cod = morphism.cod
-        self._h = new("ct_compile", morphism._h, self.backend._h, flags)
+        self._h: int | None = new("ct_compile", morphism._h, self.backend._h, flags)
 
     def __del__(self) -> None:
         h, self._h = getattr(self, "_h", None), None
@@ -662,7 +664,7 @@ class Plan:
 
     def output(self, i: int) -> np.ndarray:
         o = self.cod[i]
-        out = np.empty(o.shape, dtype=o.dtype.numpy)
+        out: np.ndarray = np.empty(o.shape, dtype=o.dtype.numpy)
         call("ct_plan_get_output", self._h, i, out.ctypes.data_as(_lib.vp), out.size)
         return out
 
@@ -723,7 +725,7 @@ class Plan:
         """When on, every kernel launch appends an event to the plan's trace."""
         call("ct_plan_set_tracing", self._h, on)
 
-    def take_trace(self) -> list["TraceEvent"]:
+    def take_trace(self) -> list[TraceEvent]:
         """The events traced so far (the plan's trace is cleared)."""
         t = _lib.Trace()
         call("ct_plan_take_trace", self._h, C.byref(t))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes as C
 import os
 from dataclasses import astuple, dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class GPT:
     def __init__(self, config: GPTConfig, seed: int = 0):
         self.config = config
         cfg = _lib.GptConfig(*astuple(config))
-        self._h = new("ct_gpt_new", C.byref(cfg), seed)
+        self._h: int | None = new("ct_gpt_new", C.byref(cfg), seed)
         self.params: list[Param] = [
             Param("", (), _handle=lib.ct_gpt_param(self._h, i), _owner=self)
             for i in range(lib.ct_gpt_param_count(self._h))]
@@ -110,7 +110,7 @@ class GPT:
         return Trainer(self.loss_morphism(batch, time), backend, opt)
 
     def decoder(self, backend: Backend | str = "cpu", batch: int = 1,
-                cache: bool = True) -> "Decoder":
+                cache: bool = True) -> Decoder:
         return Decoder(self, backend, batch, cache)
 
     def generate(self, prompt: Sequence[int], n: int, backend: Backend | str = "cpu", *,
@@ -146,7 +146,7 @@ class GPT:
         save_safetensors(path, tensors, meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "GPT":
+    def load(cls, path: str | os.PathLike) -> GPT:
         """A GPT of the file's config (metadata config.*) with its parameters
         (a file of GPT.save or a `ctml train` checkpoint)."""
         with SafetensorsFile(path) as f:
@@ -191,7 +191,8 @@ class Decoder:
         self.gpt = gpt
         self.batch = batch
         self.backend = _backend(backend)
-        self._h = new("ct_decoder_new", gpt._h, self.backend._h, batch, 0 if cache else 1)
+        flags = 0 if cache else 1  # CT_DECODE_NO_CACHE
+        self._h: int | None = new("ct_decoder_new", gpt._h, self.backend._h, batch, flags)
 
     def __del__(self) -> None:
         h, self._h = getattr(self, "_h", None), None

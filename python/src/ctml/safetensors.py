@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ctypes as C
 import os
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -32,9 +32,9 @@ def save_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
         ts[i].data = a.ctypes.data_as(_lib.f32p)
     meta = list((metadata or {}).items())
     ms = (_lib.StMeta * max(1, len(meta)))()
-    for i, (k, v) in enumerate(meta):
-        ms[i].key = str(k).encode()
-        ms[i].value = str(v).encode()
+    for i, (key, value) in enumerate(meta):
+        ms[i].key = str(key).encode()
+        ms[i].value = str(value).encode()
     call("ct_safetensors_write", os.fsencode(path), ts, len(arrays), ms, len(meta))
 
 
@@ -44,7 +44,7 @@ class SafetensorsFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        self._h = new("ct_safetensors_read", os.fsencode(path))
+        self._h: int | None = new("ct_safetensors_read", os.fsencode(path))
 
     def close(self) -> None:
         h, self._h = getattr(self, "_h", None), None
@@ -53,7 +53,7 @@ class SafetensorsFile:
 
     __del__ = close
 
-    def __enter__(self) -> "SafetensorsFile":
+    def __enter__(self) -> SafetensorsFile:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -27,7 +27,7 @@ class Vocab:
         call("ct_vocab_build", C.byref(self._v), buf, len(b))
 
     @classmethod
-    def from_bytes(cls, symbols: bytes) -> "Vocab":
+    def from_bytes(cls, symbols: bytes) -> Vocab:
         """From a list of distinct bytes in increasing order (as stored in checkpoints)."""
         v = cls.__new__(cls)
         v._v = _lib.Vocab()

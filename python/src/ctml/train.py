@@ -32,12 +32,12 @@ class Optimizer:
     min_lr: float = 0.0
 
     @classmethod
-    def sgd(cls, lr: float) -> "Optimizer":
+    def sgd(cls, lr: float) -> Optimizer:
         """Plain gradient descent p <- p - lr g."""
         return cls._from_c(cls._default("ct_optimizer_sgd", lr))
 
     @classmethod
-    def adamw(cls, lr: float, **fields) -> "Optimizer":
+    def adamw(cls, lr: float, **fields) -> Optimizer:
         """AdamW with PyTorch's defaults (weight decay 0.01); fields override them."""
         opt = cls._from_c(cls._default("ct_optimizer_adamw", lr))
         for k, v in fields.items():
@@ -54,7 +54,7 @@ class Optimizer:
         return o
 
     @classmethod
-    def _from_c(cls, o: _lib.Optimizer) -> "Optimizer":
+    def _from_c(cls, o: _lib.Optimizer) -> Optimizer:
         kind = lib.ct_opt_name(o.kind).decode()
         return cls(kind, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.clip_norm,
                    o.warmup_steps, o.total_steps, o.min_lr)
@@ -88,8 +88,9 @@ class Trainer:
         self.optimizer = optimizer if optimizer is not None else Optimizer.sgd(0.1)
         opt = self.optimizer._c()
         self.dom = loss.dom
-        self._h = new("ct_trainer_new_flags", loss._h, self.backend._h, C.byref(opt),
-                      0 if rewrite else 8)
+        flags = 0 if rewrite else 8  # CT_PLAN_NO_REWRITE
+        self._h: int | None = new("ct_trainer_new_flags", loss._h, self.backend._h,
+                                  C.byref(opt), flags)
 
     def __del__(self) -> None:
         h, self._h = getattr(self, "_h", None), None

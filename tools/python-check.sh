@@ -30,7 +30,6 @@ if [ ! -x "$py" ]; then
 fi
 pip=("$py" -m pip --disable-pip-version-check --no-input)
 step "numpy, pytest, scikit-build-core into the environment"
-"${pip[@]}" install -q --upgrade pip >/dev/null 2>&1 || true
 "${pip[@]}" install -q numpy pytest "scikit-build-core>=0.10" || fail "pip install of the test dependencies"
 
 step "pip install ./python (CMake, CTML_CUDA=$cuda, $jobs jobs)"

@@ -78,3 +78,18 @@ def test_describe_and_plan_stats():
     assert "copy" in f.describe() and "add" in f.describe()
     p = f.compile("cpu")
     assert p.stats().nodes == 2
+
+
+def test_pair_is_copy_then_tensor():
+    a = Object.matrix(Role.HIDDEN, 2, 3)
+    W = ctml.Param("W", (3, 3)).init_normal(1.0, 4)
+    f, g = ctml.linear(a, W), ctml.gelu(a)
+    p = ctml.pair(f, g)
+    assert p.dom == (a,) and p.cod == (a, a)
+    assert p == ctml.copy(a) >> (f & g)
+    x = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+    y1, y2 = p(x)
+    np.testing.assert_allclose(y1, f(x), atol=1e-6)
+    np.testing.assert_allclose(y2, g(x), atol=1e-6)
+    with pytest.raises(ValueError, match="same one-object domain"):
+        ctml.pair(f, ctml.identity(Object.tokens(2)))

@@ -17,7 +17,7 @@ from .core import (Backend, BackendInfo, CheckEntry, CheckReport, DeviceInfo, DT
                    Object, Param, Plan, PlanStats, Role, TraceEvent, add, add_layernorm,
                    attn_apply, attn_scores, backend, backends, causal_attention, causal_softmax,
                    check, compose, copy, cross_entropy, discard, embedding, gelu, head_merge,
-                   head_split, identity, kv_attention, layernorm, linear, linear_gelu,
+                   head_split, identity, kv_attention, layernorm, linear, linear_gelu, pair,
                    pos_embedding, qkv, self_attention, set_backend_option, single_head_attention,
                    softmax, softmax_cross_entropy, tensor, then, version)
 from .gpt import GPT, Decoder, DecodeStats, GPTConfig
@@ -34,7 +34,7 @@ __all__ = [
     "DType", "Role", "Object", "Param", "Morphism", "Plan", "PlanStats", "TraceEvent",
     "CheckEntry", "CheckReport", "check", "Vocab", "BatchSampler", "window_pairs",
     "Backend", "BackendInfo", "DeviceInfo", "backend", "backends", "set_backend_option",
-    "version", "identity", "compose", "then", "tensor", "embedding", "linear", "softmax",
+    "version", "identity", "compose", "then", "tensor", "pair", "embedding", "linear", "softmax",
     "cross_entropy", "softmax_cross_entropy", "copy", "add", "discard", "pos_embedding",
     "layernorm", "add_layernorm", "gelu", "linear_gelu", "qkv", "head_split", "head_merge",
     "attn_scores", "causal_softmax", "attn_apply", "causal_attention", "kv_attention",

@@ -15,7 +15,7 @@ from ._lib import call, lib, new
 __all__ = [
     "DType", "Role", "Object", "Param", "Morphism", "BackendInfo", "DeviceInfo", "Backend",
     "Plan", "PlanStats", "TraceEvent", "CheckEntry", "CheckReport", "check", "backends",
-    "backend", "set_backend_option", "version",
+    "backend", "set_backend_option", "version", "pair",
     "identity", "compose", "then", "tensor", "embedding", "linear", "softmax", "cross_entropy",
     "softmax_cross_entropy", "copy", "add", "discard", "pos_embedding", "layernorm",
     "add_layernorm", "gelu", "linear_gelu", "qkv", "head_split", "head_merge", "attn_scores",
@@ -340,6 +340,16 @@ def tensor(*ms: Morphism) -> Morphism:
     for m in ms[1:]:
         out = out & m
     return out
+
+
+def pair(f: Morphism, g: Morphism) -> Morphism:
+    """<f, g> : A -> B (x) C from f : A -> B and g : A -> C on one object A: copy ; (f (x) g).
+    (The C API has no pairing or swap of its own; this is the composite.)"""
+    dom = f.dom
+    if len(dom) != 1 or g.dom != dom:
+        raise ValueError(f"ctml.pair: f and g need the same one-object domain, not {f.dom} "
+                         f"and {g.dom}")
+    return copy(dom[0]) >> (f & g)
 
 
 def _o(o: Object):

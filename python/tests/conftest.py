@@ -13,19 +13,28 @@ import ctml
 REPO = Path(__file__).resolve().parents[2]
 
 
-def opencl_or_skip() -> ctml.Backend:
-    """The OpenCL backend, or pytest.skip with the library's reason."""
-    info = next((b for b in ctml.backends() if b.name == "opencl"), None)
+DEVICES = ["opencl", "cuda"]
+
+
+def backend_or_skip(name: str) -> ctml.Backend:
+    """The backend called name, or pytest.skip with the library's reason."""
+    info = next((b for b in ctml.backends() if b.name == name), None)
     if info is None:
-        pytest.skip("this libctml knows no 'opencl' backend")
+        pytest.skip(f"this libctml knows no '{name}' backend")
     if not info.present:
-        pytest.skip(f"OpenCL backend absent: {info.reason.splitlines()[0] if info.reason else '?'}")
-    return ctml.backend("opencl")
+        reason = info.reason.splitlines()[0] if info.reason else "?"
+        pytest.skip(f"{name} backend absent: {reason}")
+    return ctml.backend(name)
 
 
-@pytest.fixture
-def opencl() -> ctml.Backend:
-    return opencl_or_skip()
+def opencl_or_skip() -> ctml.Backend:
+    return backend_or_skip("opencl")
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> ctml.Backend:
+    """Each device backend in turn (skipped, with the reason, when absent)."""
+    return backend_or_skip(request.param)
 
 
 def find_cli() -> str | None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ctml
-from conftest import find_cli, opencl_or_skip
+from conftest import find_cli
 
 KEYS = ("loss_love", "loss_before", "loss_after")
 
@@ -38,9 +38,8 @@ def test_walkthrough_equals_ctml_demo_json():
     assert py.to_json() == out.stdout.strip()  # the same numbers to 9 digits, on the CPU
 
 
-def test_walkthrough_on_opencl_equals_cpu():
-    be = opencl_or_skip()
-    _close(ctml.walkthrough(be), json.loads(ctml.walkthrough("cpu").to_json()))
+def test_walkthrough_on_device_equals_cpu(device):
+    _close(ctml.walkthrough(device), json.loads(ctml.walkthrough("cpu").to_json()))
 
 
 def test_example_script_prints_the_demo_line():

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import ctml
-from conftest import opencl_or_skip
 
 CFG = ctml.GPTConfig(vocab=11, block=8, layers=1, heads=2, width=16)
 
@@ -51,11 +50,10 @@ def test_gpt_training_on_cpu_reduces_loss():
     assert g.forward_loss(x, y) == pytest.approx(t.eval(), abs=1e-5)
 
 
-def test_gpt_training_on_opencl_agrees_with_cpu():
-    be = opencl_or_skip()
+def test_gpt_training_on_device_agrees_with_cpu(device):
     x, y = batch()
     losses = []
-    for b in ("cpu", be):
+    for b in ("cpu", device):
         g = ctml.GPT(CFG, seed=1)
         t = g.trainer(2, 8, b, ctml.Optimizer.adamw(1e-2))
         t.set_inputs(x, y)

@@ -5,7 +5,6 @@ import pytest
 
 import ctml
 from ctml import Object, Role
-from conftest import opencl_or_skip
 
 
 def test_vocab_encode_decode_and_batches():
@@ -52,10 +51,9 @@ def test_check_cpu_against_cpu_passes():
     assert any(e.reverse for e in r.entries)
 
 
-def test_check_opencl_against_cpu():
-    be = opencl_or_skip()
+def test_check_device_against_cpu(device):
     g, m = _gpt_logits()
-    r = ctml.check(m, be, "cpu", np.array([[1, 2, 3, 4]], np.int32), seed=1)
+    r = ctml.check(m, device, "cpu", np.array([[1, 2, 3, 4]], np.int32), seed=1)
     assert r.passed, [e for e in r.entries if not e.passed][:1]
 
 

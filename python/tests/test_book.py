@@ -35,7 +35,10 @@ def test_walkthrough_equals_ctml_demo_json():
     ref = json.loads(out.stdout)
     py = ctml.walkthrough("cpu")
     _close(py, ref)
-    assert py.to_json() == out.stdout.strip()  # the same numbers to 9 digits, on the CPU
+    # on the CPU the same float32 numbers, whatever digits the tool writes
+    assert np.array_equal(np.float32(ref["p_next_given_I"]), py.p_next_given_I)
+    for k in KEYS:
+        assert np.float32(ref[k]) == np.float32(getattr(py, k)), k
 
 
 def test_walkthrough_on_device_equals_cpu(device):
@@ -51,3 +54,4 @@ def test_example_script_prints_the_demo_line():
     out = subprocess.run([sys.executable, str(script), "--json"], check=True, capture_output=True,
                          text=True)
     assert out.stdout.strip() == ctml.run_book("cpu").to_json()
+    assert json.loads(out.stdout)["loss_after"] < 0.05

@@ -40,11 +40,25 @@ class BookResult:
     rewrites: list[str]             # the rewrite rules that fired in the training plan
 
     def to_json(self) -> str:
-        """The line `ctml demo --json` prints (numbers as C's %.9g)."""
-        p = ", ".join(f"{float(x):.9g}" for x in self.p_next_given_I)
-        return (f'{{"p_next_given_I": [{p}], "loss_love": {self.loss_love:.9g}, '
-                f'"loss_before": {self.loss_before:.9g}, "loss_after": {self.loss_after:.9g}, '
+        """The line `ctml demo --json` prints: each number with the fewest digits that
+        read back as the same float32 (at most 9), as the tool writes them."""
+        p = ", ".join(_num(x) for x in self.p_next_given_I)
+        return (f'{{"p_next_given_I": [{p}], "loss_love": {_num(self.loss_love)}, '
+                f'"loss_before": {_num(self.loss_before)}, "loss_after": {_num(self.loss_after)}, '
                 f'"composed_equals_direct": {json.dumps(self.composed_equals_direct)}}}')
+
+
+def _num(v: float) -> str:
+    """A float32 value as the tool's JSON writes it (null when not finite)."""
+    x = float(v)
+    if not np.isfinite(x):
+        return "null"
+    if float(np.float32(x)) == x:
+        for p in range(1, 9):
+            s = f"{x:.{p}g}"
+            if np.float32(float(s)) == np.float32(x):
+                return s
+    return f"{x:.9g}"
 
 
 def walkthrough(backend: Backend | str = "cpu") -> BookResult:

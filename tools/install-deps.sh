@@ -3,7 +3,8 @@
 # Installs what ctml needs to build and test on Debian/Ubuntu: a C compiler,
 # CMake, pkg-config, cmocka, and OpenCL (headers, the ICD loader and PoCL, an
 # OpenCL implementation on the CPU), and Debian's 'fortunes' (the default text
-# corpus of 'ctml train'). Packages already present are left alone.
+# corpus of 'ctml train'), and python3-venv (tools/python-check.sh makes a virtual
+# environment for the Python package). Packages already present are left alone.
 # With CTML_INTEL_OPENCL=1 (CI sets it), also Intel's CPU OpenCL runtime, the
 # second implementation the OpenCL tests run on (about 230 MB from PyPI), into
 # .deps/intel-opencl, and .deps/ocl-vendors, an ICD vendors directory naming it
@@ -17,7 +18,7 @@ want_intel=${CTML_INTEL_OPENCL:-0}
 [ "$(uname -m)" = x86_64 ] || want_intel=0 # the runtime's wheels are x86_64 only
 
 pkgs=(gcc make cmake pkg-config libcmocka-dev ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
-      fortunes)
+      fortunes python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -84,6 +84,9 @@ step torch_decode_small 60 python3 tools/torch_decode_bench.py --device cuda
 step torch_decode_small_nocache 90 python3 tools/torch_decode_bench.py --device cuda --no-cache
 step bench_small_tf32 60 "$ctml" bench --config small --backend cuda --graph --tf32 --runs 20
 step torch_small_tf32 90 python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --tf32
+# The Python package with the CUDA backend, its suite on the GPU (no PyPI there).
+step python_cuda 240 env CTML_PYTHON_OFFLINE=1 CTML_PYTHON_CUDA=ON CTML_PYTHON_BUILD="$build/python" \
+  CMAKE_ARGS=-DCMAKE_CUDA_ARCHITECTURES=90 CTML_CLI="$PWD/$ctml" bash tools/python-check.sh
 # 4. Everything else.
 step ctest 240 ctest --test-dir "$build" --output-on-failure --no-tests=error -j8 -E '_sim|cudasim'
 step test_cross_opencl 180 "$build/tests/test_cross" opencl

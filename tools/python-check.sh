@@ -9,6 +9,9 @@
 # and when pytest collected no test (its exit 5).
 # The book test compares with `ctml demo --json` when a ctml tool is found:
 # $CTML_CLI, else build/ctml (CI builds it first), else `ctml` on PATH.
+# CTML_PYTHON_OFFLINE=1 (a disposable machine without PyPI, such as the GPU machine):
+# no virtual environment; the package is installed into python3's own environment,
+# which must hold numpy, pytest and scikit-build-core; nothing is downloaded.
 # Usage: tools/python-check.sh [pytest arguments...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,14 +26,18 @@ dir=$(cd "$dir" && pwd)
 venv=$dir/venv
 py=$venv/bin/python
 
-if [ ! -x "$py" ]; then
+if [ -n "${CTML_PYTHON_OFFLINE:-}" ]; then
+  py=$(command -v python3)
+elif [ ! -x "$py" ]; then
   step "virtual environment $venv"
   python3 -m venv "$venv" ||
     fail "python3 -m venv (on Debian/Ubuntu: apt-get install python3-venv, see tools/install-deps.sh)"
 fi
 pip=("$py" -m pip --disable-pip-version-check --no-input)
-step "numpy, pytest, scikit-build-core into the environment"
-"${pip[@]}" install -q numpy pytest "scikit-build-core>=0.10" || fail "pip install of the test dependencies"
+if [ -z "${CTML_PYTHON_OFFLINE:-}" ]; then
+  step "numpy, pytest, scikit-build-core into the environment"
+  "${pip[@]}" install -q numpy pytest "scikit-build-core>=0.10" || fail "pip install of the test dependencies"
+fi
 
 step "pip install ./python (CMake, CTML_CUDA=$cuda, $jobs jobs)"
 log=$dir/pip-install.log

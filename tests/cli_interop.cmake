@@ -103,3 +103,15 @@ add_test(NAME cli_hf_mismatch COMMAND bash -c
 set_tests_properties(cli_hf_mismatch PROPERTIES PASS_REGULAR_EXPRESSION
   "tensor 'transformer.wte.weight' has shape \\[[0-9]+,16\\]; config.json .* needs \\[[0-9]+,32\\].*tensor 'transformer.h.1.ln_1.weight' \\(ctml's 'h1.ln1.gain'\\) is missing.*'activation_function' is 'gelu'")
 
+
+# --help and bad usage of eval, export and import (ctml_cli_expect: cli_surface.cmake).
+foreach(cmd eval export import)
+  ctml_cli_expect(cli_help_${cmd} 0 "^usage: ctml ${cmd} " ${cmd} --help)
+  ctml_cli_expect(cli_help_cmd_${cmd} 0 "^usage: ctml ${cmd} " help ${cmd})
+  ctml_cli_expect(cli_${cmd}_unknown_option 2
+    "^ctml ${cmd}: unknown option '--x' \\(see 'ctml ${cmd} --help'\\)" ${cmd} --x)
+endforeach()
+ctml_cli_expect(cli_eval_help_env 0 "CTML_CUDA_DEVICE.*CTML_OPENCL_CACHE" eval --help)
+ctml_cli_expect(cli_eval_unknown_backend 2 "--backend: unknown backend 'nope'" eval --data x --backend nope)
+ctml_cli_expect(cli_export_needs_one 2 "give one of --hf DIR or --weights FILE" export --hf a --weights b)
+ctml_cli_expect(cli_import_needs_out 2 "usage: ctml import SRC --out FILE" import x)

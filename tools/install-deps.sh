@@ -3,7 +3,8 @@
 # Installs what ctml needs to build and test on Debian/Ubuntu: a C compiler,
 # CMake, pkg-config, cmocka, and OpenCL (headers, the ICD loader and PoCL, an
 # OpenCL implementation on the CPU), Debian's 'fortunes' (the default text
-# corpus of 'ctml train') and python3-numpy (tests/hf_export_check.py).
+# corpus of 'ctml train'), python3-venv (tools/python-check.sh makes a virtual
+# environment for the Python package) and python3-numpy (tests/hf_export_check.py).
 # Packages already present are left alone.
 # With CTML_INTEL_OPENCL=1 (CI sets it), also Intel's CPU OpenCL runtime, the
 # second implementation the OpenCL tests run on (about 230 MB from PyPI), into
@@ -18,7 +19,7 @@ want_intel=${CTML_INTEL_OPENCL:-0}
 [ "$(uname -m)" = x86_64 ] || want_intel=0 # the runtime's wheels are x86_64 only
 
 pkgs=(gcc make cmake pkg-config libcmocka-dev ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
-      fortunes python3-numpy)
+      fortunes python3-venv python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -83,6 +83,70 @@ bool cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, l
 bool cli_parse_float(const char *cmd, const char *flag, const char *s, float lo, float hi,
                      float *out);
 
+/* A usage error (printed) unless name is a backend ctml knows ("cpu", "cuda",
+ * "opencl", built or not) or "auto" ("all" instead when allow_all: bench), so every
+ * command refuses an unknown name with exit 2 before doing any work. */
+bool cli_backend_known(const char *cmd, const char *name, bool allow_all);
+/* Whether argv element a is flag, as "--flag" or "--flag=VALUE". */
+bool cli_flag_is(const char *a, const char *flag);
+/* Unsigned 64-bit parsing (seeds): as cli_parse_long, for 0 ... 2^64-1. */
+bool cli_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
+/* "" for 1, else "s": "%lld layer%s". */
+const char *cli_s(long long n);
+/* When the model shape of c (layers, heads, width, block) differs from the preset
+ * c->name, renames c "custom (from <preset>)"; the preset name of c into base. */
+void cli_config_rename(cli_config *c, char base[32]);
+/* The environment variables the backends read, for --help; train adds
+ * CTML_FORTUNES_DIR. devices: every backend; none: "reads none". */
+void cli_env_usage(FILE *f, bool fortunes);
+/* --tf32 and --graph (train, bench) for backend be: a usage error (printed,
+ * CLI_USAGE) unless be is cuda; tf32 turns on TF32 matrix products. CLI_OK, or
+ * CLI_FAIL after printing when cuda refuses the option. */
+int cli_cuda_flags(const char *cmd, const ct_backend *be, bool tf32, bool graph);
+
+/* Model FLOPs of one training step, tokens x (6 N + 12 L C T), N the parameters
+ * less the position table (PaLM, appendix B; full, not causal, attention). */
+double cli_step_flops(const ct_gpt_config *m, int64_t numel, int64_t batch);
+/* The peak FLOP/s of a GPU named device (FP32, or TF32 tensor cores, dense) and
+ * its label ("H100 SXM"); 0 when the device is not in the table. */
+double cli_peak_flops(const char *device, bool tf32, const char **label);
+/* The model-FLOPs utilisation of backend be at `flops` per `seconds` as a
+ * fraction, or NaN when be does not run on a GPU or its peak is unknown;
+ * *label (when not NULL) gets the peak's label. */
+double cli_mfu(const ct_backend *be, bool tf32, double flops, double seconds, const char **label);
+
+/* JSON output (--json, --log-format jsonl): one object per line, ", " and ": "
+ * separators. cli_json_write_string escapes '"', '\\', control bytes (\n \t \r or
+ * \u00XX) and bytes outside well-formed UTF-8 (as \u00XX, their Latin-1 code
+ * point); a number a float holds exactly prints with the fewest digits that read
+ * back as it, another with 9 significant digits; NaN and Inf print as null.
+ * The writer places commas and keys: key is ignored inside arrays; the
+ * outermost close ends the line.
+ *   cli_json j; cli_json_init(&j, stdout); cli_json_open(&j, NULL, '{');
+ *   cli_json_str(&j, "backend", "cpu"); cli_json_num(&j, "loss", 1.5);
+ *   cli_json_open(&j, "rows", '['); ... cli_json_close(&j); cli_json_close(&j); */
+#define CLI_JSON_DEPTH 16
+typedef struct cli_json {
+  FILE *f;
+  int depth;
+  char close[CLI_JSON_DEPTH]; /* the bracket that closes each open level */
+  int count[CLI_JSON_DEPTH];  /* values written at each level */
+} cli_json;
+void cli_json_init(cli_json *j, FILE *f);
+void cli_json_open(cli_json *j, const char *key, char bracket); /* '{' or '[' */
+void cli_json_close(cli_json *j);
+void cli_json_str(cli_json *j, const char *key, const char *s); /* NULL: null */
+void cli_json_strn(cli_json *j, const char *key, const char *s, size_t n);
+void cli_json_num(cli_json *j, const char *key, double v);
+void cli_json_int(cli_json *j, const char *key, long long v);
+void cli_json_u64(cli_json *j, const char *key, uint64_t v);
+void cli_json_bool(cli_json *j, const char *key, bool v);
+void cli_json_null(cli_json *j, const char *key);
+void cli_json_write_string(FILE *f, const char *s, size_t n);
+void cli_json_write_number(FILE *f, double v);
+/* Length of the well-formed UTF-8 sequence at p (n bytes left), 0 when there is none. */
+int cli_utf8_len(const unsigned char *p, size_t n);
+
 /* Checkpoints: one safetensors file holding the GPT parameters under their
  * names, the AdamW moments as "optim.m.<name>" and "optim.v.<name>", and in
  * the metadata the config, vocabulary (hex), step, batch RNG state and a
@@ -152,11 +216,12 @@ const char *cli_rewrite_summary(const ct_plan *p, char *buf, size_t n);
 uint64_t cli_fnv1a(const uint8_t *data, int64_t n);
 
 /* Loss curve: an SVG of train loss (every logged step) and validation loss
- * (its own steps) against step, with axes, ticks and a legend. Written
+ * (its own steps) against step, with axes, ticks and a legend; baseline (the
+ * unigram loss; NaN: none) is a dashed horizontal line with its own entry. Written
  * atomically like checkpoints. Returns false (errno set) on a write failure. */
 bool cli_write_loss_svg(const char *path, const char *title, const long *steps,
                         const float *train, int n, const long *val_steps, const float *val,
-                        int n_val);
+                        int n_val, double baseline);
 
 /* Interop, fine-tuning, evaluation (cli_interop.c, cli_eval.c). */
 /* The config from checkpoint metadata: the model keys (config.*) always, the

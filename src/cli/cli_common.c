@@ -2,6 +2,7 @@
 /* Shared pieces of the ctml commands: errors, option parsing, configs, backends. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,15 +94,32 @@ bool cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, l
   char *end = NULL;
   errno = 0;
   long v = strtol(s, &end, 10);
-  if (!*s || *end || errno) {
+  if (!*s || end == s || *end) {
     cli_error(cmd, CLI_USAGE, "%s: '%s' is not an integer", flag, s);
     return false;
   }
-  if (v < lo || v > hi) {
-    cli_error(cmd, CLI_USAGE, "%s: %ld is outside [%ld, %ld]", flag, v, lo, hi);
+  if (errno == ERANGE || v < lo || v > hi) {
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [%ld, %ld]", flag, s, lo, hi);
     return false;
   }
   *out = v;
+  return true;
+}
+
+bool cli_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  const char *digits = s + strspn(s, " \t");
+  unsigned long long v = strtoull(s, &end, 10);
+  if (!*s || end == s || *end || (*digits != '-' && *digits != '+' && (*digits < '0' || *digits > '9'))) {
+    cli_error(cmd, CLI_USAGE, "%s: '%s' is not an integer", flag, s);
+    return false;
+  }
+  if (errno == ERANGE || *digits == '-') {
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [0, 2^64-1 = 18446744073709551615]", flag, s);
+    return false;
+  }
+  *out = (uint64_t)v;
   return true;
 }
 
@@ -109,17 +127,21 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *s, float lo,
                      float *out) {
   char *end = NULL;
   errno = 0;
-  float v = strtof(s, &end);
-  if (!*s || *end || errno || !isfinite(v)) {
-    cli_error(cmd, CLI_USAGE, "%s: '%s' is not a finite number", flag, s);
+  double v = strtod(s, &end); /* in double: what float cannot hold is out of range */
+  if (!*s || end == s || *end || isnan(v)) {
+    cli_error(cmd, CLI_USAGE, "%s: '%s' is not a number", flag, s);
     return false;
   }
-  if (v < lo || v > hi) {
-    cli_error(cmd, CLI_USAGE, "%s: %g is outside [%g, %g]", flag, (double)v, (double)lo,
-              (double)hi);
+  if (v < lo || v > hi || (errno == ERANGE && v != 0.0)) {
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [%g, %g]", flag, s, (double)lo, (double)hi);
     return false;
   }
-  *out = v;
+  if (v != 0.0 && fabs(v) < FLT_MIN) { /* below float's normal range */
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [%g, %g]: a nonzero value below %g in "
+              "size does not fit a float", flag, s, (double)lo, (double)hi, (double)FLT_MIN);
+    return false;
+  }
+  *out = (float)v;
   return true;
 }
 
@@ -138,6 +160,64 @@ int cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, co
   }
   *value = argv[++*i];
   return 1;
+}
+
+bool cli_flag_is(const char *a, const char *flag) {
+  size_t n = strlen(flag);
+  return !strncmp(a, flag, n) && (a[n] == '\0' || a[n] == '=');
+}
+
+bool cli_backend_known(const char *cmd, const char *name, bool allow_all) {
+  int i;
+  if (!strcmp(name, allow_all ? "all" : "auto") || ct_backend_index(name, &i) == CT_OK)
+    return true;
+  cli_error(cmd, CLI_USAGE, "--backend: unknown backend '%s' (%s, cpu, cuda, opencl)", name,
+            allow_all ? "all" : "auto");
+  return false;
+}
+
+const char *cli_s(long long n) { return n == 1 ? "" : "s"; }
+
+void cli_config_rename(cli_config *c, char base[32]) {
+  cli_config p;
+  const char *from = strstr(c->name, "(from ");
+  snprintf(base, 32, "%s", from ? from + 6 : c->name);
+  base[strcspn(base, ")")] = '\0';
+  if (!cli_config_preset(&p, base)) return;
+  if (p.model.layers == c->model.layers && p.model.heads == c->model.heads &&
+      p.model.width == c->model.width && p.model.block == c->model.block) {
+    snprintf(c->name, sizeof c->name, "%s", base);
+    return;
+  }
+  snprintf(c->name, sizeof c->name, "custom (from %s)", base);
+}
+
+void cli_env_usage(FILE *f, bool fortunes) {
+  fprintf(f,
+          "environment:\n"
+          "  CTML_CUDA_DEVICE      cuda: the device index (default 0)\n"
+          "  CTML_OPENCL_PLATFORM  opencl: the platform, an index or a case-insensitive\n"
+          "                        name substring ('Portable', 'Intel')\n"
+          "  CTML_OPENCL_DEVICE    opencl: the device, an index among the selected platforms'\n"
+          "                        devices or a name substring; without either the first\n"
+          "                        GPU, else the first CPU device\n"
+          "  CTML_OPENCL_GEMM      opencl: matrix products 'register' (blocked in registers)\n"
+          "                        or 'local' (tiled in local memory); default by device type\n"
+          "  CTML_OPENCL_CACHE     opencl: the compiled-program cache directory (default\n"
+          "                        $XDG_CACHE_HOME/ctml/opencl, else ~/.cache/ctml/opencl)\n");
+  if (fortunes)
+    fprintf(f, "  CTML_FORTUNES_DIR     the default corpus without --data (default "
+            "/usr/share/games/fortunes)\n");
+}
+
+int cli_cuda_flags(const char *cmd, const ct_backend *be, bool tf32, bool graph) {
+  if (!tf32 && !graph) return CLI_OK;
+  if (strcmp(ct_backend_name(be), "cuda"))
+    return cli_error(cmd, CLI_USAGE, "%s applies to the cuda backend only (the backend is %s)",
+                     tf32 ? "--tf32" : "--graph", ct_backend_name(be));
+  if (tf32 && ct_backend_set_option("cuda", "tf32", "on") != CT_OK)
+    return cli_lib_error(cmd, "--tf32");
+  return CLI_OK;
 }
 
 /* The config fields: flag, checkpoint metadata key, kind and range. One table
@@ -199,14 +279,9 @@ int cli_config_flag(cli_config *c, const char *cmd, const char *flag, const char
   const cli__field *f = cli__field_of_flag(flag);
   if (!f) return 0;
   if (f->kind == CLI__U64) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    if (!*value || *end || errno || value[0] == '-') {
-      cli_error(cmd, CLI_USAGE, "--seed: '%s' is not a non-negative integer", value);
-      return -1;
-    }
-    cli__field_set(c, f, 0, v);
+    uint64_t u;
+    if (!cli_parse_u64(cmd, flag, value, &u)) return -1;
+    cli__field_set(c, f, 0, u);
     return 1;
   }
   if (f->kind == CLI__FLOAT) {

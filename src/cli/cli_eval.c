@@ -25,17 +25,7 @@ static void cli__usage(FILE *f) {
           "not yet scored. Every byte after the first is scored exactly once.\n"
           "Prints the mean loss (nats per byte), bits per byte (loss / ln 2), the perplexity\n"
           "(exp loss) and the bytes scored.\n");
-}
-
-/* s as a JSON string body (quotes and control bytes escaped). */
-static void cli__json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-    else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-    else fputc(*p, f);
-  }
-  fputc('"', f);
+  cli_env_usage(f, false);
 }
 
 int cli_eval(int argc, char **argv) {
@@ -66,6 +56,7 @@ int cli_eval(int argc, char **argv) {
     return cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml eval --help')", argv[i]);
   }
   if (!data_path) return cli_error(CLI__CMD, CLI_USAGE, "--data FILE is required");
+  if (!cli_backend_known(CLI__CMD, backend, false)) return CLI_USAGE;
   const ct_backend *be = NULL;
   char why[1400];
   if (!cli_pick_backend(CLI__CMD, backend, &be, why, sizeof why)) return CLI_FAIL;
@@ -147,15 +138,22 @@ int cli_eval(int argc, char **argv) {
   double secs = cli_now() - t0, loss = sum / (double)scored, bpb = loss / log(2.0),
          ppl = exp(loss);
   if (json) {
-    printf("{\"checkpoint\": ");
-    cli__json_str(stdout, ck.path);
-    printf(", \"data\": ");
-    cli__json_str(stdout, data_path);
-    printf(", \"backend\": \"%s\", \"bytes\": %lld, \"tokens_scored\": %lld, \"windows\": %lld, "
-           "\"block\": %lld, \"tail\": %lld, \"loss\": %.9g, \"bits_per_byte\": %.9g, "
-           "\"perplexity\": %.9g, \"seconds\": %.3f}\n", ct_backend_name(be), (long long)n,
-           (long long)scored, (long long)windows, (long long)T, (long long)tail, loss, bpb, ppl,
-           secs);
+    cli_json j;
+    cli_json_init(&j, stdout);
+    cli_json_open(&j, NULL, '{');
+    cli_json_str(&j, "checkpoint", ck.path);
+    cli_json_str(&j, "data", data_path);
+    cli_json_str(&j, "backend", ct_backend_name(be));
+    cli_json_int(&j, "bytes", n);
+    cli_json_int(&j, "tokens_scored", scored);
+    cli_json_int(&j, "windows", windows);
+    cli_json_int(&j, "block", T);
+    cli_json_int(&j, "tail", tail);
+    cli_json_num(&j, "loss", loss);
+    cli_json_num(&j, "bits_per_byte", bpb);
+    cli_json_num(&j, "perplexity", ppl);
+    cli_json_num(&j, "seconds", secs);
+    cli_json_close(&j);
   } else {
     printf("ctml eval: backend %s (%s)\n", ct_backend_name(be), why);
     printf("checkpoint %s: %lld layers, width %lld, block %lld; data %s, %lld bytes\n", ck.path,

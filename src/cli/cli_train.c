@@ -30,7 +30,7 @@ static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml train [--config tiny|micro|small] [--data FILE] [--out DIR] [--resume DIR]\n"
           "                  [--backend auto|cpu|cuda|opencl] [--log-every N] [--no-rewrite]\n"
-          "                  [config flags]\n"
+          "                  [--log-format text|jsonl] [--tf32] [--graph] [config flags]\n"
           "  --config NAME   preset: tiny (default: 4 layers, width 128; three minutes on the\n"
           "                  OpenCL fallback of 2 CPU cores), micro (2 layers, width 64; three\n"
           "                  minutes on the CPU reference) or small (6 layers, 6 heads, width\n"
@@ -47,8 +47,16 @@ static void cli__usage(FILE *f) {
           "                  optimizer; the schedule comes from the preset and flags\n"
           "  --log-every N   a progress line every N steps when not on a terminal (default 10)\n"
           "  --stop-after N  stop after step N with a checkpoint, as Ctrl-C does (exit 0)\n"
-          "  --no-rewrite    train the model as built, without the rewrite rules (fusions)\n");
+          "  --no-rewrite    train the model as built, without the rewrite rules (fusions)\n"
+          "  --tf32          cuda: matrix products in TF32 (faster, about 1e-3 relative error)\n"
+          "  --graph         cuda: record the step once as a CUDA graph and replay it\n"
+          "  --log-format F  text (default): progress lines (step, losses, lr, gradient norm,\n"
+          "                  ms/step, tokens/s, MFU on GPUs, ETA); jsonl: one JSON object per\n"
+          "                  line on stdout instead of all text: a \"start\" event, a \"step\"\n"
+          "                  event every --log-every steps and at every validation, and a\n"
+          "                  \"done\", \"stopped\" or \"interrupted\" event\n");
   cli_config_usage(f);
+  cli_env_usage(f, true);
 }
 
 /* mkdir -p */
@@ -218,6 +226,7 @@ typedef struct cli__run {
   ct_gpt *g;
   ct_trainer *t;
   cli__log log;
+  double unigram; /* the baseline loss drawn in the plot */
 } cli__run;
 
 static bool cli__save(cli__run *r, long step, uint64_t rng) {
@@ -234,11 +243,12 @@ static bool cli__save(cli__run *r, long step, uint64_t rng) {
 static void cli__plot(cli__run *r) {
   char path[600], title[160];
   snprintf(path, sizeof path, "%s/loss.svg", r->out_dir);
-  snprintf(title, sizeof title, "ctml train --config %s: %lld layers, %lld heads, width %lld, "
-           "block %lld", r->cfg.name, (long long)r->cfg.model.layers, (long long)r->cfg.model.heads,
+  snprintf(title, sizeof title, "ctml train, %s: %lld layer%s, %lld head%s, width %lld, "
+           "block %lld", r->cfg.name, (long long)r->cfg.model.layers, cli_s(r->cfg.model.layers),
+           (long long)r->cfg.model.heads, cli_s(r->cfg.model.heads),
            (long long)r->cfg.model.width, (long long)r->cfg.model.block);
   if (!cli_write_loss_svg(path, title, r->log.steps, r->log.train, r->log.n, r->log.val_steps,
-                          r->log.val, r->log.n_val))
+                          r->log.val, r->log.n_val, r->unigram))
     cli_error(CLI__CMD, CLI_FAIL, "warning: %s not written: %s", path, strerror(errno));
 }
 
@@ -304,6 +314,7 @@ int cli_train(int argc, char **argv) {
   const char *preset = NULL, *data_path = NULL, *out_dir = NULL, *resume = NULL,
              *backend = "auto", *init_from = NULL;
   long log_every = 10, stop_after = 0;
+  bool tf32 = false, graph = false, jsonl = false;
   cli__run run;
   int plan_flags = 0; /* CT_PLAN_NO_REWRITE with --no-rewrite */
   memset(&run, 0, sizeof run);
@@ -321,6 +332,17 @@ int cli_train(int argc, char **argv) {
     }
     if (!strcmp(a, CLI_NO_REWRITE_FLAG)) {
       plan_flags = CT_PLAN_NO_REWRITE;
+      continue;
+    }
+    if (!strcmp(a, "--tf32") || !strcmp(a, "--graph")) {
+      *(a[2] == 't' ? &tf32 : &graph) = true;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--log-format", &v)) != 0) {
+      if (r < 0) return CLI_USAGE;
+      if (strcmp(v, "text") && strcmp(v, "jsonl"))
+        return cli_error(CLI__CMD, CLI_USAGE, "--log-format: '%s' is neither 'text' nor 'jsonl'", v);
+      jsonl = !strcmp(v, "jsonl");
       continue;
     }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &v)) != 0) {
@@ -355,6 +377,10 @@ int cli_train(int argc, char **argv) {
     cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml train --help')", a);
     return CLI_USAGE;
   }
+  if (!cli_backend_known(CLI__CMD, backend, false)) return CLI_USAGE;
+  if ((tf32 || graph) && strcmp(backend, "cuda") && strcmp(backend, "auto"))
+    return cli_error(CLI__CMD, CLI_USAGE, "%s applies to the cuda backend only (--backend %s)",
+                     tf32 ? "--tf32" : "--graph", backend);
 
   /* the checkpoint to resume, and the config it fixes */
   cli_checkpoint from;
@@ -370,7 +396,10 @@ int cli_train(int argc, char **argv) {
                        "to resume; fine-tune from it with --init-from", resume,
                        from.kind == CLI_CK_HF ? "GPT-2 layout" : "weights-only");
     }
-    if (preset && strcmp(preset, from.cfg.name)) {
+    char from_base[32];
+    cli_config probe = from.cfg;
+    cli_config_rename(&probe, from_base);
+    if (preset && strcmp(preset, from_base)) {
       cli_checkpoint_free(&from);
       return cli_error(CLI__CMD, CLI_USAGE, "config mismatch: the checkpoint in '%s' is a '%s' "
                        "run, not '%s'", resume, from.cfg.name, preset);
@@ -408,6 +437,8 @@ int cli_train(int argc, char **argv) {
     cli_checkpoint_free(&from);
     return CLI_USAGE;
   }
+  char base[32]; /* the preset: "custom (from tiny)" runs in runs/tiny */
+  cli_config_rename(cfg, base);
 
   /* the run directory: never overwrite a checkpoint of another run */
   if (out_dir) {
@@ -416,9 +447,9 @@ int cli_train(int argc, char **argv) {
     for (int k = 1; k < 10000; k++) {
       char probe[700];
       if (k == 1)
-        snprintf(run.out_dir, sizeof run.out_dir, "runs/%s", cfg->name);
+        snprintf(run.out_dir, sizeof run.out_dir, "runs/%s", base);
       else
-        snprintf(run.out_dir, sizeof run.out_dir, "runs/%s-%d", cfg->name, k);
+        snprintf(run.out_dir, sizeof run.out_dir, "runs/%s-%d", base, k);
       snprintf(probe, sizeof probe, "%s/%s", run.out_dir, CLI_CHECKPOINT_FILE);
       if (!cli__exists(probe)) break;
     }
@@ -495,6 +526,8 @@ int cli_train(int argc, char **argv) {
 
   char why[1400];
   if (!cli_pick_backend(CLI__CMD, backend, &run.be, why, sizeof why)) goto done;
+  if ((code = cli_cuda_flags(CLI__CMD, run.be, tf32, graph)) != CLI_OK) goto done;
+  code = CLI_FAIL;
   if (!cli__mkdirs(run.out_dir)) {
     cli_error(CLI__CMD, CLI_FAIL, "--out: cannot create directory '%s': %s", run.out_dir,
               strerror(errno));
@@ -520,6 +553,10 @@ int cli_train(int argc, char **argv) {
     goto done;
   }
   if (resume && !cli_checkpoint_optimizer(CLI__CMD, &from, run.g, run.t)) goto done;
+  if (graph && ct_trainer_set_graph(run.t, true) != CT_OK) {
+    cli_lib_error(CLI__CMD, "--graph");
+    goto done;
+  }
   uint64_t rng = resume ? from.rng : cfg->seed ^ 0x5eedba7c4e5ull;
   long step = resume ? from.step : 0;
 
@@ -541,21 +578,68 @@ int cli_train(int argc, char **argv) {
   fflush(csv);
 
   double unigram = cli__unigram(ids, n_train, n, run.ck.vocab.size);
-  printf("ctml train: backend %s (%s)\n", ct_backend_name(run.be), why);
-  printf("data: %s, %lld bytes, vocabulary %d bytes; %lld train / %lld validation\n", data_desc,
-         (long long)n, run.ck.vocab.size, (long long)n_train, (long long)n_val);
-  printf("model: %s, %lld layers, %lld heads, width %lld, block %lld, %lld parameters; batch %lld, "
-         "%ld steps, AdamW lr %g\n", cfg->name, (long long)cfg->model.layers,
-         (long long)cfg->model.heads, (long long)cfg->model.width, (long long)T,
-         (long long)ct_gpt_numel(run.g), (long long)B, cfg->steps, (double)cfg->lr);
-  char rewrites[512];
-  printf("plan: %s%s\n", plan_flags ? "as built (--no-rewrite)" : "",
-         plan_flags ? "" : cli_rewrite_summary(ct_trainer_plan(run.t), rewrites, sizeof rewrites));
-  if (resume) printf("resuming %s at step %ld\n", run.out_dir, step);
-  if (init_from)
-    printf("init from %s (%s): its weights, a fresh optimizer\n", init_from, from.path);
-  printf("run directory: %s (checkpoint every %ld steps, unigram baseline %.4f)\n", run.out_dir,
-         cfg->save_every, unigram);
+  run.unigram = unigram;
+  const int64_t numel = ct_gpt_numel(run.g);
+  const double step_flops = cli_step_flops(&cfg->model, numel, B);
+  const char *peak_label = NULL;
+  /* MFU at one step per second (NaN off GPUs); a step of `rate` seconds has mfu_1s / rate */
+  const double mfu_1s = cli_mfu(run.be, tf32, step_flops, 1.0, &peak_label);
+  cli_json jw, *j = jsonl ? &jw : NULL;
+  if (j) {
+    cli_json_init(j, stdout);
+    cli_json_open(j, NULL, '{');
+    cli_json_str(j, "event", "start");
+    cli_json_str(j, "backend", ct_backend_name(run.be));
+    cli_json_str(j, "backend_reason", why);
+    cli_json_str(j, "data", data_desc);
+    cli_json_int(j, "data_bytes", n);
+    cli_json_int(j, "vocab", run.ck.vocab.size);
+    cli_json_int(j, "train_bytes", n_train);
+    cli_json_int(j, "validation_bytes", n_val);
+    cli_json_str(j, "config", cfg->name);
+    cli_json_int(j, "layers", cfg->model.layers);
+    cli_json_int(j, "heads", cfg->model.heads);
+    cli_json_int(j, "width", cfg->model.width);
+    cli_json_int(j, "block", T);
+    cli_json_int(j, "parameters", numel);
+    cli_json_int(j, "batch", B);
+    cli_json_int(j, "steps", cfg->steps);
+    cli_json_num(j, "lr", (double)cfg->lr);
+    cli_json_bool(j, "tf32", tf32);
+    cli_json_bool(j, "graph", graph);
+    cli_json_str(j, "run_directory", run.out_dir);
+    cli_json_int(j, "save_every", cfg->save_every);
+    cli_json_int(j, "resumed_at", resume ? step : 0);
+    cli_json_str(j, "init_from", init_from ? from.path : NULL);
+    cli_json_num(j, "unigram_baseline", unigram);
+    cli_json_num(j, "gflop_per_step", step_flops * 1e-9);
+    cli_json_str(j, "mfu_peak", peak_label);
+    cli_json_close(j);
+  } else {
+    printf("ctml train: backend %s (%s)%s%s\n", ct_backend_name(run.be), why,
+           tf32 ? "; TF32 matrix products" : "", graph ? "; the step as a CUDA graph" : "");
+    printf("data: %s, %lld bytes, vocabulary %d bytes; %lld train / %lld validation\n", data_desc,
+           (long long)n, run.ck.vocab.size, (long long)n_train, (long long)n_val);
+    printf("model: %s, %lld layer%s, %lld head%s, width %lld, block %lld, %lld parameters; batch "
+           "%lld, %ld steps, AdamW lr %g\n", cfg->name, (long long)cfg->model.layers,
+           cli_s(cfg->model.layers), (long long)cfg->model.heads, cli_s(cfg->model.heads),
+           (long long)cfg->model.width, (long long)T, (long long)numel, (long long)B, cfg->steps,
+           (double)cfg->lr);
+    char rewrites[512];
+    printf("plan: %s%s\n", plan_flags ? "as built (--no-rewrite)" : "",
+           plan_flags ? "" : cli_rewrite_summary(ct_trainer_plan(run.t), rewrites, sizeof rewrites));
+    if (resume) printf("resuming %s at step %ld\n", run.out_dir, step);
+    if (init_from)
+      printf("init from %s (%s): its weights, a fresh optimizer\n", init_from, from.path);
+    char every[48];
+    if (cfg->save_every > 0)
+      snprintf(every, sizeof every, "every %ld step%s and at the end", cfg->save_every,
+               cli_s(cfg->save_every));
+    else
+      snprintf(every, sizeof every, "at the end only");
+    printf("run directory: %s (checkpoint %s, unigram baseline %.4f)\n", run.out_dir, every,
+           unigram);
+  }
   fflush(stdout);
 
   struct sigaction sa, old_sa;
@@ -565,7 +649,8 @@ int cli_train(int argc, char **argv) {
   sigaction(SIGINT, &sa, &old_sa);
   sigaction(SIGTERM, &sa, NULL);
 
-  bool tty = isatty(STDOUT_FILENO), line_open = false; /* an updating line awaits its newline */
+  /* an updating line on a terminal (text only); it awaits its newline while open */
+  bool tty = !j && isatty(STDOUT_FILENO), line_open = false;
   float last_val = NAN;
   long last_val_step = -1;
   double t_start = cli_now(), rate = 0.0;
@@ -583,11 +668,13 @@ int cli_train(int argc, char **argv) {
     if (s == CT_OK) s = ct_trainer_set_input(run.t, 0, in, B * T);
     if (s == CT_OK) s = ct_trainer_set_input(run.t, 1, tg, B * T);
     if (s == CT_OK) s = ct_trainer_step(run.t, 1);
-    float train_loss = NAN, lr = 0.0f;
+    float train_loss = NAN, lr = 0.0f, norm = NAN;
     if (s == CT_OK) s = ct_trainer_last_loss(run.t, &train_loss);
     if (s == CT_OK) s = ct_trainer_last_lr(run.t, &lr);
+    if (s == CT_OK) s = ct_trainer_last_grad_norm(run.t, &norm);
     if (s != CT_OK) {
       if (line_open) printf("\n");
+      line_open = false;
       cli_error(CLI__CMD, CLI_FAIL, "step %ld: %s (the last checkpoint in %s is kept)", step + 1,
                 ct_last_error(), run.out_dir);
       code = CLI_FAIL;
@@ -616,21 +703,41 @@ int cli_train(int argc, char **argv) {
     if (eval) fprintf(csv, "%.9g", (double)val);
     fprintf(csv, ",%.9g,%.1f\n", (double)lr, tok_s);
     fflush(csv);
-    char eta[32], vbuf[48] = "";
+    /* the progress line: smoothed time per step; MFU only on a GPU with a known peak */
+    double mfu = rate > 0.0 ? mfu_1s / rate : NAN;
+    char eta[32], vbuf[48] = "", mbuf[32] = "";
     cli__duration(eta, sizeof eta, rate * (double)(cfg->steps - step));
-    if (last_val_step >= 0)
-      snprintf(vbuf, sizeof vbuf, " | val %.4f @%ld", (double)last_val, last_val_step);
-    if (tty) {
-      printf("\rstep %ld/%ld | train %.4f%s | %.0f tok/s | ETA %s\033[K", step, cfg->steps,
-             (double)train_loss, vbuf, tok_s, eta);
+    if (isfinite(mfu)) snprintf(mbuf, sizeof mbuf, tty ? " | MFU %.1f%%" : " mfu %.1f%%", 100.0 * mfu);
+    bool line = step % log_every == 0 || eval || step == cfg->steps;
+    if (j && line) {
+      cli_json_open(j, NULL, '{');
+      cli_json_str(j, "event", "step");
+      cli_json_int(j, "step", step);
+      cli_json_int(j, "steps", cfg->steps);
+      cli_json_num(j, "train_loss", (double)train_loss);
+      if (eval) cli_json_num(j, "val_loss", (double)val);
+      cli_json_num(j, "lr", (double)lr);
+      cli_json_num(j, "grad_norm", (double)norm);
+      cli_json_num(j, "ms_per_step", 1e3 * rate);
+      cli_json_num(j, "tokens_per_s", tok_s);
+      cli_json_num(j, "mfu", mfu);
+      cli_json_num(j, "eta_s", rate * (double)(cfg->steps - step));
+      cli_json_close(j);
+      fflush(stdout);
+    } else if (tty) {
+      if (last_val_step >= 0)
+        snprintf(vbuf, sizeof vbuf, " | val %.4f @%ld", (double)last_val, last_val_step);
+      printf("\rstep %ld/%ld | train %.4f%s | lr %.3g | norm %.3g | %.1f ms/step | %.0f tok/s%s "
+             "| ETA %s\033[K", step, cfg->steps, (double)train_loss, vbuf, (double)lr,
+             (double)norm, 1e3 * rate, tok_s, mbuf, eta);
       line_open = !eval;
       if (eval) printf("\n");
       fflush(stdout);
-    } else if (step % log_every == 0 || eval || step == cfg->steps) {
-      char vnow[32] = "";
-      if (eval) snprintf(vnow, sizeof vnow, " val %.4f", (double)val);
-      printf("step %ld/%ld train %.4f%s tok/s %.0f eta %s\n", step, cfg->steps,
-             (double)train_loss, vnow, tok_s, eta);
+    } else if (!j && line) {
+      if (eval) snprintf(vbuf, sizeof vbuf, " val %.4f", (double)val);
+      printf("step %ld/%ld train %.4f%s lr %.3g norm %.3g ms/step %.1f tok/s %.0f%s eta %s\n",
+             step, cfg->steps, (double)train_loss, vbuf, (double)lr, (double)norm, 1e3 * rate,
+             tok_s, mbuf, eta);
       fflush(stdout);
     }
     bool save = (cfg->save_every > 0 && step % cfg->save_every == 0) || step == cfg->steps;
@@ -647,32 +754,43 @@ int cli_train(int argc, char **argv) {
   fclose(csv);
   sigaction(SIGINT, &old_sa, NULL);
   signal(SIGTERM, SIG_DFL);
-  if (code == CLI_OK && cli__interrupted) {
-    if (line_open) printf("\n");
+  if (line_open) printf("\n");
+  const char *event = NULL;
+  if (code == CLI_OK && (cli__interrupted || stopped)) {
     if (cli__save(&run, step, rng)) {
       cli__plot(&run);
-      printf("interrupted at step %ld: checkpoint saved in %s; continue with: ctml train --resume "
-             "%s\n", step, run.out_dir, run.out_dir);
-      code = CLI_INTERRUPTED;
-    } else {
-      code = CLI_FAIL;
-    }
-  } else if (code == CLI_OK && stopped) {
-    if (line_open) printf("\n");
-    if (cli__save(&run, step, rng)) {
-      cli__plot(&run);
-      printf("stopped after step %ld (--stop-after): checkpoint saved in %s; continue with: ctml "
-             "train --resume %s\n", step, run.out_dir, run.out_dir);
+      event = cli__interrupted ? "interrupted" : "stopped";
+      if (!j && cli__interrupted)
+        printf("interrupted at step %ld: checkpoint saved in %s; continue with: ctml train "
+               "--resume %s\n", step, run.out_dir, run.out_dir);
+      else if (!j)
+        printf("stopped after step %ld (--stop-after): checkpoint saved in %s; continue with: "
+               "ctml train --resume %s\n", step, run.out_dir, run.out_dir);
+      code = cli__interrupted ? CLI_INTERRUPTED : CLI_OK;
     } else {
       code = CLI_FAIL;
     }
   } else if (code == CLI_OK) {
-    if (line_open) printf("\n");
     double secs = cli_now() - t_start;
-    printf("done: %ld steps in %.1f s; validation loss %.4f (unigram baseline %.4f); checkpoint %s, "
-           "loss log %s, curve %s/loss.svg\n", step, secs, (double)last_val, unigram, ck_file,
-           csv_path, run.out_dir);
+    event = "done";
+    if (!j)
+      printf("done: %ld steps in %.1f s; validation loss %.4f (unigram baseline %.4f); checkpoint "
+             "%s, loss log %s, curve %s/loss.svg\n", step, secs, (double)last_val, unigram,
+             ck_file, csv_path, run.out_dir);
   }
+  if (j && event) {
+    cli_json_open(j, NULL, '{');
+    cli_json_str(j, "event", event);
+    cli_json_int(j, "step", step);
+    cli_json_num(j, "seconds", cli_now() - t_start);
+    cli_json_num(j, "val_loss", (double)last_val);
+    cli_json_int(j, "val_step", last_val_step);
+    cli_json_num(j, "unigram_baseline", unigram);
+    cli_json_str(j, "checkpoint", ck_file);
+    cli_json_str(j, "loss_log", csv_path);
+    cli_json_close(j);
+  }
+  fflush(stdout);
 done:
   ct_trainer_free(run.t);
   ct_morphism_free(loss);

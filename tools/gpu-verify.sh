@@ -98,6 +98,7 @@ step sanitizer_memcheck 240 compute-sanitizer --tool memcheck --report-api-error
   "$build/tests/test_cross" cuda
 step train_small_cuda 180 "$ctml" train --config small --backend cuda \
   --data tests/data/gpl-3.txt --steps 300 --eval-every 100 --out "$build/run-small"
+step eval_small_cuda 60 "$ctml" eval --checkpoint "$build/run-small" --data tests/data/gpl-3.txt --backend cuda --json
 step train_small_cuda_graph_tf32 90 "$ctml" train --config small --backend cuda --graph --tf32 \
   --data tests/data/gpl-3.txt --steps 100 --eval-every 50 --out "$build/run-small-graph"
 step sample_small_cuda 60 "$ctml" sample --checkpoint "$build/run-small" --backend cuda --prompt "The " --tokens 200

@@ -3,6 +3,7 @@
 #ifndef CTML_CLI_H
 #define CTML_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,6 +168,7 @@ typedef struct cli_checkpoint {
   ct_vocab vocab;
   long step;
   uint64_t rng;
+  int world_size;       /* ranks of the run that wrote it (1: one process) */
   uint64_t data_hash;   /* FNV-1a of the training text */
   int64_t data_bytes;
   char data_path[512];  /* the training text ("": the default corpus) */
@@ -253,5 +255,40 @@ int cli_train(int argc, char **argv);
 int cli_sample(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+
+/* Data-parallel ctml train (cli_dp.c): started by a launcher (mpirun -np N),
+ * one rank per process. Rank r trains on rows [r B, (r + 1) B) of the N B rows
+ * drawn per step from the one seeded stream, so N ranks at batch B see the
+ * batches of one process at batch N B. Only rank 0 writes (stdout, loss log,
+ * plot, checkpoints). */
+typedef struct cli_dp {
+  ct_collective *c; /* NULL: one process */
+  int rank, size;
+  int32_t *in_all, *tg_all; /* the N B rows of a step */
+} cli_dp;
+/* --collective NAME (auto, none, mpi, nccl): as cli_opt, checking the name. */
+int cli_dp_arg(const char *cmd, int argc, char **argv, int *i, const char **name);
+/* Before the backend opens: with the cuda backend, one GPU per rank of a node
+ * (the launcher's local rank modulo the device count, unless CTML_CUDA_DEVICE
+ * is set). */
+void cli_dp_select_device(const char *name, const char *backend);
+/* Joins the job for name (auto: when the launcher started more than one rank,
+ * nccl on cuda where present, else mpi) and makes t data-parallel; ck_world
+ * (0: not resuming) must equal the world size. A rank other than 0 sends
+ * stdout to /dev/null. Prints its line unless quiet; false after printing. */
+bool cli_dp_start(const char *cmd, cli_dp *dp, const char *name, ct_trainer *t,
+                  const ct_backend *be, int64_t B, int64_t T, int ck_world, bool quiet);
+/* Draws this rank's rows of the next step and sets them as t's inputs; every
+ * rank agrees that every rank did (the error names the rank that failed). */
+ct_status cli_dp_batch(cli_dp *dp, ct_trainer *t, uint64_t *rng, const int32_t *ids, int64_t n,
+                       int64_t B, int64_t T, int32_t *in, int32_t *tg);
+/* Whether to stop the loop before the next step: any rank was interrupted
+ * (sets *interrupted on every rank) or the collective failed (*code CLI_FAIL,
+ * after printing). */
+bool cli_dp_stop(const char *cmd, cli_dp *dp, volatile sig_atomic_t *interrupted, int *code);
+/* Rank 0, or one process: the rank that writes. */
+bool cli_dp_root(const cli_dp *dp);
+/* Leaves the job; frees dp. */
+void cli_dp_end(cli_dp *dp);
 
 #endif

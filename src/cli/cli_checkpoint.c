@@ -72,6 +72,7 @@ static void cli__meta_fill(cli__meta *m, const cli_checkpoint *ck) {
   cli__put(m, "vocab", "%s", hex);
   cli__put(m, "step", "%ld", ck->step);
   cli__put(m, "rng", "%" PRIu64, ck->rng);
+  cli__put(m, "world_size", "%d", ck->world_size > 1 ? ck->world_size : 1);
   cli__put(m, "data.fnv1a", "%016" PRIx64, ck->data_hash);
   cli__put(m, "data.bytes", "%lld", (long long)ck->data_bytes);
   cli__put(m, "data.path", "%s", ck->data_path);
@@ -250,6 +251,12 @@ static bool cli__run_keys(const char *cmd, cli_checkpoint *ck) {
     return false;
   ck->step = (long)step;
   ck->data_bytes = (int64_t)bytes;
+  /* absent in checkpoints of one process written before data-parallel runs */
+  uint64_t world = 1;
+  if (ct_safetensors_meta(f, "world_size") &&
+      !cli__get_u64(cmd, file, f, "world_size", 10, 1u << 20, &world))
+    return false;
+  ck->world_size = world > 0 ? (int)world : 1;
   const char *dpath = ct_safetensors_meta(f, "data.path");
   snprintf(ck->data_path, sizeof ck->data_path, "%s", dpath ? dpath : "");
   return true;

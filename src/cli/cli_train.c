@@ -50,6 +50,9 @@ static void cli__usage(FILE *f) {
           "  --no-rewrite    train the model as built, without the rewrite rules (fusions)\n"
           "  --tf32          cuda: matrix products in TF32 (faster, about 1e-3 relative error)\n"
           "  --graph         cuda: record the step once as a CUDA graph and replay it\n"
+          "  --collective C  auto (default: data-parallel when started by mpirun -np N > 1;\n"
+          "                  nccl on cuda where present, else mpi), none, mpi or nccl; rank r\n"
+          "                  trains on rows [r*batch, (r+1)*batch) of the N*batch drawn per step\n"
           "  --log-format F  text (default): progress lines (step, losses, lr, gradient norm,\n"
           "                  ms/step, tokens/s, MFU on GPUs, ETA); jsonl: one JSON object per\n"
           "                  line on stdout instead of all text: a \"start\" event, a \"step\"\n"
@@ -170,14 +173,17 @@ static bool cli__log_resume(const char *csv, long last, cli__log *l, char **kept
   return true;
 }
 
-/* Mean loss over fixed validation windows (evenly spaced, no randomness). */
+/* Mean loss over fixed validation windows (evenly spaced, no randomness).
+ * Data-parallel, batch k holds ranks * B windows and rank r evaluates rows
+ * [r B, (r + 1) B) of it; the trainer averages over the ranks. */
 static ct_status cli__validate(ct_trainer *t, const int32_t *ids, int64_t n, int64_t B, int64_t T,
-                               long batches, int32_t *in, int32_t *tg, float *out) {
-  int64_t windows = (int64_t)batches * B, span = n - T - 1;
+                               long batches, const cli_dp *dp, int32_t *in, int32_t *tg,
+                               float *out) {
+  int64_t windows = (int64_t)batches * B * dp->size, span = n - T - 1;
   double sum = 0.0;
   for (long k = 0; k < batches; k++) {
     for (int64_t b = 0; b < B; b++) {
-      int64_t w = k * B + b;
+      int64_t w = (k * dp->size + dp->rank) * B + b;
       int64_t s = windows > 1 ? w * span / (windows - 1) : 0;
       memcpy(&in[b * T], &ids[s], (size_t)T * sizeof *in);
       memcpy(&tg[b * T], &ids[s + 1], (size_t)T * sizeof *tg);
@@ -227,9 +233,11 @@ typedef struct cli__run {
   ct_trainer *t;
   cli__log log;
   double unigram; /* the baseline loss drawn in the plot */
+  bool follower;  /* a data-parallel rank other than 0: writes nothing */
 } cli__run;
 
 static bool cli__save(cli__run *r, long step, uint64_t rng) {
+  if (r->follower) return true;
   r->ck.step = step;
   r->ck.rng = rng;
   r->ck.cfg = r->cfg;
@@ -241,6 +249,7 @@ static bool cli__save(cli__run *r, long step, uint64_t rng) {
 }
 
 static void cli__plot(cli__run *r) {
+  if (r->follower) return;
   char path[600], title[160];
   snprintf(path, sizeof path, "%s/loss.svg", r->out_dir);
   snprintf(title, sizeof title, "ctml train, %s: %lld layer%s, %lld head%s, width %lld, "
@@ -312,7 +321,10 @@ static bool cli__init_from_config(cli_config *c, const cli_checkpoint *from, con
 
 int cli_train(int argc, char **argv) {
   const char *preset = NULL, *data_path = NULL, *out_dir = NULL, *resume = NULL,
-             *backend = "auto", *init_from = NULL;
+             *backend = "auto", *init_from = NULL, *collective = "auto";
+  cli_dp dp;
+  memset(&dp, 0, sizeof dp);
+  dp.size = 1;
   long log_every = 10, stop_after = 0;
   bool tf32 = false, graph = false, jsonl = false;
   cli__run run;
@@ -354,6 +366,10 @@ int cli_train(int argc, char **argv) {
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--resume", &resume)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--init-from", &init_from)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--backend", &backend))) {
+      if (r < 0) return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_dp_arg(CLI__CMD, argc, argv, &i, &collective)) != 0) {
       if (r < 0) return CLI_USAGE;
       continue;
     }
@@ -525,6 +541,7 @@ int cli_train(int argc, char **argv) {
   }
 
   char why[1400];
+  cli_dp_select_device(collective, backend);
   if (!cli_pick_backend(CLI__CMD, backend, &run.be, why, sizeof why)) goto done;
   if ((code = cli_cuda_flags(CLI__CMD, run.be, tf32, graph)) != CLI_OK) goto done;
   code = CLI_FAIL;
@@ -557,6 +574,11 @@ int cli_train(int argc, char **argv) {
     cli_lib_error(CLI__CMD, "--graph");
     goto done;
   }
+  if (!cli_dp_start(CLI__CMD, &dp, collective, run.t, run.be, B, T, resume ? from.world_size : 0,
+                    jsonl))
+    goto done;
+  run.ck.world_size = dp.size;
+  run.follower = !cli_dp_root(&dp);
   uint64_t rng = resume ? from.rng : cfg->seed ^ 0x5eedba7c4e5ull;
   long step = resume ? from.step : 0;
 
@@ -567,7 +589,7 @@ int cli_train(int argc, char **argv) {
     cli_error(CLI__CMD, CLI_FAIL, "out of host memory reading %s", csv_path);
     goto done;
   }
-  FILE *csv = fopen(csv_path, "w");
+  FILE *csv = fopen(run.follower ? "/dev/null" : csv_path, "w");
   if (!csv) {
     free(kept);
     cli_error(CLI__CMD, CLI_FAIL, "cannot write %s: %s", csv_path, strerror(errno));
@@ -658,15 +680,13 @@ int cli_train(int argc, char **argv) {
   code = CLI_OK;
   bool stopped = false;
   while (step < cfg->steps) {
-    if (cli__interrupted) break;
+    if (cli_dp_stop(CLI__CMD, &dp, &cli__interrupted, &code)) break;
     if (stop_after > 0 && step >= stop_after) {
       stopped = true;
       break;
     }
     double t0 = cli_now();
-    ct_status s = ct_batch_draw(&rng, ids, n_train, B, T, in, tg);
-    if (s == CT_OK) s = ct_trainer_set_input(run.t, 0, in, B * T);
-    if (s == CT_OK) s = ct_trainer_set_input(run.t, 1, tg, B * T);
+    ct_status s = cli_dp_batch(&dp, run.t, &rng, ids, n_train, B, T, in, tg);
     if (s == CT_OK) s = ct_trainer_step(run.t, 1);
     float train_loss = NAN, lr = 0.0f, norm = NAN;
     if (s == CT_OK) s = ct_trainer_last_loss(run.t, &train_loss);
@@ -687,7 +707,8 @@ int cli_train(int argc, char **argv) {
     bool eval = step % cfg->eval_every == 0 || step == cfg->steps;
     float val = NAN;
     if (eval) {
-      s = cli__validate(run.t, ids + n_train, n_val, B, T, cfg->eval_batches, in, tg, &val);
+      s = cli__validate(run.t, ids + n_train, n_val, B, T, cfg->eval_batches, &dp, in, tg,
+                        &val);
       if (s != CT_OK) {
         cli_error(CLI__CMD, CLI_FAIL, "validation at step %ld: %s", step, ct_last_error());
         code = CLI_FAIL;
@@ -792,6 +813,7 @@ int cli_train(int argc, char **argv) {
   }
   fflush(stdout);
 done:
+  cli_dp_end(&dp);
   ct_trainer_free(run.t);
   ct_morphism_free(loss);
   ct_gpt_free(run.g);

@@ -275,8 +275,9 @@ void cli_dp_select_device(const char *name, const char *backend);
 /* Joins the job for name (auto: when the launcher started more than one rank,
  * nccl on cuda where present, else mpi) and makes t data-parallel; ck_world
  * (0: not resuming) must equal the world size. A rank other than 0 sends
- * stdout to /dev/null. Prints its line unless quiet; false after printing. */
-bool cli_dp_start(const char *cmd, cli_dp *dp, const char *name, ct_trainer *t,
+ * stdout to /dev/null. Prints its line unless quiet. CLI_OK, or CLI_USAGE (a
+ * world size other than the checkpoint's) or CLI_FAIL after printing. */
+int cli_dp_start(const char *cmd, cli_dp *dp, const char *name, ct_trainer *t,
                   const ct_backend *be, int64_t B, int64_t T, int ck_world, bool quiet);
 /* Draws this rank's rows of the next step and sets them as t's inputs; every
  * rank agrees that every rank did (the error names the rank that failed). */

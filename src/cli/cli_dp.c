@@ -46,7 +46,7 @@ void cli_dp_select_device(const char *name, const char *backend) {
   (void)ct_backend_set_option("cuda", "device", dev);
 }
 
-bool cli_dp_start(const char *cmd, cli_dp *dp, const char *name, ct_trainer *t,
+int cli_dp_start(const char *cmd, cli_dp *dp, const char *name, ct_trainer *t,
                   const ct_backend *be, int64_t B, int64_t T, int ck_world, bool quiet) {
   memset(dp, 0, sizeof *dp);
   dp->size = 1;
@@ -63,26 +63,25 @@ bool cli_dp_start(const char *cmd, cli_dp *dp, const char *name, ct_trainer *t,
   }
   if (!strcmp(name, "none")) {
     if (ck_world > 1) {
-      cli_error(cmd, CLI_USAGE, "the checkpoint was trained on %d ranks; resume it under a "
-                "launcher with the same number (mpirun -np %d ctml train --resume ...)", ck_world,
-                ck_world);
-      return false;
+      return cli_error(cmd, CLI_USAGE, "the checkpoint was trained on %d ranks; resume it under "
+                       "a launcher with the same number (mpirun -np %d ctml train --resume ...)",
+                       ck_world, ck_world);
     }
-    return true;
+    return CLI_OK;
   }
   if (ct_collective_open(&dp->c, name, be) != CT_OK) {
     cli_error(cmd, CLI_FAIL, "--collective %s: %s%s", name, ct_last_error(),
               launched > 1 ? "" : " (not started by a launcher such as mpirun)");
-    return false;
+    return CLI_FAIL;
   }
   dp->rank = ct_collective_rank(dp->c);
   dp->size = ct_collective_size(dp->c);
-  if (ck_world > 0 && ck_world != dp->size) {
-    cli_error(cmd, CLI_USAGE, "the checkpoint was trained on %d rank%s, this job has %d: resume "
-              "with the same number (mpirun -np %d); the batches and their order depend on it",
-              ck_world, cli_s(ck_world), dp->size, ck_world);
+  int size = dp->size;
+  if (ck_world > 0 && ck_world != size) {
     cli_dp_end(dp);
-    return false;
+    return cli_error(cmd, CLI_USAGE, "the checkpoint was trained on %d rank%s, this job has %d: "
+                     "resume with the same number (mpirun -np %d); the batches and their order "
+                     "depend on it", ck_world, cli_s(ck_world), size, ck_world);
   }
   size_t rows = (size_t)(dp->size * B * T);
   dp->in_all = malloc(rows * sizeof *dp->in_all);
@@ -90,25 +89,25 @@ bool cli_dp_start(const char *cmd, cli_dp *dp, const char *name, ct_trainer *t,
   if (!dp->in_all || !dp->tg_all) {
     cli_error(cmd, CLI_FAIL, "rank %d: out of host memory for %zu rows", dp->rank, rows);
     cli_dp_end(dp);
-    return false;
+    return CLI_FAIL;
   }
   ct_status s = ct_trainer_set_collective(t, dp->c);
   s = ct_collective_agree(dp->c, s);
   if (s != CT_OK) {
     cli_lib_error(cmd, "data-parallel start");
     cli_dp_end(dp);
-    return false;
+    return CLI_FAIL;
   }
   if (dp->rank != 0 && !freopen("/dev/null", "w", stdout)) {
     cli_error(cmd, CLI_FAIL, "rank %d: cannot send stdout to /dev/null", dp->rank);
     cli_dp_end(dp);
-    return false;
+    return CLI_FAIL;
   }
   if (!quiet)
     printf("data-parallel: %d ranks over %s; rank r trains on rows [r*%lld, (r+1)*%lld) of the "
            "%lld drawn per step (effective batch %lld)\n", dp->size, name, (long long)B,
            (long long)B, (long long)(dp->size * B), (long long)(dp->size * B));
-  return true;
+  return CLI_OK;
 }
 
 ct_status cli_dp_batch(cli_dp *dp, ct_trainer *t, uint64_t *rng, const int32_t *ids, int64_t n,

@@ -574,9 +574,10 @@ int cli_train(int argc, char **argv) {
     cli_lib_error(CLI__CMD, "--graph");
     goto done;
   }
-  if (!cli_dp_start(CLI__CMD, &dp, collective, run.t, run.be, B, T, resume ? from.world_size : 0,
-                    jsonl))
+  if ((code = cli_dp_start(CLI__CMD, &dp, collective, run.t, run.be, B, T,
+                           resume ? from.world_size : 0, jsonl)) != CLI_OK)
     goto done;
+  code = CLI_FAIL;
   run.ck.world_size = dp.size;
   run.follower = !cli_dp_root(&dp);
   uint64_t rng = resume ? from.rng : cfg->seed ^ 0x5eedba7c4e5ull;

@@ -17,7 +17,7 @@ endif()
 string(REPLACE ";" " " CTML_MPIRUN_SH "${CTML_MPIRUN}")
 
 add_executable(test_dp test_dp.c)
-target_link_libraries(test_dp PRIVATE ctml m)
+target_link_libraries(test_dp PRIVATE ctml_internal m)
 set(ctml_dp_tests "")
 # The library: 2 ranks at batch b against one trainer at batch 2b, identical
 # parameters on every rank, a failing rank named, a late rank timed out.

@@ -7,7 +7,10 @@
  *   test_dp fail BACKEND    rank 1's batch holds a token id out of range: every
  *                           rank's step fails naming rank 1;
  *   test_dp timeout         rank 1 joins a barrier late: rank 0's fails within
- *                           its timeout (2 s), naming the wait. */
+ *                           its timeout (2 s), naming the wait;
+ *   test_dp bench BACKEND N REPS   times the gradient all-reduce (mean) of N
+ *                           floats of a backend buffer, as a step does it
+ *                           (a measurement for docs/scaling.md, not a test). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "ctml/ctml.h"
+#include "collective_impl.h"
 
 #define STEPS 20
 #define B 2
@@ -172,6 +176,23 @@ static int timeout_test(ct_collective *c) {
   return 0;
 }
 
+static int bench(ct_collective *c, const ct_backend *be, long n, int reps) {
+  void *ctx = ct__backend_ctx(be), *buf;
+  CHECK(be->alloc(ctx, (size_t)n * sizeof(float), &buf));
+  CHECK(be->fill(ctx, buf, 1.0f, n));
+  CHECK(ct__collective_allreduce(c, buf, n, true)); /* warm-up */
+  CHECK(ct_collective_barrier(c));
+  double t0 = now();
+  for (int k = 0; k < reps; k++) CHECK(ct__collective_allreduce(c, buf, n, true));
+  double ms = 1e3 * (now() - t0) / reps;
+  if (ct_collective_rank(c) == 0)
+    printf("%s: all-reduce (mean) of %ld floats (%.1f MB) on %d ranks: %.3f ms (%.2f GB/s "
+           "algorithm bandwidth)\n", ct_backend_name(be), n, 4e-6 * (double)n,
+           ct_collective_size(c), ms, 4e-6 * (double)n / ms);
+  be->release(ctx, buf);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_dp equiv|fail BACKEND | test_dp timeout\n");
@@ -188,6 +209,8 @@ int main(int argc, char **argv) {
   rank_ = ct_collective_rank(c);
   int rc;
   if (!strcmp(argv[1], "timeout")) rc = timeout_test(c);
+  else if (!strcmp(argv[1], "bench"))
+    rc = bench(c, be, argc > 3 ? atol(argv[3]) : 1000000, argc > 4 ? atoi(argv[4]) : 20);
   else rc = equiv(c, be, !strcmp(argv[1], "fail"));
   if (rc == 0 && !ct_collective_broken(c)) printf("rank %d: %s passed\n", rank_, argv[1]);
   ct_collective_close(c);

@@ -720,7 +720,7 @@ int cli_train(int argc, char **argv) {
       cli__log_push_val(&run.log, step, val);
     }
     cli__log_push(&run.log, step, train_loss);
-    double tok_s = rate > 0.0 ? (double)(B * T) / rate : 0.0;
+    double tok_s = rate > 0.0 ? (double)(B * T * dp.size) / rate : 0.0; /* every rank's */
     fprintf(csv, "%ld,%.9g,", step, (double)train_loss);
     if (eval) fprintf(csv, "%.9g", (double)val);
     fprintf(csv, ",%.9g,%.1f\n", (double)lr, tok_s);

@@ -267,7 +267,7 @@ ct_status ct__mpi_open(ct_collective *c) {
     }
     st->finalize = true;
   }
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  /* errors on ctml's own communicator are returned, not fatal; MPI_COMM_WORLD keeps its handler */
   int rc = MPI_Comm_dup(MPI_COMM_WORLD, &st->comm);
   if (rc == MPI_SUCCESS) rc = MPI_Comm_set_errhandler(st->comm, MPI_ERRORS_RETURN);
   if (rc == MPI_SUCCESS) rc = MPI_Comm_rank(st->comm, &c->rank);

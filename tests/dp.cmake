@@ -74,4 +74,12 @@ add_test(NAME dp_cli_killed_rank COMMAND bash -c
 set_tests_properties(dp_cli_killed_rank PROPERTIES PASS_REGULAR_EXPRESSION
   "rank 1.*(signal 9|Killed).*killed-rank-ended-the-job")
 list(APPEND ctml_dp_tests dp_cli_killed_rank)
+# With libmpi unreadable (a user and mount namespace binds /dev/null over it)
+# the collective is absent with dlopen's reason and one-process training runs.
+add_test(NAME dp_mpi_absent COMMAND bash -c
+  "unshare -rm true 2>/dev/null || exit 77; lib=$(readlink -f ${ctml_mpi_library}); d=$(mktemp -d); trap 'rm -rf $d' EXIT
+   unshare -rm bash -c \"mount --bind /dev/null $lib && $0 devices && cd $d && $0 ${CTML_DP_RUN} --steps 2 --backend cpu --batch 2 --out run\"" $<TARGET_FILE:ctml_cli>)
+set_tests_properties(dp_mpi_absent PROPERTIES SKIP_RETURN_CODE 77 PASS_REGULAR_EXPRESSION
+                     "collective mpi  absent: cannot load MPI: .*done: 2 steps")
+list(APPEND ctml_dp_tests dp_mpi_absent)
 set_tests_properties(${ctml_dp_tests} PROPERTIES TIMEOUT 90 LABELS dp)

@@ -217,11 +217,32 @@ static int cmd_devices(int argc, char **argv) {
              dev[k].usable ? "" : ": unusable, ", dev[k].usable ? "" : dev[k].reason);
     if (n > 16) printf("        ... and %d more\n", n - 16);
   }
+  /* the collectives of data-parallel training (mpirun -np N ctml train) */
+  if (json) {
+    cli_json_close(&j);
+    cli_json_open(&j, "collectives", '[');
+  } else {
+    printf("(* the device a backend runs on, - another usable device, x unusable)\n");
+  }
+  static const char *const collectives[] = {"mpi", "nccl"};
+  for (int i = 0; i < 2; i++) {
+    ct_collective_info info;
+    if (ct_collective_info_get(collectives[i], &info) != CT_OK) continue;
+    if (json) {
+      cli_json_open(&j, NULL, '{');
+      cli_json_str(&j, "name", info.name);
+      cli_json_bool(&j, "built", info.built);
+      cli_json_bool(&j, "present", info.present);
+      cli_json_str(&j, "reason", info.present ? NULL : info.reason);
+      cli_json_close(&j);
+    } else {
+      printf("collective %-4s %s%s%s\n", info.name, info.present ? "present" : "absent",
+             info.present ? "" : ": ", info.present ? "" : info.reason);
+    }
+  }
   if (json) {
     cli_json_close(&j);
     cli_json_close(&j);
-  } else {
-    printf("(* the device a backend runs on, - another usable device, x unusable)\n");
   }
   return CLI_OK;
 }

@@ -114,7 +114,8 @@ static ct_status ct__nccl_wait(ct_collective *c, ncclResult_t r, bool stream, co
   for (long spin = 0;; spin++) {
     ncclResult_t a = ncclSuccess;
     if (ncclCommGetAsyncError(st->comm, &a) != ncclSuccess) a = ncclInternalError;
-    if (a != ncclSuccess && a != ncclInProgress) return ct__nccl_broken(c, what, ncclGetErrorString(a));
+    if (a != ncclSuccess && a != ncclInProgress)
+      return ct__nccl_broken(c, what, ncclGetErrorString(a));
     if (a == ncclSuccess) {
       cudaError_t e = stream ? cudaStreamQuery(st->stream) : cudaSuccess;
       if (e == cudaSuccess) return CT_OK;

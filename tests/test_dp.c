@@ -93,11 +93,12 @@ static int equiv(ct_collective *c, const ct_backend *be, bool fail) {
   CHECK(ct_trainer_set_collective(t, c));
   int64_t numel = ct_gpt_numel(g);
   float *mine = malloc((size_t)numel * sizeof *mine), *root = malloc((size_t)numel * sizeof *root);
-  int32_t *in = malloc((size_t)N * B * T * sizeof *in), *tg = malloc((size_t)N * B * T * sizeof *tg);
+  size_t rows = (size_t)N * B * T;
+  int32_t *in = malloc(rows * sizeof *in), *tg = malloc(rows * sizeof *tg);
   double worst_loss = 0.0;
   for (int k = 0; k < STEPS; k++) {
     rows_of(k, N * B, in, tg);
-    if (fail && r == 1 && k == 3) in[B * T + 5] = 99; /* rank 1: id outside [0, 11) */
+    if (fail && r == 1 && k == 3) in[B * T + 5] = 99; /* rank 1: outside [0, 11) */
     /* an id out of range is found by the forward, inside the step */
     CHECK(ct_trainer_set_input(t, 0, in + r * B * T, B * T));
     CHECK(ct_trainer_set_input(t, 1, tg + r * B * T, B * T));

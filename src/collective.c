@@ -70,6 +70,23 @@ void ct_collective_launched(int *size, int *rank) {
   if (rank) *rank = rk;
 }
 
+/* One process without MPI: every operation is the identity. NCCL with one rank
+ * uses it for its bootstrap, so a one-GPU check needs no MPI installation. */
+static ct_status ct__local_allreduce(ct_collective *c, void *buf, int64_t n, bool mean) {
+  return CT_OK;
+}
+static ct_status ct__local_broadcast(ct_collective *c, void *buf, int64_t n) { return CT_OK; }
+static ct_status ct__local_barrier(ct_collective *c) { return CT_OK; }
+static ct_status ct__local_sum_host(ct_collective *c, double *x, int n) { return CT_OK; }
+static ct_status ct__local_broadcast_host(ct_collective *c, void *bytes, size_t n, int root) {
+  return CT_OK;
+}
+static ct_status ct__local_min_int(ct_collective *c, int *x) { return CT_OK; }
+static void ct__local_close(ct_collective *c) {}
+static const ct__collective_ops ct__local_ops = {
+    ct__local_allreduce, ct__local_broadcast, ct__local_barrier, ct__local_sum_host,
+    ct__local_broadcast_host, ct__local_min_int, ct__local_close};
+
 ct_status ct_collective_open(ct_collective **out, const char *name, const ct_backend *backend) {
   CT__NEED(out, "ct_collective_open");
   *out = NULL;
@@ -98,6 +115,15 @@ ct_status ct_collective_open(ct_collective **out, const char *name, const ct_bac
   mpi->timeout = timeout;
   mpi->name = "mpi";
   ct_status s = ct__mpi_open(mpi);
+  int launched;
+  ct_collective_launched(&launched, NULL);
+  if (s != CT_OK && nccl && launched == 1) {
+    mpi->name = "local";
+    mpi->ops = &ct__local_ops;
+    mpi->rank = 0;
+    mpi->size = 1;
+    s = CT_OK;
+  }
   if (s != CT_OK) {
     free(mpi);
     return s;

@@ -8,7 +8,8 @@
  *   "mpi"   MPI (libmpi loaded at run time); device buffers of any backend are
  *           staged through host memory;
  *   "nccl"  NCCL on the cuda backend (libnccl loaded at run time), one GPU per
- *           rank, bootstrapped over MPI (the unique id is broadcast by MPI).
+ *           rank, bootstrapped over MPI (the unique id is broadcast by MPI); a
+ *           process not started by a launcher runs it as one rank without MPI.
  * One that is not built in, or whose library cannot be loaded, is reported as
  * CT_ERR_BACKEND_ABSENT with the reason. Every collective call must be made by
  * every rank in the same order. Each waits at most the collective's timeout for

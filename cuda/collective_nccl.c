@@ -7,7 +7,8 @@
  * until done or the collective's timeout passes, then the communicator is
  * aborted (ncclCommAbort) and the collective is broken. Reductions run on the
  * backend's stream, in place; the mean is NCCL's ncclAvg. Host-side
- * operations (sums of losses, agreement, barrier) go over MPI. */
+ * operations (sums of losses, agreement, barrier) go over MPI, or are the
+ * identity for one process started without a launcher (no MPI needed). */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <stdio.h>
@@ -75,11 +76,10 @@ static ct_status ct__nccl_load(void) {
 cudaStream_t ct__cuda_stream(void *ctx);
 int ct__cuda_device(void *ctx);
 
+/* Present when libnccl loads; more than one rank also needs MPI. */
 ct_status ct__nccl_probe(char *reason, size_t len) {
   ct_status s = ct__nccl_load();
-  if (s == CT_OK) s = ct__mpi_probe(reason, len);
-  else snprintf(reason, len, "%s", ct_last_error());
-  if (s == CT_OK) reason[0] = '\0';
+  snprintf(reason, len, "%s", s == CT_OK ? "" : ct_last_error());
   return s;
 }
 

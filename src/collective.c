@@ -238,8 +238,8 @@ ct_status ct__mpi_open(ct_collective *c) {
 #endif
 #ifndef CTML_WITH_NCCL
 ct_status ct__nccl_probe(char *reason, size_t len) {
-  snprintf(reason, len, "not built: ctml was configured without NCCL (it needs the CUDA backend, "
-           "MPI and nccl.h)");
+  snprintf(reason, len, "not built: ctml was configured without NCCL (it needs the CUDA backend "
+           "and nccl.h)");
   return CT_ERR_UNSUPPORTED;
 }
 ct_status ct__nccl_open(ct_collective *c, ct_collective *mpi) {

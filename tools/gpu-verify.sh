@@ -72,6 +72,14 @@ done
 step check_cuda_small 90 "$ctml" check --backend cuda --config small --batch 2
 step check_rewrite_cuda 60 "$ctml" check --backend cuda --layers 2 --width 64 --block 32 --batch 4 --rewrite
 step check_cuda_wide_head 60 "$ctml" check --backend cuda --layers 1 --heads 1 --width 1024 --block 72 --batch 2
+# NCCL data-parallel path with one rank (no launcher, no MPI): the same losses as
+# without it (docs/scaling.md).
+step nccl_one_rank 120 bash -c 'set -e; rm -rf "$1/run-nccl" "$1/run-none"
+  for c in nccl none; do "$0" train --config small --backend cuda --collective $c --steps 30 \
+    --eval-every 30 --data tests/data/gpl-3.txt --out "$1/run-$c" | grep -E "data-parallel|done"; done
+  paste -d, "$1/run-nccl/loss.csv" "$1/run-none/loss.csv" | awk -F, "NR > 1 { d = \$2 - \$7;
+    if (d < 0) d = -d; if (d > m) m = d } END { print \"max train loss difference\", m + 0; exit !(m <= 1e-5) }"' \
+  "$ctml" "$build"
 # 3. Speed, with PyTorch on the same GPU in the same run.
 step bench_small 60 "$ctml" bench --config small --backend cuda --runs 20
 step bench_small_graph 60 "$ctml" bench --config small --backend cuda --graph --runs 20

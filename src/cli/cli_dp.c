@@ -104,8 +104,9 @@ int cli_dp_start(const char *cmd, cli_dp *dp, const char *name, ct_trainer *t,
     return CLI_FAIL;
   }
   if (!quiet)
-    printf("data-parallel: %d ranks over %s; rank r trains on rows [r*%lld, (r+1)*%lld) of the "
-           "%lld drawn per step (effective batch %lld)\n", dp->size, name, (long long)B,
+    printf("data-parallel: %d rank%s over %s; rank r trains on rows [r*%lld, (r+1)*%lld) of "
+           "the %lld drawn per step (effective batch %lld)\n", dp->size, cli_s(dp->size), name,
+           (long long)B,
            (long long)B, (long long)(dp->size * B), (long long)(dp->size * B));
   return CLI_OK;
 }

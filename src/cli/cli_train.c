@@ -626,6 +626,7 @@ int cli_train(int argc, char **argv) {
     cli_json_int(j, "block", T);
     cli_json_int(j, "parameters", numel);
     cli_json_int(j, "batch", B);
+    cli_json_int(j, "ranks", dp.size); /* data-parallel: batch is per rank */
     cli_json_int(j, "steps", cfg->steps);
     cli_json_num(j, "lr", (double)cfg->lr);
     cli_json_bool(j, "tf32", tf32);

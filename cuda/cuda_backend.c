@@ -281,6 +281,12 @@ static ct_status ct__cuda_fill(void *ctx, void *buf, float value, int64_t n) {
   return CT_OK;
 }
 
+/* The stream and device of an open context, for the NCCL collective. */
+cudaStream_t ct__cuda_stream(void *ctx);
+int ct__cuda_device(void *ctx);
+cudaStream_t ct__cuda_stream(void *ctx) { return ((ct__cuda_ctx *)ctx)->stream; }
+int ct__cuda_device(void *ctx) { return ((ct__cuda_ctx *)ctx)->device; }
+
 /* Waits for the stream, then reports (once) the id error a kernel recorded. */
 static ct_status ct__cuda_sync(void *ctx) {
   ct__cuda_ctx *c = ctx;

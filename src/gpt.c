@@ -143,6 +143,7 @@ enum { CT__LN1_G, CT__LN1_B, CT__WQ, CT__BQ, CT__WK, CT__BK, CT__WV, CT__BV, CT_
 
 struct ct_gpt {
   ct_gpt_config cfg;
+  bool zeroed; /* parameters left 0 (ct_gpt_new_zeroed) */
   int n_params;
   ct_param **params; /* wte, wpe, blocks, lnf.gain, lnf.bias, head.w */
 };
@@ -154,17 +155,30 @@ void ct_gpt_free(ct_gpt *g) {
   free(g);
 }
 
-/* Makes parameter i: name, shape, and initial values (std > 0: normal; else fill). */
+/* Makes parameter i: name, shape, and initial values (std > 0: normal; else
+ * fill; a zeroed GPT: left 0). */
 static ct_status ct__gpt_param(ct_gpt *g, int i, const char *name, int64_t rows, int64_t cols,
                                float std, float fill, uint64_t seed) {
   int64_t dims[2] = {rows, cols};
   CT__TRY(ct_param_new(&g->params[i], name, cols ? 2 : 1, dims));
+  if (g->zeroed) return CT_OK;
   if (std > 0.0f) return ct_param_init_normal(g->params[i], std, seed * 1000003u + (uint64_t)i);
   return ct_param_fill(g->params[i], fill);
 }
 
+static ct_status ct__gpt_new(ct_gpt **out, const ct_gpt_config *cfg, uint64_t seed,
+                             bool zeroed, const char *fn);
+
 ct_status ct_gpt_new(ct_gpt **out, const ct_gpt_config *cfg, uint64_t seed) {
-  static const char fn[] = "ct_gpt_new";
+  return ct__gpt_new(out, cfg, seed, false, "ct_gpt_new");
+}
+
+ct_status ct_gpt_new_zeroed(ct_gpt **out, const ct_gpt_config *cfg) {
+  return ct__gpt_new(out, cfg, 0, true, "ct_gpt_new_zeroed");
+}
+
+static ct_status ct__gpt_new(ct_gpt **out, const ct_gpt_config *cfg, uint64_t seed,
+                             bool zeroed, const char *fn) {
   if (!out) return ct__fail(CT_ERR_INVALID_ARG, "%s: out is NULL", fn);
   *out = NULL;
   if (!cfg) return ct__fail(CT_ERR_INVALID_ARG, "%s: config is NULL", fn);
@@ -186,6 +200,7 @@ ct_status ct_gpt_new(ct_gpt **out, const ct_gpt_config *cfg, uint64_t seed) {
     return ct__fail(CT_ERR_NOMEM, "%s: out of host memory", fn);
   }
   g->cfg = c;
+  g->zeroed = zeroed;
   g->n_params = n;
   int64_t C = c.width;
   float std = 0.02f, proj = 0.02f / sqrtf(2.0f * (float)c.layers);

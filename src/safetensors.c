@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Safetensors files: F32 tensors and string metadata. The writer emits a
+/* Safetensors files: F32 (and, read, BF16) tensors and string metadata. The writer emits a
  * compact JSON header padded with spaces so that the data section starts at a
  * multiple of 8, and replaces the target atomically. The reader checks the
  * whole file (header syntax, dtypes, shapes, offsets, exact coverage of the
@@ -413,6 +413,7 @@ struct ct_safetensors {
   ct__st_meta *meta;   /* sorted by key once parsed */
   int n_meta, cap_meta;
   float *data; /* the data section */
+  float *conv; /* BF16 tensors (and F32 ones at offsets not a multiple of 4) as F32 */
 };
 
 void ct_safetensors_free(ct_safetensors *f) {
@@ -423,6 +424,7 @@ void ct_safetensors_free(ct_safetensors *f) {
   free(f->by_name);
   free(f->meta);
   free(f->data);
+  free(f->conv);
   free(f);
 }
 
@@ -834,6 +836,11 @@ static int ct__st_offset_cmp(const void *a, const void *b) {
   return (x->at > y->at) - (x->at < y->at);
 }
 
+/* Bytes per element of the dtypes read (0: not read). */
+static int64_t ct__st_dtype_size(const char *dtype) {
+  return !strcmp(dtype, "F32") ? 4 : !strcmp(dtype, "BF16") ? 2 : 0;
+}
+
 /* Checks the parsed header against itself and the file size: unique names
  * and keys, F32 dtypes, shapes matching offsets, tensors tiling the data
  * section [0, data_bytes) exactly. */
@@ -862,9 +869,11 @@ static ct_status ct__st_validate(ct_safetensors *f, const char *path, int64_t da
   for (int i = 0; i < f->n && s == CT_OK; i++) {
     const ct__st_entry *e = &f->t[i];
     char sh[128];
-    if (strcmp(e->dtype, "F32") != 0) {
-      s = ct__fail(CT_ERR_UNSUPPORTED, "%s: %s: tensor '%s' has dtype '%s'; ctml reads F32 only",
-                   fn, path, e->name, e->dtype);
+    int64_t esize = ct__st_dtype_size(e->dtype);
+    if (esize == 0) {
+      s = ct__fail(CT_ERR_UNSUPPORTED,
+                   "%s: %s: tensor '%s' has dtype '%s'; ctml reads F32 and BF16 only", fn, path,
+                   e->name, e->dtype);
     } else if (e->rank > CT_MAX_RANK) {
       s = ct__fail(CT_ERR_UNSUPPORTED, "%s: %s: tensor '%s' has rank %d; ctml supports up to %d",
                    fn, path, e->name, e->rank, CT_MAX_RANK);
@@ -883,12 +892,12 @@ static ct_status ct__st_validate(ct_safetensors *f, const char *path, int64_t da
         s = ct__fail(CT_ERR_IO,
                      "%s: %s: tensor '%s' data_offsets [%lld, %lld) end before they begin", fn,
                      path, e->name, (long long)e->begin, (long long)e->end);
-      else if (e->end - e->begin != 4 * numel)
+      else if (numel > INT64_MAX / 4 || e->end - e->begin != esize * numel)
         s = ct__fail(
             CT_ERR_IO,
-            "%s: %s: tensor '%s' data_offsets [%lld, %lld) do not match its shape %s (%lld bytes)",
+            "%s: %s: tensor '%s' data_offsets [%lld, %lld) do not match its shape %s (%lld bytes%s%s)",
             fn, path, e->name, (long long)e->begin, (long long)e->end, shape,
-            (long long)(4 * numel));
+            (long long)(esize * numel), esize == 4 ? "" : " of ", esize == 4 ? "" : e->dtype);
     }
   }
   if (s != CT_OK) {
@@ -1047,13 +1056,50 @@ ct_status ct_safetensors_read(ct_safetensors **out, const char *path) {
     ct_safetensors_free(f);
     return s;
   }
-  /* Offsets tile the data section and lengths are multiples of 4, so every begin is too. */
-  for (int i = 0; i < f->n; i++) f->t[i].data = f->data + f->t[i].begin / 4;
+  /* F32 tensors at offsets that are multiples of 4 are used in place; BF16
+   * tensors (the upper 16 bits of an F32) and misaligned F32 ones are
+   * converted into one separate array. */
+  size_t conv = 0;
+  for (int i = 0; i < f->n; i++)
+    if (strcmp(f->t[i].dtype, "F32") || f->t[i].begin % 4)
+      conv += (size_t)ct__st_numel(f->t[i].rank, f->t[i].dims);
+  if (conv > 0 && !(f->conv = malloc(conv * sizeof *f->conv))) {
+    ct_status e = ct__fail(CT_ERR_NOMEM, "%s: %s: out of host memory converting %zu BF16 values",
+                           fn, path, conv);
+    ct_safetensors_free(f);
+    return e;
+  }
+  size_t at = 0;
+  const unsigned char *bytes = (const unsigned char *)f->data;
+  for (int i = 0; i < f->n; i++) {
+    ct__st_entry *e = &f->t[i];
+    if (!strcmp(e->dtype, "F32") && e->begin % 4 == 0) {
+      e->data = f->data + e->begin / 4;
+      continue;
+    }
+    int64_t numel = ct__st_numel(e->rank, e->dims);
+    float *dst = f->conv + at;
+    const unsigned char *src = bytes + e->begin;
+    if (!strcmp(e->dtype, "F32")) {
+      memcpy(dst, src, (size_t)numel * sizeof *dst);
+    } else {
+      for (int64_t k = 0; k < numel; k++) {
+        uint32_t u = (uint32_t)src[2 * k] << 16 | (uint32_t)src[2 * k + 1] << 24;
+        memcpy(&dst[k], &u, sizeof u);
+      }
+    }
+    e->data = dst;
+    at += (size_t)numel;
+  }
   *out = f;
   return CT_OK;
 }
 
 int ct_safetensors_count(const ct_safetensors *f) { return f ? f->n : 0; }
+
+const char *ct_safetensors_dtype(const ct_safetensors *f, int i) {
+  return f && i >= 0 && i < f->n ? f->t[i].dtype : NULL;
+}
 
 const char *ct_safetensors_name(const ct_safetensors *f, int i) {
   return f && i >= 0 && i < f->n ? f->t[i].name : NULL;

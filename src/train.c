@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "plan_impl.h"
+#include "collective_impl.h"
 
 struct ct_trainer {
   ct_plan *plan;
@@ -20,6 +21,7 @@ struct ct_trainer {
   int loss_value;
   bool use_graph;
   void *graph; /* one recorded step, when use_graph */
+  ct_collective *coll; /* data-parallel: gradients and losses are means over its ranks */
 };
 
 /* Steps and schedule lengths are counted in floats on the device. */
@@ -183,8 +185,16 @@ ct_status ct_trainer_set_input(ct_trainer *t, int i, const void *host, int64_t n
 
 static ct_status ct__read_loss(ct_trainer *t, float *loss, const char *fn) {
   ct_plan *p = t->plan;
-  CT__TRY(p->be->sync(p->ctx));
-  CT__TRY(p->be->download(p->ctx, loss, ct__plan_value(p, t->loss_value), sizeof *loss));
+  ct_status s = p->be->sync(p->ctx);
+  if (s == CT_OK) s = p->be->download(p->ctx, loss, ct__plan_value(p, t->loss_value), sizeof *loss);
+  if (t->coll) {
+    /* the mean over the ranks, once every rank has its own */
+    CT__TRY(ct_collective_agree(t->coll, s));
+    double sum = *loss;
+    CT__TRY(ct_collective_sum_host(t->coll, &sum, 1));
+    *loss = (float)(sum / (double)t->coll->size);
+  }
+  CT__TRY(s);
   if (!isfinite(*loss))
     return ct__fail(CT_ERR_NONFINITE, "%s: the loss is %g after %ld step(s); host parameters are "
                     "unchanged", fn, (double)*loss, t->steps);
@@ -197,8 +207,17 @@ static ct_status ct__read_loss(ct_trainer *t, float *loss, const char *fn) {
  * per-step number, so a recorded graph of it replays correctly. */
 static ct_status ct__queue_step(ct_trainer *t) {
   ct_plan *p = t->plan;
-  CT__TRY(ct__plan_forward_queue(p));
-  CT__TRY(ct_plan_reverse(p));
+  if (t->coll) {
+    /* every rank's gradient, agreement that each has one, then their mean */
+    ct_status s = ct__plan_forward_queue(p);
+    if (s == CT_OK) s = ct_plan_reverse(p);
+    if (s == CT_OK) s = p->be->sync(p->ctx);
+    CT__TRY(ct_collective_agree(t->coll, s));
+    CT__TRY(ct__collective_allreduce(t->coll, p->grad_arena, p->arena_numel, true));
+  } else {
+    CT__TRY(ct__plan_forward_queue(p));
+    CT__TRY(ct_plan_reverse(p));
+  }
   CT__TRY(p->be->sumsq(p->ctx, p->grad_arena, p->arena_numel, t->sumsq, 0));
   CT__TRY(p->be->hyper_step(p->ctx, t->hyper, t->sumsq, 1));
   return p->be->update[t->opt.kind](p->ctx, t->hyper, p->param_arena, p->grad_arena, t->state,
@@ -226,6 +245,10 @@ ct_status ct_trainer_set_graph(ct_trainer *t, bool on) {
   if (on && !p->be->capture_begin)
     return ct__fail(CT_ERR_UNSUPPORTED, "ct_trainer_set_graph: backend '%s' has no step graphs",
                     p->be->name);
+  if (on && t->coll)
+    return ct__fail(CT_ERR_STATE, "ct_trainer_set_graph: the trainer is data-parallel; its step "
+                    "waits on the other ranks between reverse and update, which a recorded graph "
+                    "cannot");
   if (on && p->tracing)
     return ct__fail(CT_ERR_STATE, "ct_trainer_set_graph: the plan is tracing; a recorded graph "
                     "cannot time its kernels one by one");
@@ -411,3 +434,33 @@ ct_status ct_trainer_set_state(ct_trainer *t, const ct_param *param, const float
   return CT_OK;
 }
 ct_plan *ct_trainer_plan(ct_trainer *t) { return t ? t->plan : NULL; }
+
+ct_status ct_trainer_set_collective(ct_trainer *t, ct_collective *c) {
+  CT__NEED(t, "ct_trainer_set_collective");
+  ct_plan *p = t->plan;
+  if (!c) {
+    t->coll = NULL;
+    return CT_OK;
+  }
+  if (c->be != p->be)
+    return ct__fail(CT_ERR_INVALID_ARG, "ct_trainer_set_collective: the collective reduces '%s' "
+                    "buffers, the trainer runs on '%s'", c->be->name, p->be->name);
+  if (t->use_graph)
+    return ct__fail(CT_ERR_STATE, "ct_trainer_set_collective: step graphs are on; a "
+                    "data-parallel step cannot be recorded (turn them off)");
+  /* the same step count everywhere, then rank 0's parameters and state */
+  double counts[2] = {(double)t->steps, (double)t->steps * (double)t->steps};
+  CT__TRY(ct_collective_sum_host(c, counts, 2));
+  double mean = counts[0] / c->size;
+  if (counts[1] / c->size - mean * mean > 0.0)
+    return ct__fail(CT_ERR_STATE, "ct_trainer_set_collective: rank %d is at step %ld, the mean "
+                    "over the %d ranks is %g: every rank must start at the same step", c->rank,
+                    t->steps, c->size, mean);
+  CT__TRY(p->be->sync(p->ctx));
+  CT__TRY(ct__collective_broadcast(c, p->param_arena, p->arena_numel));
+  if (t->state)
+    CT__TRY(ct__collective_broadcast(c, t->state, p->arena_numel *
+                                     p->be->opt_state_per_elem[t->opt.kind]));
+  t->coll = c;
+  return CT_OK;
+}

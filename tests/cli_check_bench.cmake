@@ -46,20 +46,20 @@ set_tests_properties(cli_bench_unknown_option_message PROPERTIES PASS_REGULAR_EX
   "^ctml bench: unknown option '--x' \\(see 'ctml bench --help'\\)")
 
 # bench: a cpu row with the timing.
-add_test(NAME cli_bench_cpu COMMAND ${CLI} bench --backend cpu ${CTML_CB_TINY} --runs 2 --warmup 1)
+add_test(NAME cli_bench_cpu COMMAND ${CLI} bench --backend cpu ${CTML_CB_TINY} --runs 2 --warmup-steps 1)
 set_tests_properties(cli_bench_cpu PROPERTIES PASS_REGULAR_EXPRESSION
   "tokens/step.*\ncpu +host CPU +[0-9.]+ \\([0-9.]+\\) +[0-9]+ +[0-9.]+ +-")
 
 # bench reports the step's structure with and without rewrites; --no-rewrite
 # times the step as built.
-add_test(NAME cli_bench_structure COMMAND ${CLI} bench --backend cpu --runs 1 --warmup 0
+add_test(NAME cli_bench_structure COMMAND ${CLI} bench --backend cpu --runs 1 --warmup-steps 0
                                           ${CTML_CB_TINY})
 set_tests_properties(cli_bench_structure PROPERTIES PASS_REGULAR_EXPRESSION
   "[0-9]+ nodes, [0-9]+ launches/step, [0-9.]+ MiB planned [^\n]*without rewrites [0-9]+ nodes")
-add_test(NAME cli_bench_no_rewrite COMMAND ${CLI} bench --backend cpu --runs 1 --warmup 0
+add_test(NAME cli_bench_no_rewrite COMMAND ${CLI} bench --backend cpu --runs 1 --warmup-steps 0
                                            --no-rewrite ${CTML_CB_TINY})
 set_tests_properties(cli_bench_no_rewrite PROPERTIES PASS_REGULAR_EXPRESSION "\\(timed without\\)")
-add_test(NAME cli_bench_trace COMMAND ${CLI} bench --backend cpu --runs 1 --warmup 0 --trace
+add_test(NAME cli_bench_trace COMMAND ${CLI} bench --backend cpu --runs 1 --warmup-steps 0 --trace
                                        ${CTML_CB_TINY})
 set_tests_properties(cli_bench_trace PROPERTIES PASS_REGULAR_EXPRESSION
   "causal_attention\\.reverse +1 .*rewrites \\(nodes.*causal_attention at nodes [0-9]+ \\(attn_scores\\)")
@@ -82,6 +82,6 @@ if(CTML_WITH_OPENCL)
     "^ctml train: backend (opencl \\(auto: opencl is present on a CPU device|cuda \\(auto: cuda is present with a GPU|opencl \\(auto: opencl is present with a GPU)")
 endif()
 add_test(NAME cli_bench_decode COMMAND ${CLI} bench --decode --backend cpu --runs 1 --tokens 20
-                                        --prompt 5 ${CTML_CB_TINY})
+                                        --prompt 5 --layers 1 --width 32 --block 16)
 set_tests_properties(cli_bench_decode PROPERTIES PASS_REGULAR_EXPRESSION
   "cpu +cache +[0-9.]+ +[0-9.]+ +[0-9.]+ .*cpu +no cache .*decode with the cache is [0-9.]+x faster")

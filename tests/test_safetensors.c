@@ -329,7 +329,7 @@ static void test_corrupted_header_bytes(void **state) {
 
 static void test_bad_dtype(void **state) {
   const char *path = tpath("dtype.safetensors");
-  const char *types[] = {"F16", "BF16", "F64", "I32", "U8", "f32", ""};
+  const char *types[] = {"F16", "bf16", "F64", "I32", "U8", "f32", ""};
   for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
     char json[256];
     snprintf(json, sizeof json,
@@ -346,6 +346,35 @@ static void test_bad_dtype(void **state) {
     CT_ASSERT_MESSAGE_HAS(want);
     CT_ASSERT_MESSAGE_HAS(path);
   }
+}
+
+/* BF16 tensors read as F32 (the upper half of each float), and an F32 tensor
+ * after them at an offset that is not a multiple of 4 reads the same. */
+static void test_bf16(void **state) {
+  const char *path = tpath("bf16.safetensors");
+  const char *json = "{\"b\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,6]},"
+                     "\"f\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[6,10]}}";
+  unsigned char data[10] = {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f}; /* 1, -2, 0.5 */
+  float v = 3.25f;
+  memcpy(data + 6, &v, 4);
+  craft(path, json, 0, data, sizeof data);
+  ct_safetensors *f = NULL;
+  CT_ASSERT_OK(ct_safetensors_read(&f, path));
+  const float *b = NULL, *x = NULL;
+  int rank = 0;
+  int64_t dims[CT_MAX_RANK];
+  CT_ASSERT_OK(ct_safetensors_get(f, "b", &rank, dims, &b));
+  assert_int_equal(rank, 1);
+  assert_int_equal(dims[0], 3);
+  assert_true(b[0] == 1.0f && b[1] == -2.0f && b[2] == 0.5f);
+  CT_ASSERT_OK(ct_safetensors_get(f, "f", NULL, NULL, &x));
+  assert_true(x[0] == 3.25f);
+  assert_string_equal(ct_safetensors_dtype(f, 0), "BF16");
+  ct_safetensors_free(f);
+  /* a BF16 shape needs 2 bytes per element */
+  craft(path, "{\"b\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,12]}}", 0, data, 12);
+  CT_ASSERT_STATUS(ct_safetensors_read(&f, path), CT_ERR_IO);
+  CT_ASSERT_MESSAGE_HAS("(6 bytes of BF16)");
 }
 
 /* Offsets must match the shapes and tile the data section exactly. */
@@ -755,6 +784,7 @@ int main(void) {
       cmocka_unit_test(test_trailing_bytes_refused),
       cmocka_unit_test(test_corrupted_header_bytes),
       cmocka_unit_test(test_bad_dtype),
+      cmocka_unit_test(test_bf16),
       cmocka_unit_test(test_bad_offsets),
       cmocka_unit_test(test_malformed_headers),
       cmocka_unit_test(test_valid_variants),

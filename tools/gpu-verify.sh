@@ -13,7 +13,8 @@
 #      suite, demo, GPT reference); train + sample the small config;
 #      compute-sanitizer over the cuda cross suite.
 # A step that would start after VERIFY_BUDGET seconds (default 400) is recorded
-# as skipped; each step has its own time limit. On the device machine, from the
+# as skipped; each step has its own time limit. VERIFY_STEPS, an extended regular
+# expression, runs only the steps whose names match it (configure and build always run). On the device machine, from the
 # project root, after preparing .device once here (bash ../shared/device/prepare.sh):
 #   . .device/env.sh && bash tools/gpu-verify.sh
 # $OUT (or ./gpu-verify-out) receives summary.txt (one line per step),
@@ -31,6 +32,10 @@ export PYTHONUNBUFFERED=1
 failed=0
 step() { # step NAME LIMIT_S COMMAND...: runs, times and records one step
   local name=$1 limit=$2; shift 2
+  if [ -n "${VERIFY_STEPS:-}" ] && [ "$name" != configure ] && [ "$name" != build ] &&
+     ! [[ $name =~ ^($VERIFY_STEPS)$ ]]; then
+    return 0
+  fi
   if [ "$SECONDS" -ge "$budget" ]; then
     printf '%-28s skipped (budget %ss spent)\n' "$name" "$budget" | tee -a "$out/summary.txt"
     return 0
@@ -67,6 +72,14 @@ done
 step check_cuda_small 90 "$ctml" check --backend cuda --config small --batch 2
 step check_rewrite_cuda 60 "$ctml" check --backend cuda --layers 2 --width 64 --block 32 --batch 4 --rewrite
 step check_cuda_wide_head 60 "$ctml" check --backend cuda --layers 1 --heads 1 --width 1024 --block 72 --batch 2
+# NCCL data-parallel path with one rank (no launcher, no MPI): the same losses as
+# without it (docs/scaling.md).
+step nccl_one_rank 120 bash -c 'set -e; rm -rf "$1/run-nccl" "$1/run-none"
+  for c in nccl none; do "$0" train --config small --backend cuda --collective $c --steps 30 \
+    --eval-every 30 --data tests/data/gpl-3.txt --out "$1/run-$c" | grep -E "data-parallel|done"; done
+  paste -d, "$1/run-nccl/loss.csv" "$1/run-none/loss.csv" | awk -F, "NR > 1 { d = \$2 - \$7;
+    if (d < 0) d = -d; if (d > m) m = d } END { print \"max train loss difference\", m + 0; exit !(m <= 1e-5) }"' \
+  "$ctml" "$build"
 # 3. Speed, with PyTorch on the same GPU in the same run.
 step bench_small 60 "$ctml" bench --config small --backend cuda --runs 20
 step bench_small_graph 60 "$ctml" bench --config small --backend cuda --graph --runs 20
@@ -74,8 +87,14 @@ step bench_small_unfused 60 "$ctml" bench --config small --backend cuda --graph 
 step torch_small 90 python3 tools/torch_gpt_bench.py --runs 20
 step torch_small_fused 90 python3 tools/torch_gpt_bench.py --runs 20 --fused-attention
 step bench_decode_small 90 "$ctml" bench --decode --config small --backend cuda --tokens 200
+step bench_small_trace 90 "$ctml" bench --config small --backend cuda --runs 3 --trace
+step torch_decode_small 60 python3 tools/torch_decode_bench.py --device cuda
+step torch_decode_small_nocache 90 python3 tools/torch_decode_bench.py --device cuda --no-cache
 step bench_small_tf32 60 "$ctml" bench --config small --backend cuda --graph --tf32 --runs 20
 step torch_small_tf32 90 python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --tf32
+# The Python package with the CUDA backend, its suite on the GPU (no PyPI there).
+step python_cuda 240 env CTML_PYTHON_OFFLINE=1 CTML_PYTHON_CUDA=ON CTML_PYTHON_BUILD="$build/python" \
+  CMAKE_ARGS=-DCMAKE_CUDA_ARCHITECTURES=90 CTML_CLI="$PWD/$ctml" bash tools/python-check.sh
 # 4. Everything else.
 step ctest 240 ctest --test-dir "$build" --output-on-failure --no-tests=error -j8 -E '_sim|cudasim'
 step test_cross_opencl 180 "$build/tests/test_cross" opencl
@@ -87,6 +106,9 @@ step sanitizer_memcheck 240 compute-sanitizer --tool memcheck --report-api-error
   "$build/tests/test_cross" cuda
 step train_small_cuda 180 "$ctml" train --config small --backend cuda \
   --data tests/data/gpl-3.txt --steps 300 --eval-every 100 --out "$build/run-small"
+step eval_small_cuda 60 "$ctml" eval --checkpoint "$build/run-small" --data tests/data/gpl-3.txt --backend cuda --json
+step train_small_cuda_graph_tf32 90 "$ctml" train --config small --backend cuda --graph --tf32 \
+  --data tests/data/gpl-3.txt --steps 100 --eval-every 50 --out "$build/run-small-graph"
 step sample_small_cuda 60 "$ctml" sample --checkpoint "$build/run-small" --backend cuda --prompt "The " --tokens 200
 step torch_small_compile 180 python3 tools/torch_gpt_bench.py --runs 20 --fused-attention --compile
 for tool in racecheck synccheck initcheck; do

@@ -7,7 +7,8 @@ float32, eager, under torch.inference_mode(). A prefill of --prompt tokens in on
 then --tokens decode steps of one token each over the cached keys and values (greedy,
 the argmax read back every step as a sampler must). With --no-cache every step runs the
 whole context again (at most the block). Prints the prefill time and the decode
-tokens/s, median over --runs.
+tokens/s, median over --runs. --device cuda runs it on the GPU (the argmax read back
+every step synchronises, as ctml's decoder does).
 
   python3 tools/torch_decode_bench.py --layers 6 --heads 6 --width 384 --block 256 --threads 2
 """
@@ -58,7 +59,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, caches, start):
         t = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(start, start + t))
+        x = self.wte(idx) + self.wpe(torch.arange(start, start + t, device=idx.device))
         for i, blk in enumerate(self.blocks):
             x = blk(x, caches[i] if caches else None, start)
         return self.head(self.lnf(x[:, -1:]))[0, -1]  # the last position's logits
@@ -70,27 +71,29 @@ def main():
                           ("prompt", 16), ("tokens", 200), ("runs", 3), ("threads", 2)):
         ap.add_argument("--" + name, type=int, default=default)
     ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
+    dev = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = GPT(a.vocab, a.block, a.layers, a.heads, a.width).eval()
+    model = GPT(a.vocab, a.block, a.layers, a.heads, a.width).eval().to(dev)
     d = a.width // a.heads
     if a.prompt + a.tokens > a.block and not a.no_cache:
         raise SystemExit(f"prompt + tokens = {a.prompt + a.tokens} must fit the block {a.block} "
                          "(this loop keeps no window)")
-    prompt = torch.randint(0, a.vocab, (1, a.prompt))
+    prompt = torch.randint(0, a.vocab, (1, a.prompt)).to(dev)
     prefills, decodes = [], []
     with torch.inference_mode():
         for run in range(a.runs + 1):  # the first run warms up
             caches = None if a.no_cache else [
-                (torch.zeros(1, a.heads, a.block, d), torch.zeros(1, a.heads, a.block, d))
+                (torch.zeros(1, a.heads, a.block, d, device=dev), torch.zeros(1, a.heads, a.block, d, device=dev))
                 for _ in range(a.layers)]
             ctx = prompt.clone()
             t0 = time.perf_counter()
             nxt = int(model(ctx, caches, 0).argmax())
             t1 = time.perf_counter()
             for s in range(a.tokens):
-                ctx = torch.cat([ctx, torch.tensor([[nxt]])], 1)
+                ctx = torch.cat([ctx, torch.tensor([[nxt]], device=dev)], 1)
                 if caches is None:
                     window = ctx[:, -a.block:]
                     nxt = int(model(window, None, 0).argmax())
@@ -101,7 +104,8 @@ def main():
                 prefills.append(t1 - t0)
                 decodes.append(t2 - t1)
     pf, dc = statistics.median(prefills), statistics.median(decodes)
-    print(f"torch {torch.__version__} cpu, {a.threads} threads, {'no cache' if a.no_cache else 'kv cache'}: "
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {a.threads} threads"
+    print(f"torch {torch.__version__} {where}, {'no cache' if a.no_cache else 'kv cache'}: "
           f"prefill {a.prompt} tokens {pf * 1e3:.2f} ms; decode {a.tokens} tokens {dc * 1e3:.1f} ms, "
           f"{a.tokens / dc:.1f} tokens/s (median of {a.runs})")
 

@@ -13,6 +13,7 @@
 #include "ctml/trace.h"
 #include "ctml/plan.h"
 #include "ctml/train.h"
+#include "ctml/collective.h"
 #include "ctml/data.h"
 #include "ctml/check.h"
 #include "ctml/book.h"

@@ -49,6 +49,9 @@ typedef struct ct_gpt ct_gpt;
  * Initialised from seed: matrices and tables normal(0, 0.02) (attn.wo and mlp.w2
  * 0.02 / sqrt(2 layers)), biases 0, gains 1 (see ct_param_init_normal). */
 CT_API ct_status ct_gpt_new(ct_gpt **out, const ct_gpt_config *cfg, uint64_t seed);
+/* The same parameters, every value 0 and no random draw: for loading stored
+ * values (ct_param_set) without paying for an initialisation first. */
+CT_API ct_status ct_gpt_new_zeroed(ct_gpt **out, const ct_gpt_config *cfg);
 CT_API void ct_gpt_free(ct_gpt *g);
 CT_API const ct_gpt_config *ct_gpt_get_config(const ct_gpt *g);
 CT_API int ct_gpt_param_count(const ct_gpt *g);

@@ -4,7 +4,8 @@
  * length N, N bytes of JSON header (each tensor name maps to {"dtype", "shape",
  * "data_offsets": [begin, end]} relative to the data section; "__metadata__"
  * maps string keys to string values), then the tensor bytes. ctml writes and
- * reads F32 tensors only, little-endian, densely packed in the order given. */
+ * writes F32 tensors, little-endian, densely packed in the order given, and
+ * reads F32 and BF16 ones (BF16 converted to F32 on load). */
 #ifndef CTML_SAFETENSORS_H
 #define CTML_SAFETENSORS_H
 
@@ -37,7 +38,7 @@ CT_API ct_status ct_safetensors_write(const char *path, const ct_st_tensor *tens
                                const ct_st_meta *meta, int n_meta);
 
 /* A file read into memory and validated whole: header length within the file,
- * well-formed JSON, every dtype F32, offsets inside the data section, lengths
+ * well-formed JSON, every dtype F32 or BF16, offsets inside the data section, lengths
  * matching the shapes, no overlaps, and no bytes left over (a truncated or
  * extended file is refused). Errors name the file and what is wrong with it. */
 typedef struct ct_safetensors ct_safetensors;
@@ -47,6 +48,8 @@ CT_API void ct_safetensors_free(ct_safetensors *f);
 CT_API int ct_safetensors_count(const ct_safetensors *f);
 /* Name of tensor i in file order (NULL when out of range). */
 CT_API const char *ct_safetensors_name(const ct_safetensors *f, int i);
+/* Dtype of tensor i as stored ("F32" or "BF16"; its data reads as F32 either way). */
+CT_API const char *ct_safetensors_dtype(const ct_safetensors *f, int i);
 /* The metadata value of key, or NULL when absent. */
 CT_API const char *ct_safetensors_meta(const ct_safetensors *f, const char *key);
 /* Finds a tensor: CT_ERR_IO naming the file when absent. data points into the

@@ -6,6 +6,7 @@
 #ifndef CTML_TRAIN_H
 #define CTML_TRAIN_H
 
+#include "ctml/collective.h"
 #include "ctml/export.h"
 #include "ctml/plan.h"
 
@@ -95,6 +96,19 @@ CT_API ct_status ct_trainer_get_state(ct_trainer *t, const ct_param *param, floa
 CT_API ct_status ct_trainer_set_state(ct_trainer *t, const ct_param *param, const float *host,
                                int64_t n);
 CT_API ct_plan *ct_trainer_plan(ct_trainer *t);
+
+/* Data-parallel training over the ranks of c (NULL: back to one process).
+ * A collective call: every rank calls it, with trainers of the same morphism
+ * and optimizer at the same step count (else CT_ERR_STATE naming the ranks'
+ * counts). It copies rank 0's parameters and optimizer state to every rank.
+ * From then on each step runs forward and reverse on the rank's own batch,
+ * agrees on failure (a rank whose step failed stops every rank with an error
+ * naming it), replaces the gradient arena by its mean over the ranks (one
+ * all-reduce per step), then clips and updates identically on every rank, so
+ * the parameters stay identical. ct_trainer_step's loss (ct_trainer_last_loss)
+ * and ct_trainer_eval's are means over the ranks; both are collective calls.
+ * c must reduce buffers of the trainer's backend; step graphs are refused. */
+CT_API ct_status ct_trainer_set_collective(ct_trainer *t, ct_collective *c);
 
 #ifdef __cplusplus
 }

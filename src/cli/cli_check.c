@@ -5,6 +5,7 @@
  * backends take one ct_trainer_step from the same parameters on the same
  * batch and every updated parameter is compared. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,15 @@
 #define CLI__VOCAB 96
 #define CLI__MAX_PAIRS 64
 
+/* The text report goes to cli__out: stdout, or nowhere with --json, whose
+ * object (cli__j, else NULL) goes to stdout. */
+static FILE *cli__out;
+static cli_json *cli__j;
+
 static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml check [--backend NAME] [--config tiny|micro|small] [config flags]\n"
-          "                  [--checkpoint DIR|FILE] [--seed N] [--verbose] [--rewrite]\n"
+          "                  [--checkpoint DIR|FILE] [--seed N] [--verbose] [--rewrite] [--json]\n"
           "Compiles the GPT training step (the loss of a batch x block batch, forward and\n"
           "reverse) on a device backend and on the CPU reference, runs both on the same\n"
           "random batch, and compares every node's forward result and input cotangent,\n"
@@ -38,10 +44,19 @@ static void cli__usage(FILE *f) {
           "  --verbose         every compared result, not one line per node\n"
           "  --rewrite         also compare, on the device, the plan with the rewrite rules\n"
           "                    (fusions) against the plan as built: the loss, every input\n"
-          "                    cotangent and every parameter gradient\n",
+          "                    cotangent and every parameter gradient\n"
+          "  --json            one JSON object on stdout instead of the tables: the model,\n"
+          "                    every node's and parameter gradient's largest error and ratio,\n"
+          "                    every updated parameter, the first divergent result, \"passed\"\n"
+          "  model and optimizer (override the preset; the optimizer and schedule set the\n"
+          "  update compared, e.g. the learning rate of step 1 after --warmup):\n"
+          "    --layers N --heads N --width N --block N   transformer shape\n"
+          "    --batch N                                  sequences in the batch\n"
+          "    --lr X --min-lr X --warmup N --steps N     AdamW rate and its schedule\n"
+          "    --weight-decay X --clip X --beta1 X --beta2 X\n"
+          "  --eval-every, --eval-batches and --save-every are refused: check trains no run.\n",
           CLI__VOCAB);
-  cli_config_usage(f);
-  fprintf(f, "    (--seed here is the batch seed, see above)\n");
+  cli_env_usage(f, false);
 }
 
 /* The rewritten plan of loss on be against the plan as built, at the
@@ -103,7 +118,17 @@ static bool cli__check_rewrite(const ct_morphism *loss, const ct_gpt *g, const c
   }
   char rw[512];
   *ok = worst <= 1.0;
-  printf("rewrite: %s; rewritten against as built on %s: loss %.7g vs %.7g and %d parameter "
+  if (cli__j) {
+    cli_json_open(cli__j, "rewrite", '{');
+    cli_json_str(cli__j, "rewrites", cli_rewrite_summary(p[0], rw, sizeof rw));
+    cli_json_num(cli__j, "loss", la);
+    cli_json_num(cli__j, "loss_as_built", lb);
+    cli_json_int(cli__j, "parameter_gradients", results - 1);
+    cli_json_num(cli__j, "worst_ratio", worst);
+    cli_json_bool(cli__j, "agree", *ok);
+    cli_json_close(cli__j);
+  }
+  fprintf(cli__out, "rewrite: %s; rewritten against as built on %s: loss %.7g vs %.7g and %d parameter "
          "gradients, worst tolerance ratio %.3g: %s\n",
          cli_rewrite_summary(p[0], rw, sizeof rw), ct_backend_name(be), la, lb, results - 1, worst,
          *ok ? "agree" : "DIVERGE");
@@ -228,7 +253,8 @@ static bool cli__print_nodes(const ct_check_report *r) {
     }
     w->pass = w->pass && e->pass;
   }
-  printf("%5s  %-20s %9s  %12s %9s  %12s %9s  %s\n", "node", "op", "elements", "fwd max|a-b|",
+  if (cli__j) cli_json_open(cli__j, "nodes", '[');
+  fprintf(cli__out, "%5s  %-20s %9s  %12s %9s  %12s %9s  %s\n", "node", "op", "elements", "fwd max|a-b|",
          "ratio", "rev max|a-b|", "ratio", "result");
   char fr[24], rr[24], fa[24], ra[24];
   for (int j = 0; j < n; j++) {
@@ -237,25 +263,58 @@ static bool cli__print_nodes(const ct_check_report *r) {
     cli__fmt_ratio(rr, sizeof rr, w->has_rev, isinf(w->rev_ratio), w->rev_ratio);
     snprintf(fa, sizeof fa, w->has_fwd ? "%.3g" : "-", w->fwd_abs);
     snprintf(ra, sizeof ra, w->has_rev ? "%.3g" : "-", w->rev_abs);
-    printf("%5d  %-20s %9lld  %12s %9s  %12s %9s  %s\n", w->node, w->op, (long long)w->elements,
+    fprintf(cli__out, "%5d  %-20s %9lld  %12s %9s  %12s %9s  %s\n", w->node, w->op, (long long)w->elements,
            fa, fr, ra, rr, w->pass ? "PASS" : "FAIL");
+    if (cli__j) { /* absent directions and NaN/Inf ratios are null */
+      cli_json_open(cli__j, NULL, '{');
+      cli_json_int(cli__j, "node", w->node);
+      cli_json_str(cli__j, "op", w->op);
+      cli_json_int(cli__j, "elements", w->elements);
+      cli_json_num(cli__j, "forward_max_abs", w->has_fwd ? w->fwd_abs : NAN);
+      cli_json_num(cli__j, "forward_ratio", w->has_fwd ? w->fwd_ratio : NAN);
+      cli_json_num(cli__j, "reverse_max_abs", w->has_rev ? w->rev_abs : NAN);
+      cli_json_num(cli__j, "reverse_ratio", w->has_rev ? w->rev_ratio : NAN);
+      cli_json_bool(cli__j, "pass", w->pass);
+      cli_json_close(cli__j);
+    }
   }
   free(rows);
-  printf("%-27s %9s  %12s %9s  %s\n", "parameter gradient", "elements", "max|a-b|", "ratio",
+  if (cli__j) {
+    cli_json_close(cli__j);
+    cli_json_open(cli__j, "parameter_gradients", '[');
+  }
+  fprintf(cli__out, "%-27s %9s  %12s %9s  %s\n", "parameter gradient", "elements", "max|a-b|", "ratio",
          "result");
   for (int k = 0; k < r->count; k++) {
     const ct_check_entry *e = &r->entries[k];
     if (e->detail[0]) {
-      printf("%s: %s  FAIL\n", e->label, e->detail);
+      fprintf(cli__out, "%s: %s  FAIL\n", e->label, e->detail);
+      if (cli__j) {
+        cli_json_open(cli__j, NULL, '{');
+        cli_json_str(cli__j, "name", e->label);
+        cli_json_str(cli__j, "error", e->detail);
+        cli_json_bool(cli__j, "pass", false);
+        cli_json_close(cli__j);
+      }
       continue;
     }
     if (e->node >= 0) continue;
     char name[96];
     if (sscanf(e->label, "param %95s", name) != 1) snprintf(name, sizeof name, "%s", e->label);
     cli__fmt_ratio(fr, sizeof fr, true, e->nonfinite, e->max_ratio);
-    printf("%-27s %9lld  %12.3g %9s  %s\n", name, (long long)e->elements, e->max_abs, fr,
+    fprintf(cli__out, "%-27s %9lld  %12.3g %9s  %s\n", name, (long long)e->elements, e->max_abs, fr,
            e->pass ? "PASS" : "FAIL");
+    if (cli__j) {
+      cli_json_open(cli__j, NULL, '{');
+      cli_json_str(cli__j, "name", name);
+      cli_json_int(cli__j, "elements", e->elements);
+      cli_json_num(cli__j, "max_abs", e->max_abs);
+      cli_json_num(cli__j, "ratio", e->nonfinite ? NAN : e->max_ratio);
+      cli_json_bool(cli__j, "pass", e->pass);
+      cli_json_close(cli__j);
+    }
   }
+  if (cli__j) cli_json_close(cli__j);
   return true;
 }
 
@@ -302,9 +361,9 @@ static bool cli__check_update(cli__side *s, const ct_backend *const be[2],
       return false;
     }
   }
-  printf("\nupdate: one AdamW step from fresh moments (lr %.3g at step 1, weight decay %g, clip "
+  fprintf(cli__out, "\nupdate: one AdamW step from fresh moments (lr %.3g at step 1, weight decay %g, clip "
          "%g)\n", (double)lr[1], (double)opt->weight_decay, (double)opt->clip_norm);
-  printf("loss %.9g on %s, %.9g on cpu; gradient norm %.9g on %s, %.9g on cpu\n", (double)loss[0],
+  fprintf(cli__out, "loss %.9g on %s, %.9g on cpu; gradient norm %.9g on %s, %.9g on cpu\n", (double)loss[0],
          dev_name, (double)loss[1], (double)norm[0], dev_name, (double)norm[1]);
   /* Tolerance, per element, from what can legitimately differ:
    *   1e-6 |p_cpu|   a few float roundings of p (1 - lr wd) - lr dir in another order;
@@ -320,7 +379,18 @@ static bool cli__check_update(cli__side *s, const ct_backend *const be[2],
    * the elements where that term exceeds the others are counted as
    * "sign-sensitive" and reported. */
   double scale[2] = {cli__clip_scale(opt, norm[0]), cli__clip_scale(opt, norm[1])};
-  printf("%-27s %9s  %12s %9s %9s  %s\n", "parameter after update", "elements", "max|a-b|",
+  if (cli__j) {
+    cli_json_open(cli__j, "update", '{');
+    cli_json_num(cli__j, "lr", (double)lr[1]);
+    cli_json_num(cli__j, "weight_decay", (double)opt->weight_decay);
+    cli_json_num(cli__j, "clip", (double)opt->clip_norm);
+    cli_json_num(cli__j, "loss", (double)loss[0]);
+    cli_json_num(cli__j, "loss_cpu", (double)loss[1]);
+    cli_json_num(cli__j, "grad_norm", (double)norm[0]);
+    cli_json_num(cli__j, "grad_norm_cpu", (double)norm[1]);
+    cli_json_open(cli__j, "parameters", '[');
+  }
+  fprintf(cli__out, "%-27s %9s  %12s %9s %9s  %s\n", "parameter after update", "elements", "max|a-b|",
          "ratio", "sensitive", "result");
   int n_params = ct_gpt_param_count(s[1].g), failed = 0;
   int64_t total_sensitive = 0, total = 0;
@@ -375,8 +445,18 @@ static bool cli__check_update(cli__side *s, const ct_backend *const be[2],
     total += n;
     char rbuf[24];
     cli__fmt_ratio(rbuf, sizeof rbuf, true, nonfinite, max_ratio);
-    printf("%-27s %9lld  %12.3g %9s %9lld  %s\n", ct_param_name(p[1]), (long long)n, max_abs,
+    fprintf(cli__out, "%-27s %9lld  %12.3g %9s %9lld  %s\n", ct_param_name(p[1]), (long long)n, max_abs,
            rbuf, (long long)sensitive, pass ? "PASS" : "FAIL");
+    if (cli__j) {
+      cli_json_open(cli__j, NULL, '{');
+      cli_json_str(cli__j, "name", ct_param_name(p[1]));
+      cli_json_int(cli__j, "elements", n);
+      cli_json_num(cli__j, "max_abs", max_abs);
+      cli_json_num(cli__j, "ratio", nonfinite ? NAN : max_ratio);
+      cli_json_int(cli__j, "sign_sensitive", sensitive);
+      cli_json_bool(cli__j, "pass", pass);
+      cli_json_close(cli__j);
+    }
     if (!pass && !failed++) {
       if (nonfinite)
         snprintf(first, sizeof first, "parameter %s after update: NaN/Inf", ct_param_name(p[1]));
@@ -388,12 +468,18 @@ static bool cli__check_update(cli__side *s, const ct_backend *const be[2],
     }
   }
   free(buf);
+  if (cli__j) {
+    cli_json_close(cli__j);
+    cli_json_str(cli__j, "first_divergent", failed ? first : NULL);
+    cli_json_bool(cli__j, "agree", good && failed == 0);
+    cli_json_close(cli__j);
+  }
   if (!good) return false;
   if (failed)
-    printf("update: first divergent: %s (%d of %d parameters diverge)\n", first, failed,
+    fprintf(cli__out, "update: first divergent: %s (%d of %d parameters diverge)\n", first, failed,
            n_params);
   else
-    printf("update: all %d parameters agree (%lld elements; %lld sign-sensitive: gradient near 0, "
+    fprintf(cli__out, "update: all %d parameters agree (%lld elements; %lld sign-sensitive: gradient near 0, "
            "allowed lr x the gap between the two update directions)\n", n_params,
            (long long)total, (long long)total_sensitive);
   *ok = failed == 0;
@@ -403,7 +489,9 @@ static bool cli__check_update(cli__side *s, const ct_backend *const be[2],
 int cli_check(int argc, char **argv) {
   const char *preset = NULL, *backend = "auto", *checkpoint = NULL;
   uint64_t seed = 1;
-  bool verbose = false, rewrite = false;
+  bool verbose = false, rewrite = false, json = false;
+  cli__out = stdout;
+  cli__j = NULL;
   cli__pair pairs[CLI__MAX_PAIRS];
   int n_pairs = 0;
   for (int i = 0; i < argc; i++) {
@@ -421,6 +509,17 @@ int cli_check(int argc, char **argv) {
       verbose = true;
       continue;
     }
+    if (!strcmp(a, "--json")) {
+      json = true;
+      continue;
+    }
+    if (cli_flag_is(a, "--eval-every") || cli_flag_is(a, "--eval-batches") ||
+        cli_flag_is(a, "--save-every")) {
+      char flag[32];
+      snprintf(flag, sizeof flag, "%.*s", (int)strcspn(a, "="), a);
+      return cli_error(CLI__CMD, CLI_USAGE, "%s is a training flag that does nothing for check: "
+                       "it compares one step and trains no run", flag);
+    }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &preset)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--backend", &backend)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--checkpoint", &checkpoint))) {
@@ -428,12 +527,7 @@ int cli_check(int argc, char **argv) {
       continue;
     }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--seed", &v)) != 0) {
-      char *end = NULL;
-      if (r < 0) return CLI_USAGE;
-      unsigned long long s = strtoull(v, &end, 10);
-      if (!*v || *end || v[0] == '-')
-        return cli_error(CLI__CMD, CLI_USAGE, "--seed: '%s' is not a non-negative integer", v);
-      seed = s;
+      if (r < 0 || !cli_parse_u64(CLI__CMD, "--seed", v, &seed)) return CLI_USAGE;
       continue;
     }
     if ((r = cli__config_arg(argc, argv, &i, &pairs[n_pairs])) != 0) {
@@ -467,6 +561,31 @@ int cli_check(int argc, char **argv) {
   if (!cli_config_check(&cfg, CLI__CMD)) {
     cli_checkpoint_free(&ck);
     return CLI_USAGE;
+  }
+  char base[32];
+  cli_config_rename(&cfg, base);
+  if (!cli_backend_known(CLI__CMD, backend, false)) {
+    cli_checkpoint_free(&ck);
+    return CLI_USAGE;
+  }
+  /* --json: the object is built in memory and printed once complete */
+  cli_json jw;
+  char *jbuf = NULL;
+  size_t jlen = 0;
+  FILE *jf = NULL;
+  bool json_done = false;
+  if (json) {
+    cli__out = fopen("/dev/null", "w");
+    jf = open_memstream(&jbuf, &jlen);
+    if (!cli__out || !jf) {
+      if (cli__out) fclose(cli__out);
+      if (jf) fclose(jf);
+      free(jbuf);
+      cli_checkpoint_free(&ck);
+      return cli_error(CLI__CMD, CLI_FAIL, "--json: %s", strerror(errno));
+    }
+    cli__j = &jw;
+    cli_json_init(cli__j, jf);
   }
 
   int code = CLI_FAIL;
@@ -512,21 +631,41 @@ int cli_check(int argc, char **argv) {
 
   char devbuf[160];
   const char *dev_name = ct_backend_name(dev);
-  printf("ctml check: %s (%s) against the CPU reference%s\n", dev_name,
+  fprintf(cli__out, "ctml check: %s (%s) against the CPU reference%s\n", dev_name,
          cli__device(dev_name, devbuf, sizeof devbuf),
          strcmp(dev_name, "cpu") ? "" : " -- cpu compared with itself: a self-test of the "
                                         "checker, not of a device");
-  if (note[0]) printf("%s\n", note);
+  if (note[0]) fprintf(cli__out, "%s\n", note);
   if (checkpoint)
-    printf("model: checkpoint %s (%s, step %ld), vocabulary %lld", checkpoint, cfg.name, ck.step,
-           (long long)V);
+    fprintf(cli__out, "model: checkpoint %s (%s, step %ld), vocabulary %lld", checkpoint, cfg.name,
+            ck.step, (long long)V);
   else
-    printf("model: %s preset, random parameters (seed %llu), vocabulary %lld", cfg.name,
-           (unsigned long long)cfg.seed, (long long)V);
-  printf("; %lld layers, %lld heads, width %lld, %lld parameters\n", (long long)cfg.model.layers,
-         (long long)cfg.model.heads, (long long)cfg.model.width,
-         (long long)ct_gpt_numel(side[1].g));
-  printf("batch: %lld x %lld random tokens (splitmix64 seed %llu)\n", (long long)B, (long long)T,
+    fprintf(cli__out, "model: %s, random parameters (seed %llu), vocabulary %lld", cfg.name,
+            (unsigned long long)cfg.seed, (long long)V);
+  fprintf(cli__out, "; %lld layer%s, %lld head%s, width %lld, %lld parameters\n",
+          (long long)cfg.model.layers, cli_s(cfg.model.layers), (long long)cfg.model.heads,
+          cli_s(cfg.model.heads), (long long)cfg.model.width, (long long)ct_gpt_numel(side[1].g));
+  if (cli__j) {
+    cli_json_open(cli__j, NULL, '{');
+    cli_json_str(cli__j, "backend", dev_name);
+    cli_json_str(cli__j, "device", cli__device(dev_name, devbuf, sizeof devbuf));
+    cli_json_str(cli__j, "note", note[0] ? note : NULL);
+    cli_json_open(cli__j, "model", '{');
+    cli_json_str(cli__j, "config", cfg.name);
+    cli_json_str(cli__j, "checkpoint", checkpoint);
+    if (checkpoint) cli_json_int(cli__j, "step", ck.step);
+    cli_json_u64(cli__j, "init_seed", cfg.seed);
+    cli_json_int(cli__j, "layers", cfg.model.layers);
+    cli_json_int(cli__j, "heads", cfg.model.heads);
+    cli_json_int(cli__j, "width", cfg.model.width);
+    cli_json_int(cli__j, "block", T);
+    cli_json_int(cli__j, "vocab", V);
+    cli_json_int(cli__j, "parameters", ct_gpt_numel(side[1].g));
+    cli_json_close(cli__j);
+    cli_json_int(cli__j, "batch", B);
+    cli_json_u64(cli__j, "batch_seed", seed);
+  }
+  fprintf(cli__out, "batch: %lld x %lld random tokens (splitmix64 seed %llu)\n", (long long)B, (long long)T,
          (unsigned long long)seed);
   fflush(stdout);
 
@@ -543,9 +682,9 @@ int cli_check(int argc, char **argv) {
     ct_plan *probe = NULL; /* the rules that fire, as every plan of the loss applies them */
     char rw[512];
     if (ct_compile(&probe, loss, ref, CT_PLAN_FORWARD) == CT_OK)
-      printf("plan: %s\n", cli_rewrite_summary(probe, rw, sizeof rw));
+      fprintf(cli__out, "plan: %s\n", cli_rewrite_summary(probe, rw, sizeof rw));
     for (int i = 0; verbose && i < ct_plan_rewrite_count(probe); i++)
-      printf("  %s\n", ct_plan_rewrite(probe, i));
+      fprintf(cli__out, "  %s\n", ct_plan_rewrite(probe, i));
     ct_plan_free(probe);
   }
   const void *inputs[2] = {in, tg};
@@ -553,17 +692,19 @@ int cli_check(int argc, char **argv) {
     cli_lib_error(CLI__CMD, "ct_check");
     goto done;
   }
-  printf("\ntraining step (forward and reverse), %d results; tolerance |a-b| <= 1e-5 + 1e-4 |cpu| "
+  fprintf(cli__out, "\ntraining step (forward and reverse), %d results; tolerance |a-b| <= 1e-5 + 1e-4 |cpu| "
          "(ratio <= 1), a = %s:\n", report.count, dev_name);
-  if (verbose)
-    ct_check_report_print(stdout, &report, dev_name, "cpu");
+  if (cli__j) cli_json_int(cli__j, "results", report.count);
+  if (verbose && !cli__j)
+    ct_check_report_print(cli__out, &report, dev_name, "cpu");
   else if (!cli__print_nodes(&report)) {
     cli_error(CLI__CMD, CLI_FAIL, "out of host memory");
     goto done;
   }
   bool nodes_ok = report.first_divergent < 0;
+  char first_div[512] = "";
   if (nodes_ok) {
-    printf("all %d results agree\n", report.count);
+    fprintf(cli__out, "all %d results agree\n", report.count);
   } else {
     const ct_check_entry *e = &report.entries[report.first_divergent];
     char op[40] = "?", how[64];
@@ -573,12 +714,17 @@ int cli_check(int argc, char **argv) {
     else
       snprintf(how, sizeof how, "%.3g x the tolerance", e->max_ratio);
     if (e->detail[0])
-      printf("first divergent: %s: %s\n", e->label, e->detail);
+      snprintf(first_div, sizeof first_div, "%s: %s", e->label, e->detail);
     else if (e->node >= 0)
-      printf("first divergent: node %d (%s) %s: %s, max |a-b| %.3g, %s\n", e->node, op,
-             e->dir == CT_FORWARD ? "forward" : "reverse", e->label, e->max_abs, how);
+      snprintf(first_div, sizeof first_div, "node %d (%s) %s: %s, max |a-b| %.3g, %s", e->node, op,
+               e->dir == CT_FORWARD ? "forward" : "reverse", e->label, e->max_abs, how);
     else
-      printf("first divergent: %s, max |a-b| %.3g, %s\n", e->label, e->max_abs, how);
+      snprintf(first_div, sizeof first_div, "%s, max |a-b| %.3g, %s", e->label, e->max_abs, how);
+    fprintf(cli__out, "first divergent: %s\n", first_div);
+  }
+  if (cli__j) {
+    cli_json_bool(cli__j, "nodes_agree", nodes_ok);
+    cli_json_str(cli__j, "first_divergent", nodes_ok ? NULL : first_div);
   }
   fflush(stdout);
 
@@ -589,11 +735,11 @@ int cli_check(int argc, char **argv) {
   if (!cli__check_update(side, pair, &opt, in, tg, B * T, &update_ok)) goto done;
   double secs = cli_now() - t0;
   if (nodes_ok && update_ok && rewrite_ok) {
-    printf("check passed: %s agrees with cpu on every node and every updated parameter (%.2f s)\n",
+    fprintf(cli__out, "check passed: %s agrees with cpu on every node and every updated parameter (%.2f s)\n",
            dev_name, secs);
     code = CLI_OK;
   } else {
-    printf("check FAILED: %s diverges from cpu (%s) (%.2f s)\n", dev_name,
+    fprintf(cli__out, "check FAILED: %s diverges from cpu (%s) (%.2f s)\n", dev_name,
            !rewrite_ok ? "the rewritten plan against the plan as built"
            : nodes_ok  ? "the update"
            : update_ok ? "the training step's nodes"
@@ -601,7 +747,20 @@ int cli_check(int argc, char **argv) {
            secs);
     code = CLI_FAIL;
   }
+  if (cli__j) {
+    cli_json_bool(cli__j, "passed", code == CLI_OK);
+    cli_json_num(cli__j, "seconds", secs);
+    cli_json_close(cli__j);
+    json_done = true;
+  }
 done:
+  if (json) {
+    fclose(cli__out);
+    cli__out = stdout;
+    cli__j = NULL;
+    if (fclose(jf) == 0 && json_done) fwrite(jbuf, 1, jlen, stdout);
+    free(jbuf);
+  }
   ct_check_report_free(&report);
   ct_morphism_free(loss);
   for (int k = 0; k < 2; k++) {

@@ -2,6 +2,7 @@
 /* Shared pieces of the ctml commands: errors, option parsing, configs, backends. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,15 +94,32 @@ bool cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, l
   char *end = NULL;
   errno = 0;
   long v = strtol(s, &end, 10);
-  if (!*s || *end || errno) {
+  if (!*s || end == s || *end) {
     cli_error(cmd, CLI_USAGE, "%s: '%s' is not an integer", flag, s);
     return false;
   }
-  if (v < lo || v > hi) {
-    cli_error(cmd, CLI_USAGE, "%s: %ld is outside [%ld, %ld]", flag, v, lo, hi);
+  if (errno == ERANGE || v < lo || v > hi) {
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [%ld, %ld]", flag, s, lo, hi);
     return false;
   }
   *out = v;
+  return true;
+}
+
+bool cli_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  const char *digits = s + strspn(s, " \t");
+  unsigned long long v = strtoull(s, &end, 10);
+  if (!*s || end == s || *end || (*digits != '-' && *digits != '+' && (*digits < '0' || *digits > '9'))) {
+    cli_error(cmd, CLI_USAGE, "%s: '%s' is not an integer", flag, s);
+    return false;
+  }
+  if (errno == ERANGE || *digits == '-') {
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [0, 2^64-1 = 18446744073709551615]", flag, s);
+    return false;
+  }
+  *out = (uint64_t)v;
   return true;
 }
 
@@ -109,17 +127,21 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *s, float lo,
                      float *out) {
   char *end = NULL;
   errno = 0;
-  float v = strtof(s, &end);
-  if (!*s || *end || errno || !isfinite(v)) {
-    cli_error(cmd, CLI_USAGE, "%s: '%s' is not a finite number", flag, s);
+  double v = strtod(s, &end); /* in double: what float cannot hold is out of range */
+  if (!*s || end == s || *end || isnan(v)) {
+    cli_error(cmd, CLI_USAGE, "%s: '%s' is not a number", flag, s);
     return false;
   }
-  if (v < lo || v > hi) {
-    cli_error(cmd, CLI_USAGE, "%s: %g is outside [%g, %g]", flag, (double)v, (double)lo,
-              (double)hi);
+  if (v < lo || v > hi || (errno == ERANGE && v != 0.0)) {
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [%g, %g]", flag, s, (double)lo, (double)hi);
     return false;
   }
-  *out = v;
+  if (v != 0.0 && fabs(v) < FLT_MIN) { /* below float's normal range */
+    cli_error(cmd, CLI_USAGE, "%s: %s is out of range [%g, %g]: a nonzero value below %g in "
+              "size does not fit a float", flag, s, (double)lo, (double)hi, (double)FLT_MIN);
+    return false;
+  }
+  *out = (float)v;
   return true;
 }
 
@@ -140,76 +162,242 @@ int cli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, co
   return 1;
 }
 
-/* The integer config fields and their ranges. */
-typedef struct cli__long_field {
-  const char *flag;
-  size_t offset;
-  int is_int64;
-  long lo, hi;
-} cli__long_field;
-
-#define CLI__L(flag, field, lo, hi) {flag, offsetof(cli_config, field), 0, lo, hi}
-#define CLI__I(flag, field, lo, hi) {flag, offsetof(cli_config, field), 1, lo, hi}
-static const cli__long_field cli__longs[] = {
-    CLI__I("--layers", model.layers, 1, 64),     CLI__I("--heads", model.heads, 1, 64),
-    CLI__I("--width", model.width, 1, 8192),     CLI__I("--block", model.block, 1, 8192),
-    CLI__I("--batch", batch, 1, 65536),          CLI__L("--steps", steps, 1, (1L << 24) - 1),
-    CLI__L("--warmup", warmup, 0, (1L << 24) - 2), CLI__L("--eval-every", eval_every, 1, 1L << 24),
-    CLI__L("--eval-batches", eval_batches, 1, 100000),
-    CLI__L("--save-every", save_every, 0, 1L << 24),
-};
-
-typedef struct cli__float_field {
-  const char *flag;
-  size_t offset;
-  float lo, hi;
-} cli__float_field;
-
-#define CLI__F(flag, field, lo, hi) {flag, offsetof(cli_config, field), lo, hi}
-static const cli__float_field cli__floats[] = {
-    CLI__F("--lr", lr, 1e-12f, 10.0f),           CLI__F("--min-lr", min_lr, 0.0f, 10.0f),
-    CLI__F("--weight-decay", weight_decay, 0.0f, 10.0f), CLI__F("--clip", clip, 0.0f, 1e9f),
-    CLI__F("--beta1", beta1, 0.0f, 0.999999f),   CLI__F("--beta2", beta2, 0.0f, 0.999999f),
-};
-
-int cli_config_flag(cli_config *c, const char *cmd, const char *flag, const char *value) {
-  for (size_t k = 0; k < sizeof cli__longs / sizeof *cli__longs; k++) {
-    const cli__long_field *f = &cli__longs[k];
-    if (strcmp(flag, f->flag)) continue;
-    long v;
-    if (!cli_parse_long(cmd, flag, value, f->lo, f->hi, &v)) return -1;
-    if (f->is_int64)
-      *(int64_t *)((char *)c + f->offset) = v;
-    else
-      *(long *)((char *)c + f->offset) = v;
-    return 1;
-  }
-  for (size_t k = 0; k < sizeof cli__floats / sizeof *cli__floats; k++) {
-    const cli__float_field *f = &cli__floats[k];
-    if (strcmp(flag, f->flag)) continue;
-    return cli_parse_float(cmd, flag, value, f->lo, f->hi, (float *)((char *)c + f->offset)) ? 1
-                                                                                            : -1;
-  }
-  if (!strcmp(flag, "--seed")) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    if (!*value || *end || errno || value[0] == '-') {
-      cli_error(cmd, CLI_USAGE, "--seed: '%s' is not a non-negative integer", value);
-      return -1;
-    }
-    c->seed = v;
-    return 1;
-  }
-  return 0;
+bool cli_flag_is(const char *a, const char *flag) {
+  size_t n = strlen(flag);
+  return !strncmp(a, flag, n) && (a[n] == '\0' || a[n] == '=');
 }
 
-static bool cli__is_config_flag(const char *flag) {
-  for (size_t k = 0; k < sizeof cli__longs / sizeof *cli__longs; k++)
-    if (!strcmp(flag, cli__longs[k].flag)) return true;
-  for (size_t k = 0; k < sizeof cli__floats / sizeof *cli__floats; k++)
-    if (!strcmp(flag, cli__floats[k].flag)) return true;
-  return !strcmp(flag, "--seed");
+bool cli_backend_known(const char *cmd, const char *name, bool allow_all) {
+  int i;
+  if (!strcmp(name, allow_all ? "all" : "auto") || ct_backend_index(name, &i) == CT_OK)
+    return true;
+  cli_error(cmd, CLI_USAGE, "--backend: unknown backend '%s' (%s, cpu, cuda, opencl)", name,
+            allow_all ? "all" : "auto");
+  return false;
+}
+
+const char *cli_s(long long n) { return n == 1 ? "" : "s"; }
+
+void cli_config_rename(cli_config *c, char base[32]) {
+  cli_config p;
+  const char *from = strstr(c->name, "(from ");
+  snprintf(base, 32, "%s", from ? from + 6 : c->name);
+  base[strcspn(base, ")")] = '\0';
+  if (!cli_config_preset(&p, base)) return;
+  if (p.model.layers == c->model.layers && p.model.heads == c->model.heads &&
+      p.model.width == c->model.width && p.model.block == c->model.block) {
+    snprintf(c->name, sizeof c->name, "%s", base);
+    return;
+  }
+  snprintf(c->name, sizeof c->name, "custom (from %s)", base);
+}
+
+void cli_env_usage(FILE *f, bool fortunes) {
+  fprintf(f,
+          "environment:\n"
+          "  CTML_CUDA_DEVICE      cuda: the device index (default 0)\n"
+          "  CTML_OPENCL_PLATFORM  opencl: the platform, an index or a case-insensitive\n"
+          "                        name substring ('Portable', 'Intel')\n"
+          "  CTML_OPENCL_DEVICE    opencl: the device, an index among the selected platforms'\n"
+          "                        devices or a name substring; without either the first\n"
+          "                        GPU, else the first CPU device\n"
+          "  CTML_OPENCL_GEMM      opencl: matrix products 'register' (blocked in registers)\n"
+          "                        or 'local' (tiled in local memory); default by device type\n"
+          "  CTML_OPENCL_CACHE     opencl: the compiled-program cache directory (default\n"
+          "                        $XDG_CACHE_HOME/ctml/opencl, else ~/.cache/ctml/opencl)\n");
+  if (fortunes)
+    fprintf(f, "  CTML_FORTUNES_DIR     the default corpus without --data (default "
+            "/usr/share/games/fortunes)\n");
+}
+
+int cli_cuda_flags(const char *cmd, const ct_backend *be, bool tf32, bool graph) {
+  if (!tf32 && !graph) return CLI_OK;
+  if (strcmp(ct_backend_name(be), "cuda"))
+    return cli_error(cmd, CLI_USAGE, "%s applies to the cuda backend only (the backend is %s)",
+                     tf32 ? "--tf32" : "--graph", ct_backend_name(be));
+  if (tf32 && ct_backend_set_option("cuda", "tf32", "on") != CT_OK)
+    return cli_lib_error(cmd, "--tf32");
+  return CLI_OK;
+}
+
+/* The config fields: flag, checkpoint metadata key, kind and range. One table
+ * serves the flags and the checkpoint loader, so a checkpoint can hold only
+ * values a flag could have set. */
+enum { CLI__LONG, CLI__INT64, CLI__FLOAT, CLI__U64 };
+typedef struct cli__field {
+  const char *flag; /* NULL: set from the data, not by a flag */
+  const char *key;  /* metadata key */
+  size_t offset;
+  int kind;
+  bool model; /* part of the architecture (config.*) */
+  double lo, hi;
+} cli__field;
+
+#define CLI__M(flag, key, field, lo, hi) {flag, key, offsetof(cli_config, field), CLI__INT64, true, lo, hi}
+#define CLI__I(flag, key, field, lo, hi) {flag, key, offsetof(cli_config, field), CLI__INT64, false, lo, hi}
+#define CLI__L(flag, key, field, lo, hi) {flag, key, offsetof(cli_config, field), CLI__LONG, false, lo, hi}
+#define CLI__F(flag, key, field, lo, hi) {flag, key, offsetof(cli_config, field), CLI__FLOAT, false, lo, hi}
+static const cli__field cli__fields[] = {
+    CLI__M(NULL, "config.vocab", model.vocab, 1, 256),
+    CLI__M("--layers", "config.layers", model.layers, 1, 64),
+    CLI__M("--heads", "config.heads", model.heads, 1, 64),
+    CLI__M("--width", "config.width", model.width, 1, 8192),
+    CLI__M("--block", "config.block", model.block, 1, 8192),
+    CLI__I("--batch", "train.batch", batch, 1, 65536),
+    CLI__L("--steps", "train.steps", steps, 1, (1L << 24) - 1),
+    CLI__L("--warmup", "train.warmup", warmup, 0, (1L << 24) - 2),
+    CLI__L("--eval-every", "train.eval_every", eval_every, 1, 1L << 24),
+    CLI__L("--eval-batches", "train.eval_batches", eval_batches, 1, 100000),
+    CLI__L("--save-every", "train.save_every", save_every, 0, 1L << 24),
+    CLI__F("--lr", "train.lr", lr, 1e-12f, 10.0f),
+    CLI__F("--min-lr", "train.min_lr", min_lr, 0.0f, 10.0f),
+    CLI__F("--weight-decay", "train.weight_decay", weight_decay, 0.0f, 10.0f),
+    CLI__F("--clip", "train.clip", clip, 0.0f, 1e9f),
+    CLI__F("--beta1", "train.beta1", beta1, 0.0f, 0.999999f),
+    CLI__F("--beta2", "train.beta2", beta2, 0.0f, 0.999999f),
+    {"--seed", "train.seed", offsetof(cli_config, seed), CLI__U64, false, 0, 0},
+};
+#define CLI__N_FIELDS (sizeof cli__fields / sizeof *cli__fields)
+
+static const cli__field *cli__field_of_flag(const char *flag) {
+  for (size_t k = 0; k < CLI__N_FIELDS; k++)
+    if (cli__fields[k].flag && !strcmp(flag, cli__fields[k].flag)) return &cli__fields[k];
+  return NULL;
+}
+
+static void cli__field_set(cli_config *c, const cli__field *f, double v, uint64_t u) {
+  char *at = (char *)c + f->offset;
+  switch (f->kind) {
+  case CLI__LONG: *(long *)at = (long)v; break;
+  case CLI__INT64: *(int64_t *)at = (int64_t)v; break;
+  case CLI__FLOAT: *(float *)at = (float)v; break;
+  default: *(uint64_t *)at = u; break;
+  }
+}
+
+int cli_config_flag(cli_config *c, const char *cmd, const char *flag, const char *value) {
+  const cli__field *f = cli__field_of_flag(flag);
+  if (!f) return 0;
+  if (f->kind == CLI__U64) {
+    uint64_t u;
+    if (!cli_parse_u64(cmd, flag, value, &u)) return -1;
+    cli__field_set(c, f, 0, u);
+    return 1;
+  }
+  if (f->kind == CLI__FLOAT) {
+    float v;
+    if (!cli_parse_float(cmd, flag, value, (float)f->lo, (float)f->hi, &v)) return -1;
+    cli__field_set(c, f, v, 0);
+    return 1;
+  }
+  long v;
+  if (!cli_parse_long(cmd, flag, value, (long)f->lo, (long)f->hi, &v)) return -1;
+  cli__field_set(c, f, (double)v, 0);
+  return 1;
+}
+
+static bool cli__is_config_flag(const char *flag) { return cli__field_of_flag(flag) != NULL; }
+
+bool cli_config_is_model_flag(const char *flag) {
+  const cli__field *f = cli__field_of_flag(flag);
+  return f && f->model;
+}
+
+/* The range of field f as text: "[1, 8192] (the range of --width)". */
+static void cli__range_str(const cli__field *f, char *out, size_t n) {
+  if (f->kind == CLI__FLOAT)
+    snprintf(out, n, "[%g, %g]", f->lo, f->hi);
+  else
+    snprintf(out, n, "[%.0f, %.0f]", f->lo, f->hi);
+  if (f->flag) snprintf(out + strlen(out), n - strlen(out), " (the range of %s)", f->flag);
+}
+
+/* Parses one value of field f; prints naming src and label (a key) when bad. */
+static bool cli__field_parse(cli_config *c, const cli__field *f, const char *cmd, const char *src,
+                             const char *label, const char *v) {
+  char *end = NULL, range[96];
+  errno = 0;
+  if (f->kind == CLI__U64) {
+    unsigned long long u = strtoull(v, &end, 10);
+    if (!*v || *end || errno || v[0] == '-') {
+      cli_error(cmd, CLI_FAIL, "%s: %s = '%.40s' is not an integer in [0, 2^64)", src, label, v);
+      return false;
+    }
+    cli__field_set(c, f, 0, u);
+    return true;
+  }
+  double x = f->kind == CLI__FLOAT ? strtod(v, &end) : (double)strtoll(v, &end, 10);
+  cli__range_str(f, range, sizeof range);
+  if (!*v || *end || errno == EINVAL || !isfinite(x)) {
+    cli_error(cmd, CLI_FAIL, "%s: %s = '%.40s' is not %s in %s", src, label, v,
+              f->kind == CLI__FLOAT ? "a finite number" : "an integer", range);
+    return false;
+  }
+  if (errno == ERANGE || x < f->lo || x > f->hi) {
+    cli_error(cmd, CLI_FAIL, "%s: %s = %.40s is outside %s", src, label, v, range);
+    return false;
+  }
+  cli__field_set(c, f, x, 0);
+  return true;
+}
+
+bool cli_config_from_meta(cli_config *c, const char *cmd, const char *file,
+                          const ct_safetensors *f, bool train) {
+  for (size_t k = 0; k < CLI__N_FIELDS; k++) {
+    const cli__field *fd = &cli__fields[k];
+    if (!fd->model && !train) continue;
+    const char *v = ct_safetensors_meta(f, fd->key);
+    char label[64];
+    snprintf(label, sizeof label, "metadata '%s'", fd->key);
+    if (!v) {
+      cli_error(cmd, CLI_FAIL, "%s: metadata '%s' is missing", file, fd->key);
+      return false;
+    }
+    if (!cli__field_parse(c, fd, cmd, file, label, v)) return false;
+  }
+  if (c->model.width % c->model.heads) {
+    cli_error(cmd, CLI_FAIL, "%s: metadata 'config.heads' = %lld does not divide 'config.width' = "
+              "%lld", file, (long long)c->model.heads, (long long)c->model.width);
+    return false;
+  }
+  if (train && c->min_lr > c->lr) {
+    cli_error(cmd, CLI_FAIL, "%s: metadata 'train.min_lr' = %g exceeds 'train.lr' = %g", file,
+              (double)c->min_lr, (double)c->lr);
+    return false;
+  }
+  if (train && c->warmup >= c->steps) {
+    cli_error(cmd, CLI_FAIL, "%s: metadata 'train.warmup' = %ld must be below 'train.steps' = %ld",
+              file, c->warmup, c->steps);
+    return false;
+  }
+  return true;
+}
+
+bool cli_config_meta_item(const cli_config *c, int i, const char **key, char *value, size_t n) {
+  if (i < 0 || (size_t)i >= CLI__N_FIELDS) return false;
+  const cli__field *f = &cli__fields[i];
+  const char *at = (const char *)c + f->offset;
+  *key = f->key;
+  switch (f->kind) {
+  case CLI__LONG: snprintf(value, n, "%ld", *(const long *)at); break;
+  case CLI__INT64: snprintf(value, n, "%lld", (long long)*(const int64_t *)at); break;
+  case CLI__FLOAT: snprintf(value, n, "%.9g", (double)*(const float *)at); break;
+  default: snprintf(value, n, "%llu", (unsigned long long)*(const uint64_t *)at); break;
+  }
+  return true;
+}
+
+bool cli_config_model_value(cli_config *c, const char *cmd, const char *src, const char *key,
+                            const char *label, long long v) {
+  for (size_t k = 0; k < CLI__N_FIELDS; k++) {
+    const cli__field *fd = &cli__fields[k];
+    if (!fd->model || strcmp(fd->key, key)) continue;
+    char text[32];
+    snprintf(text, sizeof text, "%lld", v);
+    return cli__field_parse(c, fd, cmd, src, label, text);
+  }
+  cli_error(cmd, CLI_FAIL, "%s: %s: no model field '%s'", src, label, key);
+  return false;
 }
 
 int cli_config_arg(cli_config *c, const char *cmd, int argc, char **argv, int *i,

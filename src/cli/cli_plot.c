@@ -23,6 +23,7 @@ enum { W = 720, H = 420, LEFT = 72, RIGHT = 32, TOP = 44, BOTTOM = 56 };
 #define PH ((double)(H - TOP - BOTTOM))
 #define TRAIN_COLOR "#1f77b4"
 #define VAL_COLOR "#ff7f0e"
+#define BASE_COLOR "#2ca02c"
 
 /* A "nice" tick step (1, 2 or 5 x 10^k) giving about `want` intervals over span > 0. */
 static double nice_step(double span, int want) {
@@ -52,16 +53,9 @@ static void xml_text(FILE *f, const char *s) {
     else if (c < 0x20 || c == 0x7f) fputc(c == '\t' ? ' ' : '?', f);
     else if (c < 0x80) fputc((int)c, f);
     else {
-      /* A well-formed UTF-8 sequence of 2..4 bytes passes through whole. */
-      int len = c >= 0xc2 && c <= 0xdf   ? 2
-                : c >= 0xe0 && c <= 0xef ? 3
-                : c >= 0xf0 && c <= 0xf4 ? 4
-                                         : 0;
-      int ok = len > 0;
-      for (int k = 1; ok && k < len; k++) ok = (p[k] & 0xc0) == 0x80;
-      if (ok && len == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f))) ok = 0;
-      if (ok && len == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))) ok = 0;
-      if (!ok) {
+      /* a well-formed UTF-8 sequence passes through whole */
+      int len = cli_utf8_len(p, strnlen((const char *)p, 4));
+      if (len == 0) {
         fputc('?', f);
       } else {
         fwrite(p, 1, (size_t)len, f);
@@ -84,7 +78,7 @@ static double py(const plot_axes *a, double y) { return TOP + (a->y1 - y) / (a->
 /* Steps run from 0 (or a negative step, if any) to the largest step; losses
  * are rounded out to whole y ticks. Non-finite losses are ignored. */
 static void plot_ranges(plot_axes *a, const long *steps, const float *train, int n,
-                        const long *val_steps, const float *val, int n_val) {
+                        const long *val_steps, const float *val, int n_val, double baseline) {
   double xmin = 0.0, xmax = 0.0, ymin = INFINITY, ymax = -INFINITY;
   for (int i = 0; i < n; i++) {
     if (!isfinite(train[i])) continue;
@@ -99,6 +93,10 @@ static void plot_ranges(plot_axes *a, const long *steps, const float *train, int
     xmax = fmax(xmax, (double)val_steps[i]);
     ymin = fmin(ymin, val[i]);
     ymax = fmax(ymax, val[i]);
+  }
+  if (isfinite(baseline)) {
+    ymin = fmin(ymin, baseline);
+    ymax = fmax(ymax, baseline);
   }
   if (xmax <= xmin) xmax = xmin + 1.0;
   if (!(ymin <= ymax)) { /* no finite value */
@@ -217,18 +215,18 @@ static void plot_series(FILE *f, const plot_axes *a, const long *steps, const fl
 }
 
 /* The legend in the top-right corner of the plot, one entry per series drawn. */
-static void plot_legend(FILE *f, int has_train, int has_val) {
-  int rows = has_train + has_val;
-  if (rows == 0) {
+static void plot_legend(FILE *f, int has_train, int has_val, int has_base) {
+  int rows = has_train + has_val + has_base;
+  if (has_train + has_val == 0) {
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-family=\"sans-serif\" font-size=\"13\" "
             "text-anchor=\"middle\" fill=\"#888\">no finite loss values</text>\n",
             LEFT + PW / 2, TOP + PH / 2);
     return;
   }
-  double x = LEFT + PW - 128, y = TOP + 10;
+  double x = LEFT + PW - (has_base ? 160 : 128), y = TOP + 10;
   fprintf(f, "<g font-family=\"sans-serif\" font-size=\"12\" fill=\"#222\">\n");
-  fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"118\" height=\"%d\" fill=\"white\" "
-          "fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n", x, y, 8 + 18 * rows);
+  fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%d\" height=\"%d\" fill=\"white\" "
+          "fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n", x, y, has_base ? 150 : 118, 8 + 18 * rows);
   double ry = y + 13;
   if (has_train) {
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
@@ -241,14 +239,21 @@ static void plot_legend(FILE *f, int has_train, int has_val) {
             "stroke-width=\"2\"/>\n", x + 8, ry, x + 32, ry, VAL_COLOR);
     fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", x + 20, ry, VAL_COLOR);
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">validation</text>\n", x + 40, ry + 4);
+    ry += 18;
+  }
+  if (has_base) {
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+            "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n", x + 8, ry, x + 32, ry, BASE_COLOR);
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">unigram baseline</text>\n", x + 40, ry + 4);
   }
   fprintf(f, "</g>\n");
 }
 
 static void write_svg(FILE *f, const char *title, const long *steps, const float *train, int n,
-                      const long *val_steps, const float *val, int n_val) {
+                      const long *val_steps, const float *val, int n_val, double baseline) {
   plot_axes a;
-  plot_ranges(&a, steps, train, n, val_steps, val, n_val);
+  plot_ranges(&a, steps, train, n, val_steps, val, n_val, baseline);
+  int has_base = isfinite(baseline);
   int has_train = 0, has_val = 0;
   for (int i = 0; i < n && !has_train; i++) has_train = isfinite(train[i]);
   for (int i = 0; i < n_val && !has_val; i++) has_val = isfinite(val[i]);
@@ -271,13 +276,17 @@ static void write_svg(FILE *f, const char *title, const long *steps, const float
                 "stroke-width=\"0.8\"/>\n",
                 px(&a, (double)val_steps[i]), py(&a, val[i]), VAL_COLOR);
   }
-  plot_legend(f, has_train, has_val);
+  if (has_base)
+    fprintf(f, "<line x1=\"%d\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
+            "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n", LEFT, py(&a, baseline), LEFT + PW,
+            py(&a, baseline), BASE_COLOR);
+  plot_legend(f, has_train, has_val, has_base);
   fprintf(f, "</svg>\n");
 }
 
 bool cli_write_loss_svg(const char *path, const char *title, const long *steps,
                         const float *train, int n, const long *val_steps, const float *val,
-                        int n_val) {
+                        int n_val, double baseline) {
   if (!path || n < 0 || n_val < 0 || (n > 0 && (!steps || !train)) ||
       (n_val > 0 && (!val_steps || !val))) {
     errno = EINVAL;
@@ -287,6 +296,6 @@ bool cli_write_loss_svg(const char *path, const char *title, const long *steps,
   cli_atomic a;
   if (!cli_atomic_open(&a, path)) return false;
   errno = 0;
-  write_svg(a.f, title, steps, train, n, val_steps, val, n_val);
+  write_svg(a.f, title, steps, train, n, val_steps, val, n_val, baseline);
   return cli_atomic_commit(&a);
 }

@@ -30,7 +30,8 @@ static void cli__usage(FILE *f) {
   fprintf(f,
           "usage: ctml train [--config tiny|micro|small] [--data FILE] [--out DIR] [--resume DIR]\n"
           "                  [--backend auto|cpu|cuda|opencl] [--log-every N] [--no-rewrite]\n"
-          "                  [--max-memory BYTES] [--max-data BYTES] [config flags]\n"
+          "                  [--log-format text|jsonl] [--tf32] [--graph] [--max-memory BYTES]\n"
+          "                  [--max-data BYTES] [config flags]\n"
           "  --config NAME   preset: tiny (default: 4 layers, width 128; three minutes on the\n"
           "                  OpenCL fallback of 2 CPU cores), micro (2 layers, width 64; three\n"
           "                  minutes on the CPU reference) or small (6 layers, 6 heads, width\n"
@@ -42,13 +43,27 @@ static void cli__usage(FILE *f) {
           "                  linked as runs/latest)\n"
           "  --resume DIR    continue the run in DIR from its checkpoint (same config and data;\n"
           "                  --steps may be raised)\n"
+          "  --init-from P   fine-tune: start from the weights of a checkpoint, weights-only\n"
+          "                  file or GPT-2 export (its architecture and vocabulary) with a fresh\n"
+          "                  optimizer; the schedule comes from the preset and flags\n"
           "  --log-every N   a progress line every N steps when not on a terminal (default 10)\n"
           "  --stop-after N  stop after step N with a checkpoint, as Ctrl-C does (exit 0)\n"
           "  --max-memory B  refuse a run estimated to need more than B bytes of host or device\n"
           "                  memory (suffixes K, M, G; default: the host's available memory)\n"
           "  --max-data B    the largest --data file read (default 1G); it must be a regular file\n"
-          "  --no-rewrite    train the model as built, without the rewrite rules (fusions)\n");
+          "  --no-rewrite    train the model as built, without the rewrite rules (fusions)\n"
+          "  --tf32          cuda: matrix products in TF32 (faster, about 1e-3 relative error)\n"
+          "  --graph         cuda: record the step once as a CUDA graph and replay it\n"
+          "  --collective C  auto (default: data-parallel when started by mpirun -np N > 1;\n"
+          "                  nccl on cuda where present, else mpi), none, mpi or nccl; rank r\n"
+          "                  trains on rows [r*batch, (r+1)*batch) of the N*batch drawn per step\n"
+          "  --log-format F  text (default): progress lines (step, losses, lr, gradient norm,\n"
+          "                  ms/step, tokens/s, MFU on GPUs, ETA); jsonl: one JSON object per\n"
+          "                  line on stdout instead of all text: a \"start\" event, a \"step\"\n"
+          "                  event every --log-every steps and at every validation, and a\n"
+          "                  \"done\", \"stopped\" or \"interrupted\" event\n");
   cli_config_usage(f);
+  cli_env_usage(f, true);
 }
 
 /* mkdir -p */
@@ -83,14 +98,17 @@ static bool cli__exists(const char *path) {
   return stat(path, &st) == 0;
 }
 
-/* Mean loss over fixed validation windows (evenly spaced, no randomness). */
+/* Mean loss over fixed validation windows (evenly spaced, no randomness).
+ * Data-parallel, batch k holds ranks * B windows and rank r evaluates rows
+ * [r B, (r + 1) B) of it; the trainer averages over the ranks. */
 static ct_status cli__validate(ct_trainer *t, const int32_t *ids, int64_t n, int64_t B, int64_t T,
-                               long batches, int32_t *in, int32_t *tg, float *out) {
-  int64_t windows = (int64_t)batches * B, span = n - T - 1;
+                               long batches, const cli_dp *dp, int32_t *in, int32_t *tg,
+                               float *out) {
+  int64_t windows = (int64_t)batches * B * dp->size, span = n - T - 1;
   double sum = 0.0;
   for (long k = 0; k < batches; k++) {
     for (int64_t b = 0; b < B; b++) {
-      int64_t w = k * B + b;
+      int64_t w = (k * dp->size + dp->rank) * B + b;
       int64_t s = windows > 1 ? w * span / (windows - 1) : 0;
       memcpy(&in[b * T], &ids[s], (size_t)T * sizeof *in);
       memcpy(&tg[b * T], &ids[s + 1], (size_t)T * sizeof *tg);
@@ -139,9 +157,12 @@ typedef struct cli__run {
   ct_gpt *g;
   ct_trainer *t;
   cli_losslog log;
+  double unigram; /* the baseline loss drawn in the plot */
+  bool follower;  /* a data-parallel rank other than 0: writes nothing */
 } cli__run;
 
 static bool cli__save(cli__run *r, long step, uint64_t rng) {
+  if (r->follower) return true;
   r->ck.step = step;
   r->ck.rng = rng;
   r->ck.cfg = r->cfg;
@@ -153,16 +174,18 @@ static bool cli__save(cli__run *r, long step, uint64_t rng) {
 }
 
 static void cli__plot(cli__run *r) {
+  if (r->follower) return;
   char title[160], *path = cli_path_join(r->out_dir, "loss.svg");
   if (!path) {
     cli_error(CLI__CMD, CLI_FAIL, "warning: loss.svg not written: out of host memory");
     return;
   }
-  snprintf(title, sizeof title, "ctml train --config %s: %lld layers, %lld heads, width %lld, "
-           "block %lld", r->cfg.name, (long long)r->cfg.model.layers, (long long)r->cfg.model.heads,
+  snprintf(title, sizeof title, "ctml train, %s: %lld layer%s, %lld head%s, width %lld, "
+           "block %lld", r->cfg.name, (long long)r->cfg.model.layers, cli_s(r->cfg.model.layers),
+           (long long)r->cfg.model.heads, cli_s(r->cfg.model.heads),
            (long long)r->cfg.model.width, (long long)r->cfg.model.block);
   if (!cli_write_loss_svg(path, title, r->log.steps, r->log.train, r->log.n, r->log.val_steps,
-                          r->log.val, r->log.n_val))
+                          r->log.val, r->log.n_val, r->unigram))
     cli_error(CLI__CMD, CLI_FAIL, "warning: %s not written: %s", path, strerror(errno));
   free(path);
 }
@@ -201,11 +224,39 @@ static bool cli__resume_config(cli_config *c, const cli__given *g, int n) {
   return true;
 }
 
+/* --init-from: the checkpoint's architecture and vocabulary with the
+ * training settings of the preset and flags; a flag that would change the
+ * architecture is refused. */
+static bool cli__init_from_config(cli_config *c, const cli_checkpoint *from, const cli__given *g,
+                                  int n) {
+  for (int k = 0; k < n; k++) {
+    if (!cli_config_is_model_flag(g[k].flag)) continue;
+    cli_config probe = *c;
+    probe.model = from->cfg.model;
+    cli_config_flag(&probe, CLI__CMD, g[k].flag, g[k].value);
+    if (memcmp(&probe.model, &from->cfg.model, sizeof probe.model)) {
+      const ct_gpt_config *m = &from->cfg.model;
+      cli_error(CLI__CMD, CLI_USAGE, "%s %s: the architecture comes from the checkpoint (width "
+                "%lld, %lld layers, %lld heads, block %lld) with --init-from; drop the flag",
+                g[k].flag, g[k].value, (long long)m->width, (long long)m->layers,
+                (long long)m->heads, (long long)m->block);
+      return false;
+    }
+  }
+  c->model = from->cfg.model;
+  snprintf(c->name, sizeof c->name, "%s", from->cfg.name);
+  return true;
+}
+
 int cli_train(int argc, char **argv) {
   const char *preset = NULL, *data_path = NULL, *out_dir = NULL, *resume = NULL,
-             *backend = "auto";
+             *backend = "auto", *init_from = NULL, *collective = "auto";
+  cli_dp dp;
+  memset(&dp, 0, sizeof dp);
+  dp.size = 1;
   long log_every = 10, stop_after = 0;
   int64_t max_memory = 0, max_data = CLI_MAX_DATA_DEFAULT;
+  bool tf32 = false, graph = false, jsonl = false;
   cli__run run;
   int plan_flags = 0; /* CT_PLAN_NO_REWRITE with --no-rewrite */
   memset(&run, 0, sizeof run);
@@ -225,6 +276,17 @@ int cli_train(int argc, char **argv) {
       plan_flags = CT_PLAN_NO_REWRITE;
       continue;
     }
+    if (!strcmp(a, "--tf32") || !strcmp(a, "--graph")) {
+      *(a[2] == 't' ? &tf32 : &graph) = true;
+      continue;
+    }
+    if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--log-format", &v)) != 0) {
+      if (r < 0) return CLI_USAGE;
+      if (strcmp(v, "text") && strcmp(v, "jsonl"))
+        return cli_error(CLI__CMD, CLI_USAGE, "--log-format: '%s' is neither 'text' nor 'jsonl'", v);
+      jsonl = !strcmp(v, "jsonl");
+      continue;
+    }
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--config", &v)) != 0) {
       if (r < 0) return CLI_USAGE;
       continue;
@@ -232,7 +294,12 @@ int cli_train(int argc, char **argv) {
     if ((r = cli_opt(CLI__CMD, argc, argv, &i, "--data", &data_path)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--out", &out_dir)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--resume", &resume)) ||
+        (r = cli_opt(CLI__CMD, argc, argv, &i, "--init-from", &init_from)) ||
         (r = cli_opt(CLI__CMD, argc, argv, &i, "--backend", &backend))) {
+      if (r < 0) return CLI_USAGE;
+      continue;
+    }
+    if ((r = cli_dp_arg(CLI__CMD, argc, argv, &i, &collective)) != 0) {
       if (r < 0) return CLI_USAGE;
       continue;
     }
@@ -264,13 +331,29 @@ int cli_train(int argc, char **argv) {
     cli_error(CLI__CMD, CLI_USAGE, "unknown option '%s' (see 'ctml train --help')", a);
     return CLI_USAGE;
   }
+  if (!cli_backend_known(CLI__CMD, backend, false)) return CLI_USAGE;
+  if ((tf32 || graph) && strcmp(backend, "cuda") && strcmp(backend, "auto"))
+    return cli_error(CLI__CMD, CLI_USAGE, "%s applies to the cuda backend only (--backend %s)",
+                     tf32 ? "--tf32" : "--graph", backend);
 
   /* the checkpoint to resume, and the config it fixes */
   cli_checkpoint from;
   memset(&from, 0, sizeof from);
+  if (resume && init_from)
+    return cli_error(CLI__CMD, CLI_USAGE, "--init-from and --resume exclude each other (--resume "
+                     "continues a run, --init-from starts a new one from its weights)");
   if (resume) {
     if (!cli_checkpoint_load(CLI__CMD, resume, &from)) return CLI_FAIL;
-    if (preset && strcmp(preset, from.cfg.name)) {
+    if (from.kind != CLI_CK_RUN) {
+      cli_checkpoint_free(&from);
+      return cli_error(CLI__CMD, CLI_USAGE, "'%s' is a %s file: it has no optimizer state or step "
+                       "to resume; fine-tune from it with --init-from", resume,
+                       from.kind == CLI_CK_HF ? "GPT-2 layout" : "weights-only");
+    }
+    char from_base[32];
+    cli_config probe = from.cfg;
+    cli_config_rename(&probe, from_base);
+    if (preset && strcmp(preset, from_base)) {
       cli_checkpoint_free(&from);
       return cli_error(CLI__CMD, CLI_USAGE, "config mismatch: the checkpoint in '%s' is a '%s' "
                        "run, not '%s'", resume, from.cfg.name, preset);
@@ -294,6 +377,13 @@ int cli_train(int argc, char **argv) {
     if (!data_path && from.data_path && from.data_path[0]) data_path = from.data_path;
   } else {
     *cfg = flags;
+    if (init_from) {
+      if (!cli_checkpoint_load(CLI__CMD, init_from, &from)) return CLI_FAIL;
+      if (!cli__init_from_config(cfg, &from, given, n_given)) {
+        cli_checkpoint_free(&from);
+        return CLI_USAGE;
+      }
+    }
     /* a short run without its own --warmup warms up over its first tenth */
     if (!cli__was_given(given, n_given, "--warmup") && cfg->warmup >= cfg->steps) cfg->warmup = cfg->steps / 10;
   }
@@ -301,16 +391,20 @@ int cli_train(int argc, char **argv) {
     cli_checkpoint_free(&from);
     return CLI_USAGE;
   }
+  char base[32]; /* the preset: "custom (from tiny)" runs in runs/tiny */
+  cli_config_rename(cfg, base);
 
   /* the memory the run needs, from the config alone, before anything is allocated */
   struct stat data_st;
   int64_t data_size = data_path && stat(data_path, &data_st) == 0 ? (int64_t)data_st.st_size : 0;
-  cli_budget budget = cli_budget_estimate(cfg, resume ? from.cfg.model.vocab : 256, data_size);
+  cli_budget budget = cli_budget_estimate(cfg, resume || init_from ? from.cfg.model.vocab : 256,
+                                          data_size);
   {
     const ct_backend *probe = NULL;
     char pwhy[1400];
     bool host = !strcmp(backend, "cpu");
     if (!host) {
+      cli_dp_select_device(collective, backend);
       if (!cli_pick_backend(CLI__CMD, backend, &probe, pwhy, sizeof pwhy)) {
         cli_checkpoint_free(&from);
         return CLI_FAIL;
@@ -334,8 +428,8 @@ int cli_train(int argc, char **argv) {
   } else { /* the first of runs/<config>, runs/<config>-2, ... without a checkpoint */
     for (int k = 1; k < 10000; k++) {
       char leaf[64];
-      if (k == 1) snprintf(leaf, sizeof leaf, "runs/%s", cfg->name);
-      else snprintf(leaf, sizeof leaf, "runs/%s-%d", cfg->name, k);
+      if (k == 1) snprintf(leaf, sizeof leaf, "runs/%s", base);
+      else snprintf(leaf, sizeof leaf, "runs/%s-%d", base, k);
       free(run.out_dir);
       run.out_dir = strdup(leaf);
       char *probe = run.out_dir ? cli_path_join(run.out_dir, CLI_CHECKPOINT_FILE) : NULL;
@@ -404,6 +498,9 @@ int cli_train(int argc, char **argv) {
       goto done;
     }
     run.ck.vocab = from.vocab;
+  } else if (init_from) {
+    run.ck.vocab = from.vocab;
+    if (!cli_encode_with(CLI__CMD, "--data", &from.vocab, text, n, ids)) goto done;
   } else if (ct_vocab_build(&run.ck.vocab, text, n) != CT_OK) {
     cli_lib_error(CLI__CMD, "--data");
     goto done;
@@ -429,7 +526,10 @@ int cli_train(int argc, char **argv) {
   }
 
   char why[1400];
+  cli_dp_select_device(collective, backend);
   if (!cli_pick_backend(CLI__CMD, backend, &run.be, why, sizeof why)) goto done;
+  if ((code = cli_cuda_flags(CLI__CMD, run.be, tf32, graph)) != CLI_OK) goto done;
+  code = CLI_FAIL;
   if (!cli__mkdirs(run.out_dir)) {
     cli_error(CLI__CMD, CLI_FAIL, "--out: cannot create directory '%s': %s", run.out_dir,
               strerror(errno));
@@ -440,11 +540,14 @@ int cli_train(int argc, char **argv) {
     cli_error(CLI__CMD, CLI_FAIL, "warning: runs/latest not updated: %s", strerror(errno));
 
   /* model, loss and trainer */
-  if (ct_gpt_new(&run.g, &cfg->model, cfg->seed) != CT_OK) {
+  /* from a checkpoint: zeroed parameters, then its values */
+  ct_status made = resume || init_from ? ct_gpt_new_zeroed(&run.g, &cfg->model)
+                                       : ct_gpt_new(&run.g, &cfg->model, cfg->seed);
+  if (made != CT_OK) {
     cli_lib_error(CLI__CMD, "model");
     goto done;
   }
-  if (resume && !cli_checkpoint_params(CLI__CMD, &from, run.g)) goto done;
+  if ((resume || init_from) && !cli_checkpoint_params(CLI__CMD, &from, run.g)) goto done;
   ct_optimizer opt = cli_config_optimizer(cfg);
   if (ct_gpt_loss(&loss, run.g, B, T) != CT_OK ||
       ct_trainer_new_flags(&run.t, loss, run.be, &opt, plan_flags) != CT_OK) {
@@ -452,6 +555,16 @@ int cli_train(int argc, char **argv) {
     goto done;
   }
   if (resume && !cli_checkpoint_optimizer(CLI__CMD, &from, run.g, run.t)) goto done;
+  if (graph && ct_trainer_set_graph(run.t, true) != CT_OK) {
+    cli_lib_error(CLI__CMD, "--graph");
+    goto done;
+  }
+  if ((code = cli_dp_start(CLI__CMD, &dp, collective, run.t, run.be, B, T,
+                           resume ? from.world_size : 0, jsonl)) != CLI_OK)
+    goto done;
+  code = CLI_FAIL;
+  run.ck.world_size = dp.size;
+  run.follower = !cli_dp_root(&dp);
   uint64_t rng = resume ? from.rng : cfg->seed ^ 0x5eedba7c4e5ull;
   long step = resume ? from.step : 0;
 
@@ -470,28 +583,78 @@ int cli_train(int argc, char **argv) {
     }
     all = cli_strcat_alloc(header, kept ? kept : "", NULL);
     free(kept);
-    bool ok = all && cli_write_atomic(csv_path, all, strlen(all));
+    bool ok = all && (run.follower || cli_write_atomic(csv_path, all, strlen(all)));
     free(all);
-    if (!ok || !(csv = fopen(csv_path, "a"))) {
+    if (!ok || !(csv = fopen(run.follower ? "/dev/null" : csv_path, "a"))) {
       cli_error(CLI__CMD, CLI_FAIL, "cannot write %s: %s", csv_path, strerror(errno));
       goto done;
     }
   }
 
   double unigram = cli__unigram(ids, n_train, n, run.ck.vocab.size);
-  printf("ctml train: backend %s (%s)\n", ct_backend_name(run.be), why);
-  printf("data: %s, %lld bytes, vocabulary %d bytes; %lld train / %lld validation\n", data_desc,
-         (long long)n, run.ck.vocab.size, (long long)n_train, (long long)n_val);
-  printf("model: %s, %lld layers, %lld heads, width %lld, block %lld, %lld parameters; batch %lld, "
-         "%ld steps, AdamW lr %g\n", cfg->name, (long long)cfg->model.layers,
-         (long long)cfg->model.heads, (long long)cfg->model.width, (long long)T,
-         (long long)ct_gpt_numel(run.g), (long long)B, cfg->steps, (double)cfg->lr);
-  char rewrites[512];
-  printf("plan: %s%s\n", plan_flags ? "as built (--no-rewrite)" : "",
-         plan_flags ? "" : cli_rewrite_summary(ct_trainer_plan(run.t), rewrites, sizeof rewrites));
-  if (resume) printf("resuming %s at step %ld\n", run.out_dir, step);
-  printf("run directory: %s (checkpoint every %ld steps, unigram baseline %.4f)\n", run.out_dir,
-         cfg->save_every, unigram);
+  run.unigram = unigram;
+  const int64_t numel = ct_gpt_numel(run.g);
+  const double step_flops = cli_step_flops(&cfg->model, numel, B);
+  const char *peak_label = NULL;
+  /* MFU at one step per second (NaN off GPUs); a step of `rate` seconds has mfu_1s / rate */
+  const double mfu_1s = cli_mfu(run.be, tf32, step_flops, 1.0, &peak_label);
+  cli_json jw, *j = jsonl ? &jw : NULL;
+  if (j) {
+    cli_json_init(j, stdout);
+    cli_json_open(j, NULL, '{');
+    cli_json_str(j, "event", "start");
+    cli_json_str(j, "backend", ct_backend_name(run.be));
+    cli_json_str(j, "backend_reason", why);
+    cli_json_str(j, "data", data_desc);
+    cli_json_int(j, "data_bytes", n);
+    cli_json_int(j, "vocab", run.ck.vocab.size);
+    cli_json_int(j, "train_bytes", n_train);
+    cli_json_int(j, "validation_bytes", n_val);
+    cli_json_str(j, "config", cfg->name);
+    cli_json_int(j, "layers", cfg->model.layers);
+    cli_json_int(j, "heads", cfg->model.heads);
+    cli_json_int(j, "width", cfg->model.width);
+    cli_json_int(j, "block", T);
+    cli_json_int(j, "parameters", numel);
+    cli_json_int(j, "batch", B);
+    cli_json_int(j, "ranks", dp.size); /* data-parallel: batch is per rank */
+    cli_json_int(j, "steps", cfg->steps);
+    cli_json_num(j, "lr", (double)cfg->lr);
+    cli_json_bool(j, "tf32", tf32);
+    cli_json_bool(j, "graph", graph);
+    cli_json_str(j, "run_directory", run.out_dir);
+    cli_json_int(j, "save_every", cfg->save_every);
+    cli_json_int(j, "resumed_at", resume ? step : 0);
+    cli_json_str(j, "init_from", init_from ? from.path : NULL);
+    cli_json_num(j, "unigram_baseline", unigram);
+    cli_json_num(j, "gflop_per_step", step_flops * 1e-9);
+    cli_json_str(j, "mfu_peak", peak_label);
+    cli_json_close(j);
+  } else {
+    printf("ctml train: backend %s (%s)%s%s\n", ct_backend_name(run.be), why,
+           tf32 ? "; TF32 matrix products" : "", graph ? "; the step as a CUDA graph" : "");
+    printf("data: %s, %lld bytes, vocabulary %d bytes; %lld train / %lld validation\n", data_desc,
+           (long long)n, run.ck.vocab.size, (long long)n_train, (long long)n_val);
+    printf("model: %s, %lld layer%s, %lld head%s, width %lld, block %lld, %lld parameters; batch "
+           "%lld, %ld steps, AdamW lr %g\n", cfg->name, (long long)cfg->model.layers,
+           cli_s(cfg->model.layers), (long long)cfg->model.heads, cli_s(cfg->model.heads),
+           (long long)cfg->model.width, (long long)T, (long long)numel, (long long)B, cfg->steps,
+           (double)cfg->lr);
+    char rewrites[512];
+    printf("plan: %s%s\n", plan_flags ? "as built (--no-rewrite)" : "",
+           plan_flags ? "" : cli_rewrite_summary(ct_trainer_plan(run.t), rewrites, sizeof rewrites));
+    if (resume) printf("resuming %s at step %ld\n", run.out_dir, step);
+    if (init_from)
+      printf("init from %s (%s): its weights, a fresh optimizer\n", init_from, from.path);
+    char every[48];
+    if (cfg->save_every > 0)
+      snprintf(every, sizeof every, "every %ld step%s and at the end", cfg->save_every,
+               cli_s(cfg->save_every));
+    else
+      snprintf(every, sizeof every, "at the end only");
+    printf("run directory: %s (checkpoint %s, unigram baseline %.4f)\n", run.out_dir, every,
+           unigram);
+  }
   fflush(stdout);
 
   struct sigaction sa, old_sa;
@@ -501,7 +664,8 @@ int cli_train(int argc, char **argv) {
   sigaction(SIGINT, &sa, &old_sa);
   sigaction(SIGTERM, &sa, NULL);
 
-  bool tty = isatty(STDOUT_FILENO), line_open = false; /* an updating line awaits its newline */
+  /* an updating line on a terminal (text only); it awaits its newline while open */
+  bool tty = !j && isatty(STDOUT_FILENO), line_open = false;
   float last_val = NAN;
   long last_val_step = -1;
   double t_start = cli_now(), rate = 0.0;
@@ -509,21 +673,21 @@ int cli_train(int argc, char **argv) {
   code = CLI_OK;
   bool stopped = false;
   while (step < cfg->steps) {
-    if (cli__interrupted) break;
+    if (cli_dp_stop(CLI__CMD, &dp, &cli__interrupted, &code)) break;
     if (stop_after > 0 && step >= stop_after) {
       stopped = true;
       break;
     }
     double t0 = cli_now();
-    ct_status s = ct_batch_draw(&rng, ids, n_train, B, T, in, tg);
-    if (s == CT_OK) s = ct_trainer_set_input(run.t, 0, in, B * T);
-    if (s == CT_OK) s = ct_trainer_set_input(run.t, 1, tg, B * T);
+    ct_status s = cli_dp_batch(&dp, run.t, &rng, ids, n_train, B, T, in, tg);
     if (s == CT_OK) s = ct_trainer_step(run.t, 1);
-    float train_loss = NAN, lr = 0.0f;
+    float train_loss = NAN, lr = 0.0f, norm = NAN;
     if (s == CT_OK) s = ct_trainer_last_loss(run.t, &train_loss);
     if (s == CT_OK) s = ct_trainer_last_lr(run.t, &lr);
+    if (s == CT_OK) s = ct_trainer_last_grad_norm(run.t, &norm);
     if (s != CT_OK) {
       if (line_open) printf("\n");
+      line_open = false;
       cli_error(CLI__CMD, CLI_FAIL, "step %ld: %s (the last checkpoint in %s is kept)", step + 1,
                 ct_last_error(), run.out_dir);
       code = CLI_FAIL;
@@ -536,7 +700,8 @@ int cli_train(int argc, char **argv) {
     bool eval = step % cfg->eval_every == 0 || step == cfg->steps;
     float val = NAN;
     if (eval) {
-      s = cli__validate(run.t, ids + n_train, n_val, B, T, cfg->eval_batches, in, tg, &val);
+      s = cli__validate(run.t, ids + n_train, n_val, B, T, cfg->eval_batches, &dp, in, tg,
+                        &val);
       if (s != CT_OK) {
         cli_error(CLI__CMD, CLI_FAIL, "validation at step %ld: %s", step, ct_last_error());
         code = CLI_FAIL;
@@ -547,26 +712,46 @@ int cli_train(int argc, char **argv) {
       cli_losslog_push_val(&run.log, step, val);
     }
     cli_losslog_push(&run.log, step, train_loss);
-    double tok_s = rate > 0.0 ? (double)(B * T) / rate : 0.0;
+    double tok_s = rate > 0.0 ? (double)(B * T * dp.size) / rate : 0.0; /* every rank's */
     fprintf(csv, "%ld,%.9g,", step, (double)train_loss);
     if (eval) fprintf(csv, "%.9g", (double)val);
     fprintf(csv, ",%.9g,%.1f\n", (double)lr, tok_s);
     fflush(csv);
-    char eta[32], vbuf[48] = "";
+    /* the progress line: smoothed time per step; MFU only on a GPU with a known peak */
+    double mfu = rate > 0.0 ? mfu_1s / rate : NAN;
+    char eta[32], vbuf[48] = "", mbuf[32] = "";
     cli__duration(eta, sizeof eta, rate * (double)(cfg->steps - step));
-    if (last_val_step >= 0)
-      snprintf(vbuf, sizeof vbuf, " | val %.4f @%ld", (double)last_val, last_val_step);
-    if (tty) {
-      printf("\rstep %ld/%ld | train %.4f%s | %.0f tok/s | ETA %s\033[K", step, cfg->steps,
-             (double)train_loss, vbuf, tok_s, eta);
+    if (isfinite(mfu)) snprintf(mbuf, sizeof mbuf, tty ? " | MFU %.1f%%" : " mfu %.1f%%", 100.0 * mfu);
+    bool line = step % log_every == 0 || eval || step == cfg->steps;
+    if (j && line) {
+      cli_json_open(j, NULL, '{');
+      cli_json_str(j, "event", "step");
+      cli_json_int(j, "step", step);
+      cli_json_int(j, "steps", cfg->steps);
+      cli_json_num(j, "train_loss", (double)train_loss);
+      if (eval) cli_json_num(j, "val_loss", (double)val);
+      cli_json_num(j, "lr", (double)lr);
+      cli_json_num(j, "grad_norm", (double)norm);
+      cli_json_num(j, "ms_per_step", 1e3 * rate);
+      cli_json_num(j, "tokens_per_s", tok_s);
+      cli_json_num(j, "mfu", mfu);
+      cli_json_num(j, "eta_s", rate * (double)(cfg->steps - step));
+      cli_json_close(j);
+      fflush(stdout);
+    } else if (tty) {
+      if (last_val_step >= 0)
+        snprintf(vbuf, sizeof vbuf, " | val %.4f @%ld", (double)last_val, last_val_step);
+      printf("\rstep %ld/%ld | train %.4f%s | lr %.3g | norm %.3g | %.1f ms/step | %.0f tok/s%s "
+             "| ETA %s\033[K", step, cfg->steps, (double)train_loss, vbuf, (double)lr,
+             (double)norm, 1e3 * rate, tok_s, mbuf, eta);
       line_open = !eval;
       if (eval) printf("\n");
       fflush(stdout);
-    } else if (step % log_every == 0 || eval || step == cfg->steps) {
-      char vnow[32] = "";
-      if (eval) snprintf(vnow, sizeof vnow, " val %.4f", (double)val);
-      printf("step %ld/%ld train %.4f%s tok/s %.0f eta %s\n", step, cfg->steps,
-             (double)train_loss, vnow, tok_s, eta);
+    } else if (!j && line) {
+      if (eval) snprintf(vbuf, sizeof vbuf, " val %.4f", (double)val);
+      printf("step %ld/%ld train %.4f%s lr %.3g norm %.3g ms/step %.1f tok/s %.0f%s eta %s\n",
+             step, cfg->steps, (double)train_loss, vbuf, (double)lr, (double)norm, 1e3 * rate,
+             tok_s, mbuf, eta);
       fflush(stdout);
     }
     bool save = (cfg->save_every > 0 && step % cfg->save_every == 0) || step == cfg->steps;
@@ -584,34 +769,46 @@ int cli_train(int argc, char **argv) {
   csv = NULL;
   sigaction(SIGINT, &old_sa, NULL);
   signal(SIGTERM, SIG_DFL);
-  if (code == CLI_OK && cli__interrupted) {
-    if (line_open) printf("\n");
+  if (line_open) printf("\n");
+  const char *event = NULL;
+  if (code == CLI_OK && (cli__interrupted || stopped)) {
     if (cli__save(&run, step, rng)) {
       cli__plot(&run);
-      printf("interrupted at step %ld: checkpoint saved in %s; continue with: ctml train --resume "
-             "%s\n", step, run.out_dir, run.out_dir);
-      code = CLI_INTERRUPTED;
-    } else {
-      code = CLI_FAIL;
-    }
-  } else if (code == CLI_OK && stopped) {
-    if (line_open) printf("\n");
-    if (cli__save(&run, step, rng)) {
-      cli__plot(&run);
-      printf("stopped after step %ld (--stop-after): checkpoint saved in %s; continue with: ctml "
-             "train --resume %s\n", step, run.out_dir, run.out_dir);
+      event = cli__interrupted ? "interrupted" : "stopped";
+      if (!j && cli__interrupted)
+        printf("interrupted at step %ld: checkpoint saved in %s; continue with: ctml train "
+               "--resume %s\n", step, run.out_dir, run.out_dir);
+      else if (!j)
+        printf("stopped after step %ld (--stop-after): checkpoint saved in %s; continue with: "
+               "ctml train --resume %s\n", step, run.out_dir, run.out_dir);
+      code = cli__interrupted ? CLI_INTERRUPTED : CLI_OK;
     } else {
       code = CLI_FAIL;
     }
   } else if (code == CLI_OK) {
-    if (line_open) printf("\n");
     double secs = cli_now() - t_start;
-    printf("done: %ld steps in %.1f s; validation loss %.4f (unigram baseline %.4f); checkpoint %s, "
-           "loss log %s, curve %s/loss.svg\n", step, secs, (double)last_val, unigram, ck_file,
-           csv_path, run.out_dir);
+    event = "done";
+    if (!j)
+      printf("done: %ld steps in %.1f s; validation loss %.4f (unigram baseline %.4f); checkpoint "
+             "%s, loss log %s, curve %s/loss.svg\n", step, secs, (double)last_val, unigram,
+             ck_file, csv_path, run.out_dir);
   }
+  if (j && event) {
+    cli_json_open(j, NULL, '{');
+    cli_json_str(j, "event", event);
+    cli_json_int(j, "step", step);
+    cli_json_num(j, "seconds", cli_now() - t_start);
+    cli_json_num(j, "val_loss", (double)last_val);
+    cli_json_int(j, "val_step", last_val_step);
+    cli_json_num(j, "unigram_baseline", unigram);
+    cli_json_str(j, "checkpoint", ck_file);
+    cli_json_str(j, "loss_log", csv_path);
+    cli_json_close(j);
+  }
+  fflush(stdout);
 done:
   if (csv) fclose(csv);
+  cli_dp_end(&dp);
   ct_trainer_free(run.t);
   ct_morphism_free(loss);
   ct_gpt_free(run.g);

@@ -105,7 +105,7 @@ huge_model)
 cpu_never_opens_devices)
   "$ctml" train --data "$data" --steps 2 --out run "${small[@]}" >/dev/null
   for cmd in "sample --checkpoint run --backend cpu --tokens 4" \
-             "bench --backend cpu --config micro --warmup 0 --runs 1" \
+             "bench --backend cpu --config micro --warmup-steps 0 --runs 1" \
              "bench --decode --backend cpu --config micro --tokens 4" "demo --backend cpu"; do
     read -r -a args <<<"$cmd"
     LD_DEBUG=files "$ctml" "${args[@]}" >out.txt 2>&1 || fail "$cmd failed: $(tail -3 out.txt)"

@@ -71,7 +71,8 @@ int cli_eval(int argc, char **argv) {
   ct_gpt *g = NULL;
   ct_morphism *net = NULL;
   ct_plan *plan = NULL;
-  if (ct_text_read_file(data_path, &text, &n) != CT_OK) {
+  /* a regular file of at most CLI_MAX_DATA_DEFAULT bytes, read up to its size at open */
+  if (ct_text_read_regular_file(data_path, CLI_MAX_DATA_DEFAULT, &text, &n) != CT_OK) {
     cli_error(CLI__CMD, CLI_FAIL, "--data: %s", ct_last_error());
     goto done;
   }

@@ -150,11 +150,10 @@ static int cli__json_bool(const char *json, const char *key, int dflt) {
 }
 
 /* The directory of a file path ("." when it has none). */
-static void cli__dir_of(const char *file, char *out, size_t n) {
+static char *cli__dir_of(const char *file) {
   const char *slash = strrchr(file, '/');
-  if (!slash) snprintf(out, n, ".");
-  else if (slash == file) snprintf(out, n, "/");
-  else snprintf(out, n, "%.*s", (int)(slash - file), file);
+  if (!slash) return strdup(".");
+  return strndup(file, slash == file ? 1 : (size_t)(slash - file));
 }
 
 /* The model config from config.json (GPT2Config). */
@@ -220,16 +219,22 @@ static bool cli__hf_config(const char *cmd, const char *path, const char *json, 
  * 'ctml.vocab', else all 256 bytes when vocab_size is 256. */
 static bool cli__hf_vocab(const char *cmd, const char *dir, const cli_checkpoint *ck,
                           ct_vocab *v) {
-  char path[1200], err[1300];
-  snprintf(path, sizeof path, "%s/%s", dir, CLI__VOCAB_FILE);
+  char err[1300], *path = cli_path_join(dir, CLI__VOCAB_FILE);
+  if (!path) return cli_error(cmd, CLI_FAIL, "out of host memory"), false;
   struct stat st;
-  if (stat(path, &st) == 0) {
-    char *json = cli__read_small(path, 1 << 20, err, sizeof err);
-    if (!json) return cli_error(cmd, CLI_FAIL, "%s", err), false;
+  bool found = stat(path, &st) == 0;
+  char *json = found ? cli__read_small(path, 1 << 20, err, sizeof err) : NULL;
+  bool ok = true;
+  if (found) {
+    if (!json) {
+      cli_error(cmd, CLI_FAIL, "%s", err);
+      free(path);
+      return false;
+    }
     const char *p = cli__json_at(json, "bytes");
     uint8_t bytes[256];
     int n = 0;
-    bool ok = p && *p == '[';
+    ok = p && *p == '[';
     for (p = ok ? p + 1 : p; ok;) {
       while (isspace((unsigned char)*p) || *p == ',') p++;
       if (*p == ']') break;
@@ -243,11 +248,13 @@ static bool cli__hf_vocab(const char *cmd, const char *dir, const cli_checkpoint
     if (!ok || ct_vocab_from_bytes(v, bytes, n) != CT_OK) {
       cli_error(cmd, CLI_FAIL, "%s: 'bytes' must be a list of distinct byte values 0..255 in "
                 "increasing order%s%s", path, ok ? ": " : "", ok ? ct_last_error() : "");
-      return false;
+      ok = false;
     }
-    return true;
+    free(path);
+    return ok;
   }
   const char *hex = ct_safetensors_meta(ck->file, "ctml.vocab");
+  if (hex || ck->cfg.model.vocab == 256) free(path);
   if (hex) return cli_vocab_hex(cmd, ck->path, "ctml.vocab", hex, v);
   if (ck->cfg.model.vocab == 256) {
     uint8_t all[256];
@@ -257,6 +264,7 @@ static bool cli__hf_vocab(const char *cmd, const char *dir, const cli_checkpoint
   cli_error(cmd, CLI_FAIL, "%s: no byte vocabulary: %s is missing, the file has no metadata "
             "'ctml.vocab', and vocab_size %lld is not 256 (see docs/interop.md)", ck->path, path,
             (long long)ck->cfg.model.vocab);
+  free(path);
   return false;
 }
 
@@ -270,18 +278,22 @@ static bool cli__hf_get(const ct_safetensors *f, const cli__hf_map *m, char *fou
 }
 
 bool cli_hf_load(const char *cmd, const char *file, cli_checkpoint *ck) {
-  char dir[1024], path[1200], err[1300];
-  cli__dir_of(file, dir, sizeof dir);
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  char *json = cli__read_small(path, 1 << 20, err, sizeof err);
-  if (!json)
-    return cli_error(cmd, CLI_FAIL, "%s is in the GPT-2 layout, which needs its config.json: %s",
-                     file, err), false;
+  char err[1300], *dir = cli__dir_of(file), *path = dir ? cli_path_join(dir, "config.json") : NULL;
+  char *json = path ? cli__read_small(path, 1 << 20, err, sizeof err) : NULL;
+  if (!json) {
+    cli_error(cmd, CLI_FAIL, "%s is in the GPT-2 layout, which needs its config.json: %s", file,
+              path ? err : "out of host memory");
+    free(dir);
+    free(path);
+    return false;
+  }
   cli_config_preset(&ck->cfg, "tiny");
   snprintf(ck->cfg.name, sizeof ck->cfg.name, "gpt2");
-  bool ok = cli__hf_config(cmd, path, json, &ck->cfg);
+  bool ok = cli__hf_config(cmd, path, json, &ck->cfg) && cli__hf_vocab(cmd, dir, ck, &ck->vocab);
   free(json);
-  if (!ok || !cli__hf_vocab(cmd, dir, ck, &ck->vocab)) return false;
+  free(dir);
+  free(path);
+  if (!ok) return false;
   const ct_gpt_config *c = &ck->cfg.model;
   if (ck->vocab.size != c->vocab) {
     cli_error(cmd, CLI_FAIL, "%s: the byte vocabulary has %d bytes but vocab_size is %lld", file,
@@ -391,18 +403,12 @@ bool cli_encode_with(const char *cmd, const char *what, const ct_vocab *v, const
 
 /* ---- export -------------------------------------------------------------------------- */
 
-/* Writes text to path through path.tmp and a rename. */
-static bool cli__write_text(const char *cmd, const char *path, const char *text) {
-  char tmp[1200];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  bool ok = f && fputs(text, f) >= 0;
-  if (f && fclose(f) != 0) ok = false;
-  if (ok && rename(tmp, path) != 0) ok = false;
-  if (!ok) {
-    cli_error(cmd, CLI_FAIL, "cannot write %s: %s", path, strerror(errno));
-    (void)unlink(tmp);
-  }
+/* Writes text to dir/name atomically (tmp, fsync, rename, directory synced). */
+static bool cli__write_text(const char *cmd, const char *dir, const char *name, const char *text) {
+  char *path = cli_path_join(dir, name);
+  bool ok = path && cli_write_atomic(path, text, strlen(text));
+  if (!ok) cli_error(cmd, CLI_FAIL, "cannot write %s/%s: %s", dir, name, strerror(errno));
+  free(path);
   return ok;
 }
 
@@ -481,15 +487,19 @@ static bool cli__export_hf(const char *cmd, const char *dir, const cli_checkpoin
     t->data = b;
     nt++;
   }
-  char hex[513], path[1200];
+  char hex[513], *path = cli_path_join(dir, "model.safetensors");
   for (int i = 0; i < ck->vocab.size; i++) snprintf(hex + 2 * i, 3, "%02x", ck->vocab.byte_of[i]);
   hex[2 * ck->vocab.size] = '\0';
   ct_st_meta meta[3] = {{"format", "pt"}, {"ctml.vocab", hex}, {"ctml.version", ct_version()}};
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  if (ok && !path) {
+    cli_error(cmd, CLI_FAIL, "out of host memory");
+    ok = false;
+  }
   if (ok && ct_safetensors_write(path, ts, nt, meta, 3) != CT_OK) {
     cli_error(cmd, CLI_FAIL, "%s not written: %s", path, ct_last_error());
     ok = false;
   }
+  free(path);
   for (int i = 0; bufs && i < n; i++) free(bufs[i]);
   free(bufs);
   free(ts);
@@ -525,8 +535,7 @@ static bool cli__export_hf(const char *cmd, const char *dir, const cli_checkpoin
            "}\n",
            (long long)V, (long long)c->block, (long long)c->block, (long long)C,
            (long long)c->layers, (long long)c->heads, ct_version());
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  if (!cli__write_text(cmd, path, json)) return false;
+  if (!cli__write_text(cmd, dir, "config.json", json)) return false;
   /* ctml_vocab.json: token id i is byte bytes[i] */
   char vocab[2048];
   size_t k = (size_t)snprintf(vocab, sizeof vocab,
@@ -535,8 +544,7 @@ static bool cli__export_hf(const char *cmd, const char *dir, const cli_checkpoin
   for (int i = 0; i < ck->vocab.size; i++)
     k += (size_t)snprintf(vocab + k, sizeof vocab - k, "%s%d", i ? ", " : "", ck->vocab.byte_of[i]);
   snprintf(vocab + k, sizeof vocab - k, "]}\n");
-  snprintf(path, sizeof path, "%s/%s", dir, CLI__VOCAB_FILE);
-  return cli__write_text(cmd, path, vocab);
+  return cli__write_text(cmd, dir, CLI__VOCAB_FILE, vocab);
 }
 
 static void cli__export_usage(FILE *f) {

@@ -354,10 +354,10 @@ static void test_bf16(void **state) {
   const char *path = tpath("bf16.safetensors");
   const char *json = "{\"b\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,6]},"
                      "\"f\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[6,10]}}";
-  unsigned char data[10] = {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f}; /* 1, -2, 0.5 */
+  unsigned char data[12] = {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f}; /* 1, -2, 0.5 */
   float v = 3.25f;
   memcpy(data + 6, &v, 4);
-  craft(path, json, 0, data, sizeof data);
+  craft(path, json, 0, data, 10);
   ct_safetensors *f = NULL;
   CT_ASSERT_OK(ct_safetensors_read(&f, path));
   const float *b = NULL, *x = NULL;

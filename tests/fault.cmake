@@ -13,4 +13,4 @@ foreach(c non_utf8_data_path losslog_atomic long_paths unbounded_data huge_model
   add_test(NAME fault_${c} COMMAND bash ${CTML_FAULT_DIR}/inputs.sh $<TARGET_FILE:ctml_cli>
                                         ${CTML_FAULT_DATA} ${c})
 endforeach()
-set_tests_properties(fault_kill_resume fault_full_disk PROPERTIES TIMEOUT 120)
+set_tests_properties(fault_kill_resume fault_full_disk PROPERTIES TIMEOUT 300)

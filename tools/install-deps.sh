@@ -5,8 +5,8 @@
 # OpenCL implementation on the CPU), Debian's 'fortunes' (the default text
 # corpus of 'ctml train'), python3-venv (tools/python-check.sh makes a virtual
 # environment for the Python package), python3-numpy (tests/hf_export_check.py)
-# and clang with its libFuzzer runtime (tools/fuzz.sh and the sanitizer stage's
-# clang pass). Packages already present are left alone.
+# clang with its libFuzzer runtime (tools/fuzz.sh and the sanitizer stage's
+# clang pass) and Open MPI (the data-parallel collective and its tests). Packages already present are left alone.
 # With CTML_INTEL_OPENCL=1 (CI sets it), also Intel's CPU OpenCL runtime, the
 # second implementation the OpenCL tests run on (about 230 MB from PyPI), into
 # .deps/intel-opencl, and .deps/ocl-vendors, an ICD vendors directory naming it
@@ -20,7 +20,7 @@ want_intel=${CTML_INTEL_OPENCL:-0}
 [ "$(uname -m)" = x86_64 ] || want_intel=0 # the runtime's wheels are x86_64 only
 
 pkgs=(gcc make cmake pkg-config libcmocka-dev ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd
-      fortunes python3-venv python3-numpy clang libclang-rt-dev)
+      fortunes python3-venv python3-numpy clang libclang-rt-dev openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -41,6 +41,7 @@ typedef struct ct__cuda_ctx {
   float *ones;        /* CT__CUDA_ONES ones */
   double *partials;   /* CT__CU_PARTIALS partial sums of a loss */
   float *kv_part;     /* CT__CU_KV_PARTIALS floats: kv_attention's per-chunk partials */
+  double *ln_part;    /* CT__CU_LN_PARTIALS doubles: layer norm's per-chunk gradient sums */
 } ct__cuda_ctx;
 
 /* Settings made before open (ctx NULL) and the device that open chose. */
@@ -122,6 +123,7 @@ static void ct__cuda_destroy(ct__cuda_ctx *c) {
   (void)cudaFree(c->ones);
   (void)cudaFree(c->partials);
   (void)cudaFree(c->kv_part);
+  (void)cudaFree(c->ln_part);
   (void)cudaFree(c->err);
   (void)cudaFree(c->workspace);
   if (c->stream) (void)cudaStreamDestroy(c->stream);
@@ -142,6 +144,7 @@ static ct_status ct__cuda_init(ct__cuda_ctx *c) {
   CT__CU(cudaMalloc, ((void **)&c->err, sizeof *c->err));
   CT__CU(cudaMalloc, ((void **)&c->partials, CT__CU_PARTIALS * sizeof(double)));
   CT__CU(cudaMalloc, ((void **)&c->kv_part, (size_t)CT__CU_KV_PARTIALS * sizeof(float)));
+  CT__CU(cudaMalloc, ((void **)&c->ln_part, (size_t)CT__CU_LN_PARTIALS * sizeof(double)));
   CT__CU(cudaMalloc, ((void **)&c->ones, (size_t)CT__CUDA_ONES * sizeof(float)));
   CT__CU(ct__cu_preload, ());
   CT__CU(cudaMemsetAsync, (c->err, 0, sizeof *c->err, c->stream));
@@ -564,7 +567,7 @@ static ct_status ct__cuda_layernorm_fwd(void *ctx, const ct__kargs *a) {
 static ct_status ct__cuda_layernorm_rev(void *ctx, const ct__kargs *a) {
   ct__cuda_ctx *c = ctx;
   CT__CU(ct__cu_layernorm_rev, (a->in[0], a->param[0], a->dout[0], a->saved, a->din[0],
-                                a->dparam[0], a->dparam[1], ct__rows(a->in_obj[0]),
+                                a->dparam[0], a->dparam[1], c->ln_part, ct__rows(a->in_obj[0]),
                                 ct__cols(a->in_obj[0]), c->stream));
   return CT_OK;
 }
@@ -582,7 +585,7 @@ static ct_status ct__cuda_add_layernorm_fwd(void *ctx, const ct__kargs *a) {
 static ct_status ct__cuda_add_layernorm_rev(void *ctx, const ct__kargs *a) {
   ct__cuda_ctx *c = ctx;
   CT__CU(ct__cu_add_layernorm_rev, (a->out[0], a->param[0], a->dout[0], a->dout[1], a->saved,
-                                    a->din[0], a->din[1], a->dparam[0], a->dparam[1],
+                                    a->din[0], a->din[1], a->dparam[0], a->dparam[1], c->ln_part,
                                     ct__rows(a->in_obj[0]), ct__cols(a->in_obj[0]), c->stream));
   return CT_OK;
 }

@@ -318,6 +318,10 @@ __global__ void ct__k_softmax_xent_rev(const float *probs, const int32_t *t, con
 /* Column kernels: block (32 columns, 8 lanes); lane y sums rows y, y + 8, ... */
 #define CT__COL_X 32
 #define CT__COL_Y 8
+/* Layer norm's parameter gradients: rows in at most CT__LN_CHUNKS chunks of at
+ * least CT__LN_CHUNK_ROWS rows, summed apart, then the chunks in order. */
+#define CT__LN_CHUNK_ROWS 32
+#define CT__LN_CHUNKS 64
 
 /* y[b, t, c] = x[b, t, c] + P[t, c]. */
 __global__ void ct__k_pos_embedding_fwd(const float *x, const float *P, float *y, int64_t n,
@@ -458,35 +462,57 @@ __global__ void ct__k_add_layernorm_rev(const float *s, const float *g, const fl
   }
 }
 
-/* Block (CT__COL_X, CT__COL_Y) per tile of CT__COL_X columns: lane y sums rows
- * y, y + CT__COL_Y, ... in order, then lane 0 adds the lanes in order, so the
- * sums do not depend on the grid. dg += sum_r dy * xhat (xhat from the saved
- * float statistics), db += sum_r dy; either may be NULL. */
+/* Layer norm's parameter gradients, first pass: block (CT__COL_X, CT__COL_Y) per
+ * (tile of CT__COL_X columns, chunk of chunk_rows rows) over columns [c0, c0 + nc);
+ * lane y sums the chunk's rows y, y + CT__COL_Y, ... in order, then lane 0 adds the
+ * lanes in order and writes the chunk's sums of dy * xhat to part[2 chunk nc + j]
+ * and of dy to part[(2 chunk + 1) nc + j] (j counted from c0). xhat comes from the
+ * saved float statistics. The chunks depend on rows alone, so the sums do not
+ * depend on the grid. */
 __global__ void ct__k_layernorm_rev_params(const float *x, const float *dy, const float *saved,
-                                           float *dg, float *db, int64_t rows, int64_t n) {
+                                           double *part, int64_t rows, int64_t n, int64_t c0,
+                                           int64_t nc, int64_t chunk_rows, int64_t chunks) {
   __shared__ double shg[CT__COL_Y][CT__COL_X], shb[CT__COL_Y][CT__COL_X];
-  for (int64_t tile = blockIdx.x; tile * CT__COL_X < n; tile += gridDim.x) {
+  const int64_t tiles = (nc + CT__COL_X - 1) / CT__COL_X;
+  for (int64_t w = blockIdx.x; w < tiles * chunks; w += gridDim.x) {
+    const int64_t tile = w % tiles, chunk = w / tiles;
     const int64_t j = tile * CT__COL_X + threadIdx.x;
+    const int64_t end = (chunk + 1) * chunk_rows < rows ? (chunk + 1) * chunk_rows : rows;
     double ag = 0.0, ab = 0.0;
-    if (j < n)
-      for (int64_t r = threadIdx.y; r < rows; r += CT__COL_Y) {
-        double d = (double)dy[r * n + j];
-        ag += d * (((double)x[r * n + j] - (double)saved[r]) * (double)saved[rows + r]);
+    if (j < nc)
+      for (int64_t r = chunk * chunk_rows + threadIdx.y; r < end; r += CT__COL_Y) {
+        double d = (double)dy[r * n + c0 + j];
+        ag += d * (((double)x[r * n + c0 + j] - (double)saved[r]) * (double)saved[rows + r]);
         ab += d;
       }
     shg[threadIdx.y][threadIdx.x] = ag;
     shb[threadIdx.y][threadIdx.x] = ab;
     __syncthreads();
-    if (threadIdx.y == 0 && j < n) {
+    if (threadIdx.y == 0 && j < nc) {
       double sg = 0.0, sb = 0.0;
       for (int k = 0; k < CT__COL_Y; k++) {
         sg += shg[k][threadIdx.x];
         sb += shb[k][threadIdx.x];
       }
-      if (dg) dg[j] = (float)((double)dg[j] + sg);
-      if (db) db[j] = (float)((double)db[j] + sb);
+      part[2 * chunk * nc + j] = sg;
+      part[(2 * chunk + 1) * nc + j] = sb;
     }
     __syncthreads();
+  }
+}
+
+/* Second pass, one thread per column: dg[j] += the chunks' sums of dy * xhat and
+ * db[j] += their sums of dy, chunks in order; either may be NULL. */
+__global__ void ct__k_layernorm_rev_params_sum(const double *part, float *dg, float *db,
+                                               int64_t nc, int64_t chunks) {
+  CT__FOR_ELEMS(j, nc) {
+    double sg = 0.0, sb = 0.0;
+    for (int64_t k = 0; k < chunks; k++) {
+      sg += part[2 * k * nc + j];
+      sb += part[(2 * k + 1) * nc + j];
+    }
+    if (dg) dg[j] = (float)((double)dg[j] + sg);
+    if (db) db[j] = (float)((double)db[j] + sb);
   }
 }
 
@@ -1492,7 +1518,8 @@ extern "C" cudaError_t ct__cu_layernorm_fwd(const float *x, const float *g, cons
 
 extern "C" cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, const float *dy,
                                             const float *saved, float *dx, float *dg, float *db,
-                                            int64_t rows, int64_t n, cudaStream_t s) {
+                                            double *part, int64_t rows, int64_t n,
+                                            cudaStream_t s) {
   if (rows <= 0 || n <= 0) return cudaSuccess;
   if (dx) {
     dim3 bl = ct__row_block(n);
@@ -1501,11 +1528,27 @@ extern "C" cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, cons
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
-  if (dg || db) {
-    CT__CU_LAUNCH(ct__k_layernorm_rev_params, ct__blocks(n, CT__COL_X, CT__MAX_BLOCKS),
+  if (!dg && !db) return cudaSuccess;
+  /* Chunks of at least CT__LN_CHUNK_ROWS rows, at most CT__LN_CHUNKS of them; columns
+   * in segments whose partial sums fit the CT__CU_LN_PARTIALS doubles of part. */
+  int64_t chunks = (rows + CT__LN_CHUNK_ROWS - 1) / CT__LN_CHUNK_ROWS;
+  if (chunks > CT__LN_CHUNKS) chunks = CT__LN_CHUNKS;
+  const int64_t chunk_rows = (rows + chunks - 1) / chunks;
+  chunks = (rows + chunk_rows - 1) / chunk_rows;
+  const int64_t seg = CT__CU_LN_PARTIALS / (2 * chunks);
+  for (int64_t c0 = 0; c0 < n; c0 += seg) {
+    const int64_t nc = n - c0 < seg ? n - c0 : seg;
+    const int64_t work = (nc + CT__COL_X - 1) / CT__COL_X * chunks;
+    CT__CU_LAUNCH(ct__k_layernorm_rev_params, ct__blocks(work, 1, CT__MAX_BLOCKS),
                   dim3(CT__COL_X, CT__COL_Y), s)
-    (x, dy, saved, dg, db, rows, n);
-    return cudaGetLastError();
+    (x, dy, saved, part, rows, n, c0, nc, chunk_rows, chunks);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    CT__CU_LAUNCH(ct__k_layernorm_rev_params_sum, ct__blocks(nc, CT__THREADS, CT__MAX_BLOCKS),
+                  CT__THREADS, s)
+    (part, dg ? dg + c0 : NULL, db ? db + c0 : NULL, nc, chunks);
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
 }
@@ -1523,8 +1566,8 @@ extern "C" cudaError_t ct__cu_add_layernorm_fwd(const float *x, const float *r, 
 
 extern "C" cudaError_t ct__cu_add_layernorm_rev(const float *sum, const float *g, const float *ds,
                                                 const float *dy, const float *saved, float *dx,
-                                                float *dr, float *dg, float *db, int64_t rows,
-                                                int64_t n, cudaStream_t s) {
+                                                float *dr, float *dg, float *db, double *part,
+                                                int64_t rows, int64_t n, cudaStream_t s) {
   if (rows <= 0 || n <= 0) return cudaSuccess;
   if (dx || dr) {
     dim3 bl = ct__row_block(n);
@@ -1533,7 +1576,7 @@ extern "C" cudaError_t ct__cu_add_layernorm_rev(const float *sum, const float *g
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
-  return ct__cu_layernorm_rev(sum, g, dy, saved, NULL, dg, db, rows, n, s); /* dg, db */
+  return ct__cu_layernorm_rev(sum, g, dy, saved, NULL, dg, db, part, rows, n, s); /* dg, db */
 }
 
 extern "C" cudaError_t ct__cu_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s) {
@@ -1772,6 +1815,7 @@ extern "C" cudaError_t ct__cu_preload(void) {
       (const void *)ct__k_layernorm_fwd,
       (const void *)ct__k_layernorm_rev_dx,
       (const void *)ct__k_layernorm_rev_params,
+      (const void *)ct__k_layernorm_rev_params_sum,
       (const void *)ct__k_add_layernorm_fwd,
       (const void *)ct__k_add_layernorm_rev,
       (const void *)ct__k_gelu_fwd,

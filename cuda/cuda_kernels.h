@@ -28,6 +28,8 @@ typedef struct ct__cu_errrec {
 
 /* Blocks (and per-block partial sums) used by the loss reductions. */
 #define CT__CU_PARTIALS 1024
+/* Doubles of scratch for layer norm's per-chunk parameter-gradient sums (4 MiB). */
+#define CT__CU_LN_PARTIALS ((int64_t)1 << 19)
 /* Floats of scratch for kv_attention's per-chunk partials (1 MiB). */
 #define CT__CU_KV_PARTIALS ((int64_t)1 << 18)
 
@@ -102,10 +104,11 @@ cudaError_t ct__cu_layernorm_fwd(const float *x, const float *g, const float *b,
                                  float *saved, int64_t rows, int64_t n, cudaStream_t s);
 /* dx (overwritten; skipped when NULL) from statistics recomputed from x;
  * dg += column sums of dy * xhat and db += column sums of dy (each skipped when
- * NULL), xhat from the saved statistics; fixed summation order. */
+ * NULL), xhat from the saved statistics; fixed summation order (chunks of rows,
+ * then the chunks in order); part holds CT__CU_LN_PARTIALS doubles of scratch. */
 cudaError_t ct__cu_layernorm_rev(const float *x, const float *g, const float *dy,
-                                 const float *saved, float *dx, float *dg, float *db, int64_t rows,
-                                 int64_t n, cudaStream_t s);
+                                 const float *saved, float *dx, float *dg, float *db, double *part,
+                                 int64_t rows, int64_t n, cudaStream_t s);
 /* s = x + r, then layer norm of s as ct__cu_layernorm_fwd (y, saved), in one kernel. */
 cudaError_t ct__cu_add_layernorm_fwd(const float *x, const float *r, const float *g,
                                      const float *b, float *sum, float *y, float *saved,
@@ -115,8 +118,8 @@ cudaError_t ct__cu_add_layernorm_fwd(const float *x, const float *r, const float
  * with sum as its x. */
 cudaError_t ct__cu_add_layernorm_rev(const float *sum, const float *g, const float *ds,
                                      const float *dy, const float *saved, float *dx, float *dr,
-                                     float *dg, float *db, int64_t rows, int64_t n,
-                                     cudaStream_t s);
+                                     float *dg, float *db, double *part, int64_t rows,
+                                     int64_t n, cudaStream_t s);
 /* y = gelu(x) (tanh approximation) over n elements. */
 cudaError_t ct__cu_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s);
 /* dx = dy * gelu'(x). */

@@ -86,12 +86,12 @@ mut M14 $K "layernorm_fwd: saved mean and rstd slots swapped" \
 mut M15 $K "layernorm_fwd: early exit of padding rows before the reductions (divergent barrier)" \
   $'    double mean, rstd;\n    ct__ln_stats(x + o, n, live, sh, &mean, &rstd);\n    if (!live) continue;\n    if (threadIdx.x == 0) {' \
   $'    if (!live) continue;\n    double mean, rstd;\n    ct__ln_stats(x + o, n, live, sh, &mean, &rstd);\n    if (threadIdx.x == 0) {'
-mut M16 $K "layernorm_rev_params: dg = instead of +=" \
+mut M16 $K "layernorm_rev_params_sum: dg = instead of +=" \
   'if (dg) dg[j] = (float)((double)dg[j] + sg);' \
   'if (dg) dg[j] = (float)sg;'
-mut M17 $K "layernorm_rev_params: tile stride 1 instead of gridDim.x" \
-  'tile * CT__COL_X < n; tile += gridDim.x)' \
-  'tile * CT__COL_X < n; tile++)'
+mut M17 $K "layernorm_rev_params_sum: the first chunk left out" \
+  $'    for (int64_t k = 0; k < chunks; k++) {\n      sg += part' \
+  $'    for (int64_t k = 1; k < chunks; k++) {\n      sg += part'
 mut M18 $K "pos_embedding_rev: dP = instead of +=" \
   'dP[i] = (float)((double)dP[i] + acc);' \
   'dP[i] = (float)acc;'
@@ -129,8 +129,8 @@ mut M29 $K "xent_fwd: acc = instead of -= across grid-stride passes" \
   'acc -= log(pt < CT__P_FLOOR ? CT__P_FLOOR : pt);' \
   'acc = -log(pt < CT__P_FLOOR ? CT__P_FLOOR : pt);'
 mut M30 $K "layernorm_rev_params: barrier before the next tile's shared writes removed" \
-  $'      if (db) db[j] = (float)((double)db[j] + sb);\n    }\n    __syncthreads();\n' \
-  $'      if (db) db[j] = (float)((double)db[j] + sb);\n    }\n'
+  $'      part[(2 * chunk + 1) * nc + j] = sb;\n    }\n    __syncthreads();\n' \
+  $'      part[(2 * chunk + 1) * nc + j] = sb;\n    }\n'
 mut M31 $B "linear_rev dx: CUBLAS_OP_T -> CUBLAS_OP_N on W" \
   'CUBLAS_OP_T, CUBLAS_OP_N, (int)k, (int)rows, (int)m, &one,' \
   'CUBLAS_OP_N, CUBLAS_OP_N, (int)k, (int)rows, (int)m, &one,'

@@ -1009,7 +1009,8 @@ ct_status ct_safetensors_read(ct_safetensors **out, const char *path) {
   if (!ct__st_little_endian())
     return ct__fail(CT_ERR_UNSUPPORTED,
                     "%s: %s: safetensors data is little-endian and this host is not", fn, path);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO does not wait for a writer (regular files ignore it) */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ct__fail(CT_ERR_IO, "%s: cannot open %s: %s", fn, path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0) {

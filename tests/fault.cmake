@@ -9,7 +9,7 @@ add_test(NAME fault_full_disk COMMAND bash ${CTML_FAULT_DIR}/full_disk.sh
                                       $<TARGET_FILE:ctml_cli> ${CTML_FAULT_DATA})
 set_tests_properties(fault_full_disk PROPERTIES SKIP_RETURN_CODE 77)
 foreach(c non_utf8_data_path losslog_atomic long_paths unbounded_data huge_model
-          cpu_never_opens_devices)
+          cpu_never_opens_devices fifo_checkpoint)
   add_test(NAME fault_${c} COMMAND bash ${CTML_FAULT_DIR}/inputs.sh $<TARGET_FILE:ctml_cli>
                                         ${CTML_FAULT_DATA} ${c})
 endforeach()

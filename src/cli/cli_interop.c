@@ -71,17 +71,16 @@ static void cli__hf_of(const char *name, cli__hf_map *m) {
 /* ---- small JSON readers for config.json and ctml_vocab.json -------------------- */
 
 static char *cli__read_small(const char *path, size_t max, char *err, size_t errn) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errn, "cannot open %s: %s", path, strerror(errno));
+  uint8_t *data = NULL;
+  int64_t n = 0;
+  if (ct_text_read_regular_file(path, (int64_t)max, &data, &n) != CT_OK) {
+    snprintf(err, errn, "%s", ct_last_error());
     return NULL;
   }
-  char *buf = malloc(max + 1);
-  size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-  fclose(f);
-  if (!buf || n > max) {
-    free(buf);
-    snprintf(err, errn, "%s: %s", path, buf ? "larger than 1 MiB" : "out of host memory");
+  char *buf = realloc(data, (size_t)n + 1);
+  if (!buf) {
+    free(data);
+    snprintf(err, errn, "%s: out of host memory", path);
     return NULL;
   }
   buf[n] = '\0';

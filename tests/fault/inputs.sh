@@ -8,6 +8,8 @@
 #   long_paths          --out, --data and --resume paths far over 1 KiB are used whole
 #   unbounded_data      /dev/zero, a FIFO, a directory and a file over --max-data
 #                       are refused at once
+#   fifo_checkpoint     a FIFO as the checkpoint, and as an HF export's config.json,
+#                       is refused at once (opening it does not wait for a writer)
 #   huge_model          --layers 64 --width 8192 is refused in under a second
 #   cpu_never_opens_devices 'sample', 'bench' and 'demo' with --backend cpu load no
 #                       OpenCL or CUDA library ('train': cli_cpu_loads_no_device_library)
@@ -81,6 +83,24 @@ unbounded_data)
     [ "$rc" = 1 ] || fail "--data $d: exit $rc, expected 1 ($(cat err.txt))"
     [ "$dt" -lt 1000 ] || fail "--data $d: refused after $dt ms"
     echo "$case: --data $d ${extra[*]}: refused in $dt ms: $(cat err.txt)"
+  done
+  ;;
+fifo_checkpoint)
+  mkfifo ck.safetensors
+  "$ctml" train --data "$data" --steps 2 --out run "${small[@]}" >/dev/null
+  "$ctml" export --hf hf --checkpoint run >/dev/null
+  rm hf/config.json
+  mkfifo hf/config.json
+  for ck in ck.safetensors hf; do
+    t0=$(ms)
+    set +e
+    timeout 10 "$ctml" sample --checkpoint "$ck" --backend cpu --tokens 2 >out.txt 2>err.txt
+    rc=$?
+    set -e
+    dt=$(( $(ms) - t0 ))
+    [ "$rc" = 1 ] || fail "--checkpoint $ck: exit $rc, expected 1 ($(cat err.txt))"
+    [ "$dt" -lt 1000 ] || fail "--checkpoint $ck: refused after $dt ms"
+    echo "$case: --checkpoint $ck: refused in $dt ms: $(cat err.txt)"
   done
   ;;
 huge_model)

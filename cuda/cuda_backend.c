@@ -890,6 +890,7 @@ static void ct__cuda_device_entry(int i, int selected, ct_device_info *d) {
   }
   snprintf(d->name, sizeof d->name, "device %d '%.100s' (sm_%d%d, %.1f GiB)", i, prop.name,
            prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+  d->memory_bytes = (int64_t)prop.totalGlobalMem;
   if (cudaDeviceGetAttribute(&mode, cudaDevAttrComputeMode, i) != cudaSuccess)
     (void)cudaGetLastError();
   d->usable = mode != cudaComputeModeProhibited;

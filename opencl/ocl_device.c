@@ -146,6 +146,9 @@ ct_status ct__ocl_enumerate(ct__ocl_dev **devs, int *n) {
       if (clGetDeviceInfo(ids[d], CL_DEVICE_MAX_COMPUTE_UNITS, sizeof e->compute_units,
                           &e->compute_units, NULL) != CL_SUCCESS)
         e->compute_units = 0;
+      if (clGetDeviceInfo(ids[d], CL_DEVICE_GLOBAL_MEM_SIZE, sizeof e->global_mem, &e->global_mem,
+                          NULL) != CL_SUCCESS)
+        e->global_mem = 0;
       ct__ocl_judge(e);
     }
     free(ids);
@@ -295,6 +298,7 @@ int ct__ocl_list_devices(ct_device_info *out, int max) {
              devs[i].device_name, ct__ocl_type_name(devs[i].type), ver);
     o->usable = devs[i].usable;
     o->gpu = (devs[i].type & CL_DEVICE_TYPE_GPU) != 0;
+    o->memory_bytes = o->gpu && devs[i].global_mem <= INT64_MAX ? (int64_t)devs[i].global_mem : 0;
     o->selected = opened ? devs[i].device == opened : i == sel;
     snprintf(o->reason, sizeof o->reason, "%s", devs[i].reason);
   }

@@ -144,6 +144,7 @@ typedef struct ct__ocl_dev {
   char device_name[96];
   char device_version[96];
   cl_uint compute_units;
+  cl_ulong global_mem; /* CL_DEVICE_GLOBAL_MEM_SIZE; 0 when unknown */
   bool usable;
   char reason[160];
 } ct__ocl_dev;

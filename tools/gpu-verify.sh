@@ -104,6 +104,11 @@ step gpt_reference_opencl_own 90 python3 tools/gpt_reference.py "$build/gptdump-
 step check_opencl_tiny 120 "$ctml" check --backend opencl --config tiny
 step sanitizer_memcheck 240 compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 99 \
   "$build/tests/test_cross" cuda
+# The memory estimate against the GPU's own memory: activations far past 141 GiB with
+# parameters that fit the host, refused before anything is allocated.
+step budget_device_cuda 30 bash -c '"$0" train --backend cuda --layers 12 --heads 12 --width 768 \
+  --block 1024 --batch 4096 --data tests/data/gpl-3.txt --out "$1/run-huge" 2>&1 |
+  grep "of device memory, more than the .* of the device.s memory"' "$ctml" "$build"
 step train_small_cuda 180 "$ctml" train --config small --backend cuda \
   --data tests/data/gpl-3.txt --steps 300 --eval-every 100 --out "$build/run-small"
 step eval_small_cuda 60 "$ctml" eval --checkpoint "$build/run-small" --data tests/data/gpl-3.txt --backend cuda --json

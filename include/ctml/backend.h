@@ -48,6 +48,7 @@ typedef struct ct_device_info {
   bool selected;         /* the device the backend runs on (or would, when opened) */
   bool gpu;              /* a GPU (CUDA devices; OpenCL devices of type GPU) */
   char reason[192];      /* why it is not usable, when not */
+  int64_t memory_bytes;  /* the device's own memory; 0 when unknown or the host's */
 } ct_device_info;
 /* Lists the devices of backend i (see ct_backend_count) into out[0..max);
  * *count is how many exist (may exceed max). A backend not built lists none. */

@@ -67,7 +67,7 @@ static void devices_usage(FILE *f) {
           "why not, and every device it finds: the one it runs on (*), other usable ones\n"
           "(-) and unusable ones (x) with the reason. Exit 0.\n"
           "  --json   one JSON object: {\"backends\": [{name, present, simulated, device,\n"
-          "           reason, devices: [{name, selected, usable, gpu, reason}]}]}\n");
+          "           reason, devices: [{name, selected, usable, gpu, memory_bytes, reason}]}]}\n");
   cli_env_usage(f, false);
 }
 
@@ -198,6 +198,8 @@ static int cmd_devices(int argc, char **argv) {
         cli_json_bool(&j, "selected", dev[k].selected);
         cli_json_bool(&j, "usable", dev[k].usable);
         cli_json_bool(&j, "gpu", dev[k].gpu);
+        if (dev[k].memory_bytes > 0) cli_json_int(&j, "memory_bytes", dev[k].memory_bytes);
+        else cli_json_null(&j, "memory_bytes");
         cli_json_str(&j, "reason", dev[k].usable ? NULL : dev[k].reason);
         cli_json_close(&j);
       }

@@ -288,8 +288,10 @@ typedef struct cli_budget {
 cli_budget cli_budget_estimate(const cli_config *c, int64_t vocab, int64_t data_bytes);
 /* Refuses (prints the estimate and the limit, returns false) a run whose host
  * bytes (with the device's when it runs on the host) exceed max_memory (<= 0:
- * none) or MemAvailable, or whose device bytes exceed max_memory. */
-bool cli_budget_check(const char *cmd, const cli_budget *b, bool device_is_host, int64_t max_memory);
+ * none) or MemAvailable, or whose device bytes exceed max_memory or
+ * device_memory (the device's own memory; <= 0: unknown). */
+bool cli_budget_check(const char *cmd, const cli_budget *b, bool device_is_host, int64_t max_memory,
+                      int64_t device_memory);
 /* The largest --data train reads unless --max-data raises it: 1 GiB. */
 #define CLI_MAX_DATA_DEFAULT (1ll << 30)
 /* The largest loss.csv a resumed run reads: 256 MiB. */

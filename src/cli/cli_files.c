@@ -206,7 +206,8 @@ static const char *cli__size(double b, char *buf, size_t n) {
   return buf;
 }
 
-bool cli_budget_check(const char *cmd, const cli_budget *b, bool device_is_host, int64_t max_memory) {
+bool cli_budget_check(const char *cmd, const cli_budget *b, bool device_is_host, int64_t max_memory,
+                      int64_t device_memory) {
   int64_t avail = cli_mem_available();
   double host = b->host + (device_is_host ? b->device : 0.0);
   double host_limit = max_memory > 0 ? (double)max_memory : -1.0;
@@ -223,12 +224,18 @@ bool cli_budget_check(const char *cmd, const cli_budget *b, bool device_is_host,
               cli__size(host_limit, have, sizeof have), host_what);
     return false;
   }
-  if (!device_is_host && max_memory > 0 && b->device > (double)max_memory) {
+  double dev_limit = max_memory > 0 ? (double)max_memory : -1.0;
+  const char *dev_what = "--max-memory";
+  if (device_memory > 0 && (dev_limit < 0 || (double)device_memory < dev_limit)) {
+    dev_limit = (double)device_memory;
+    dev_what = "the device's memory";
+  }
+  if (!device_is_host && dev_limit > 0 && b->device > dev_limit) {
     char need[48], have[48];
     cli_error(cmd, CLI_FAIL, "the run needs about %s of device memory, more than the %s of "
-              "--max-memory (lower --layers, --width, --block or --batch)",
-              cli__size(b->device, need, sizeof need),
-              cli__size((double)max_memory, have, sizeof have));
+              "%s (lower --layers, --width, --block or --batch)",
+              cli__size(b->device, need, sizeof need), cli__size(dev_limit, have, sizeof have),
+              dev_what);
     return false;
   }
   return true;

@@ -403,6 +403,7 @@ int cli_train(int argc, char **argv) {
     const ct_backend *probe = NULL;
     char pwhy[1400];
     bool host = !strcmp(backend, "cpu");
+    int64_t device_memory = 0;
     if (!host) {
       cli_dp_select_device(collective, backend);
       if (!cli_pick_backend(CLI__CMD, backend, &probe, pwhy, sizeof pwhy)) {
@@ -413,10 +414,11 @@ int cli_train(int argc, char **argv) {
       ct_device_info dev;
       int bi = -1;
       if (ct_backend_index(ct_backend_name(probe), &bi) != CT_OK) bi = -1;
-      host = !strcmp(ct_backend_name(probe), "cpu") ||
-             (bi >= 0 && cli_selected_device(bi, &dev) && !dev.gpu);
+      bool known = bi >= 0 && cli_selected_device(bi, &dev);
+      host = !strcmp(ct_backend_name(probe), "cpu") || (known && !dev.gpu);
+      if (known && !host) device_memory = dev.memory_bytes;
     }
-    if (!cli_budget_check(CLI__CMD, &budget, host, max_memory)) {
+    if (!cli_budget_check(CLI__CMD, &budget, host, max_memory, device_memory)) {
       cli_checkpoint_free(&from);
       return CLI_FAIL;
     }

@@ -51,7 +51,7 @@ class BackendInfo(C.Structure):
 
 class DeviceInfo(C.Structure):
     _fields_ = [("name", C.c_char * 192), ("usable", C.c_bool), ("selected", C.c_bool),
-                ("gpu", C.c_bool), ("reason", C.c_char * 192)]
+                ("gpu", C.c_bool), ("reason", C.c_char * 192), ("memory_bytes", C.c_int64)]
 
 
 class Optimizer(C.Structure):

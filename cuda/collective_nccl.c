@@ -10,7 +10,6 @@
  * operations (sums of losses, agreement, barrier) go over MPI, or are the
  * identity for one process started without a launcher (no MPI needed). */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +34,7 @@ static struct {
 #define CT__STR(x) CT__STR_(x)
 
 static ct_status ct__nccl_load(void) {
-  static int state; /* 0: not tried, 1: loaded, -1: failed */
-  static char reason[1024];
-  if (state == 1) return CT_OK;
-  if (state == -1) return ct__fail(CT_ERR_BACKEND_ABSENT, "%s", reason);
+  static ct__dl_once once;
   static const char *const names[] = {
       "libnccl.so." CT__STR(NCCL_MAJOR),
 #ifdef CT__CUDA_LIBRARY_DIR
@@ -50,15 +46,8 @@ static ct_status ct__nccl_load(void) {
       CT__NCCL_FUNCTIONS(CT__NCCL_SYMBOL)
 #undef CT__NCCL_SYMBOL
   };
-  ct_status s = ct__dl_load("NCCL", names, (int)(sizeof names / sizeof *names), symbols,
-                            (int)(sizeof symbols / sizeof *symbols));
-  if (s == CT_OK) {
-    state = 1;
-    return CT_OK;
-  }
-  snprintf(reason, sizeof reason, "%s", ct_last_error());
-  state = -1;
-  return s;
+  return ct__dl_load_once(&once, false, "NCCL", names, (int)(sizeof names / sizeof *names),
+                          symbols, (int)(sizeof symbols / sizeof *symbols));
 }
 
 #define ncclGetUniqueId (*ct__nccl.p_ncclGetUniqueId)

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define CT__CUBLAS_LOADER_IMPL
 #include "cublas_loader.h"
-#include <stdio.h>
 #include "dynload.h"
 
 #ifdef CTML_CUDA_SIMULATOR
@@ -24,10 +23,7 @@ ct__cublas_api ct__cublas;
 #define CT__CUBLAS_SONAME "libcublas.so." CT__STR(CUBLAS_VER_MAJOR)
 
 ct_status ct__cublas_load(void) {
-  static int state; /* 0: not tried, 1: loaded, -1: failed */
-  static char reason[1024];
-  if (state == 1) return CT_OK;
-  if (state == -1) return ct__fail(CT_ERR_BACKEND_ABSENT, "%s", reason);
+  static ct__dl_once once;
   static const char *const names[] = {
       CT__CUBLAS_SONAME,
 #ifdef CT__CUDA_LIBRARY_DIR
@@ -39,15 +35,8 @@ ct_status ct__cublas_load(void) {
       CT__CUBLAS_FUNCTIONS(CT__CUBLAS_SYMBOL)
 #undef CT__CUBLAS_SYMBOL
   };
-  ct_status s = ct__dl_load("cuBLAS", names, (int)(sizeof names / sizeof names[0]), symbols,
-                            (int)(sizeof symbols / sizeof symbols[0]));
-  if (s == CT_OK) {
-    state = 1;
-    return CT_OK;
-  }
-  snprintf(reason, sizeof reason, "%s", ct_last_error());
-  state = -1;
-  return s;
+  return ct__dl_load_once(&once, false, "cuBLAS", names, (int)(sizeof names / sizeof names[0]),
+                          symbols, (int)(sizeof symbols / sizeof symbols[0]));
 }
 
 #endif

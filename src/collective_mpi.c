@@ -9,7 +9,6 @@
  * completes or the collective's timeout passes. Device buffers are staged
  * through a host buffer with the backend's download and upload. */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,10 +39,7 @@ static struct {
 } ct__mpi;
 
 static ct_status ct__mpi_load(void) {
-  static int state; /* 0: not tried, 1: loaded, -1: failed */
-  static char reason[1024];
-  if (state == 1) return CT_OK;
-  if (state == -1) return ct__fail(CT_ERR_BACKEND_ABSENT, "%s", reason);
+  static ct__dl_once once;
   static const char *const names[] = {
 #ifdef OPEN_MPI
       "libmpi.so.40",
@@ -55,24 +51,14 @@ static ct_status ct__mpi_load(void) {
 #endif
       "libmpi.so",
   };
-  const int n_names = (int)(sizeof names / sizeof *names);
-  /* Open MPI's components are plugins that need libmpi's symbols global. */
-  for (int i = 0; i < n_names; i++)
-    if (dlopen(names[i], RTLD_NOW | RTLD_GLOBAL)) break;
   const ct__dl_symbol symbols[] = {
 #define CT__MPI_SYMBOL(f) {#f, (void **)&ct__mpi.p_##f},
       CT__MPI_FUNCTIONS(CT__MPI_SYMBOL) CT__MPI_OBJECTS(CT__MPI_SYMBOL)
 #undef CT__MPI_SYMBOL
   };
-  ct_status s = ct__dl_load("MPI", names, n_names, symbols,
-                            (int)(sizeof symbols / sizeof symbols[0]));
-  if (s == CT_OK) {
-    state = 1;
-    return CT_OK;
-  }
-  snprintf(reason, sizeof reason, "%s", ct_last_error());
-  state = -1;
-  return s;
+  /* global: Open MPI's components are plugins that need libmpi's symbols */
+  return ct__dl_load_once(&once, true, "MPI", names, (int)(sizeof names / sizeof *names), symbols,
+                          (int)(sizeof symbols / sizeof symbols[0]));
 }
 
 /* Calls and predefined objects go through the table from here on. */

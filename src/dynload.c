@@ -5,8 +5,8 @@
 #include <string.h>
 #include "dynload.h"
 
-ct_status ct__dl_load(const char *what, const char *const *names, int n_names,
-                      const ct__dl_symbol *symbols, int n_symbols) {
+static ct_status ct__dl_open(const char *what, const char *const *names, int n_names,
+                             const ct__dl_symbol *symbols, int n_symbols, int mode) {
   CT__NEED(what, "ct__dl_load");
   CT__NEED(names, "ct__dl_load");
   char tried[900] = "";
@@ -16,7 +16,7 @@ ct_status ct__dl_load(const char *what, const char *const *names, int n_names,
   for (int i = 0; i < n_names && !lib; i++) {
     if (!names[i]) continue;
     name = names[i];
-    lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    lib = dlopen(name, RTLD_NOW | mode);
     if (!lib && used < sizeof tried) {
       const char *e = dlerror();
       used += (size_t)snprintf(tried + used, sizeof tried - used, "%s%s", used ? "; " : "",
@@ -45,4 +45,25 @@ ct_status ct__dl_load(const char *what, const char *const *names, int n_names,
   for (int i = 0; i < n_symbols; i++) *symbols[i].slot = found[i];
   free(found);
   return CT_OK;
+}
+
+ct_status ct__dl_load(const char *what, const char *const *names, int n_names,
+                      const ct__dl_symbol *symbols, int n_symbols) {
+  return ct__dl_open(what, names, n_names, symbols, n_symbols, RTLD_LOCAL);
+}
+
+ct_status ct__dl_load_once(ct__dl_once *once, bool global, const char *what,
+                           const char *const *names, int n_names, const ct__dl_symbol *symbols,
+                           int n_symbols) {
+  if (once->state == 1) return CT_OK;
+  if (once->state == -1) return ct__fail(CT_ERR_BACKEND_ABSENT, "%s", once->reason);
+  ct_status s = ct__dl_open(what, names, n_names, symbols, n_symbols,
+                            global ? RTLD_GLOBAL : RTLD_LOCAL);
+  if (s == CT_OK) {
+    once->state = 1;
+    return CT_OK;
+  }
+  snprintf(once->reason, sizeof once->reason, "%s", ct_last_error());
+  once->state = -1;
+  return s;
 }

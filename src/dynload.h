@@ -22,4 +22,17 @@ typedef struct ct__dl_symbol {
 ct_status ct__dl_load(const char *what, const char *const *names, int n_names,
                       const ct__dl_symbol *symbols, int n_symbols);
 
+/* The outcome of loading one library, kept for the life of the process. */
+typedef struct ct__dl_once {
+  int state;          /* 0: not tried, 1: loaded, -1: failed */
+  char reason[1024];  /* the failure's message */
+} ct__dl_once;
+/* ct__dl_load on the first call; every later call returns the first outcome
+ * (the same message on failure) without trying again. global: the library's
+ * symbols are made available to the libraries it loads itself (RTLD_GLOBAL;
+ * Open MPI's components need libmpi's). */
+ct_status ct__dl_load_once(ct__dl_once *once, bool global, const char *what,
+                           const char *const *names, int n_names, const ct__dl_symbol *symbols,
+                           int n_symbols);
+
 #endif
